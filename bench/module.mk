@@ -1,0 +1,1 @@
+# bench/module.mk - build rules for bench/ (filled in by its owner).

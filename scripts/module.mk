@@ -1,0 +1,1 @@
+# scripts/module.mk - build rules for scripts/ (filled in by its owner).

@@ -1,0 +1,1 @@
+# shim/module.mk - build rules for shim/ (filled in by its owner).
