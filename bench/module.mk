@@ -11,3 +11,14 @@ $(BUILD)/tests/hist_accuracy: $(BUILD)/tests/unit/hist_accuracy.o \
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lm
 # ---- end of loadgen block ----
+
+# ---- A/B harness targets (owner: A/B harness) ----
+# make ab        the default matrix, about 5 minutes on 2 cores
+# make ab-full   every scenario, more repetitions
+# AB_FLAGS="..." passes options to bench/ab (see bench/ab --help).
+.PHONY: ab ab-full
+ab: all deps-bench
+	$(Q)BUILD=$(BUILD) bench/ab $(AB_FLAGS)
+ab-full: all deps-bench
+	$(Q)BUILD=$(BUILD) bench/ab --full $(AB_FLAGS)
+# ---- end of A/B harness block ----

@@ -7,8 +7,9 @@ pkgs_for() {
 	case "$1" in
 	build)	echo gcc make liburing-dev libseccomp-dev pkg-config ;;
 	test)	echo bats bats-assert bats-support clang valgrind iproute2 \
+		     gnuplot-nox python3 \
 		     linux-perf procps psmisc ;;
-	bench)	echo gnuplot-nox linux-perf util-linux procps ;;
+	bench)	echo gnuplot-nox linux-perf util-linux procps python3 ;;
 	real)	echo redis-server redis-tools nginx-light memcached \
 		     libmemcached-tools wrk ;;
 	pkg)	echo dpkg-dev man-db ;;
