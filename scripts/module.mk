@@ -34,10 +34,10 @@ $(OPS_TOOLS): $(BUILD)/%: scripts/% VERSION
 	$(Q)chmod 0755 $@.tmp && mv $@.tmp $@
 
 # -n: no timestamp in the gzip header, so the package is reproducible.
-$(BUILD)/man/%.gz: man/%
+$(BUILD)/man/%.gz: man/% VERSION
 	$(quiet) GZIP $@
 	$(Q)mkdir -p $(@D)
-	$(Q)gzip -9n < $< > $@
+	$(Q)sed 's/@VERSION@/$(VERSION_NUMBER)/' $< | gzip -9n > $@
 
 .PHONY: man install uninstall deb deps-pkg
 man: $(MAN_GZ)
