@@ -97,12 +97,12 @@ def derive(raw, raw_dir):
     lg = None
     if raw.get("loadgen_file"):
         lg = load_json(os.path.join(raw_dir, raw["loadgen_file"]))
-    if lg is None:
-        failures.append("no load generator JSON")
-        lg = {}
     if raw.get("loadgen_status"):
         failures.append("load generator exit status %d"
                         % raw["loadgen_status"])
+    if lg is None:
+        failures.append("no load generator JSON")
+        lg = {}
     if lg.get("errors"):
         failures.append("load generator counted %d errors" % lg["errors"])
     if raw.get("server_status"):

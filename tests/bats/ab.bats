@@ -1,0 +1,144 @@
+#!/usr/bin/env bats
+# ab.bats - the A/B harness (bench/ab): a tiny real run produces the report,
+# the JSON, the raw runs and the plots, with the verdict as the last line;
+# a condition whose digest differs, or whose load generator fails, is a
+# loud correctness failure with a non-zero exit. Never asserts that any
+# ratio is good: the figures are the harness's output, not its contract.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+load 'ab_helpers'
+
+setup_file() {
+	ab_require_binaries || return 0
+	export QUICK_OUT=$BATS_FILE_TMPDIR/quick
+	# One quick run shared by the tests below (about 10-20 s).
+	timeout -k 5 180 "$TOP/bench/ab" --quick --out "$QUICK_OUT" \
+		>"$BATS_FILE_TMPDIR/quick.log" 2>&1
+	echo $? >"$BATS_FILE_TMPDIR/quick.rc"
+}
+
+setup() {
+	ab_require_binaries || skip "$AB_SKIP_REASON"
+}
+
+@test "ab: --quick run succeeds and writes report.md, report.json, meta" {
+	run cat "$BATS_FILE_TMPDIR/quick.rc"
+	assert_output 0
+	assert [ -s "$QUICK_OUT/report.md" ]
+	assert [ -s "$QUICK_OUT/report.json" ]
+	assert [ -s "$QUICK_OUT/meta.json" ]
+	run grep -c '^## ' "$QUICK_OUT/report.md"
+	assert [ "$output" -ge 4 ]
+}
+
+@test "ab: the verdict is the last line printed and is in the report" {
+	run tail -n 1 "$BATS_FILE_TMPDIR/quick.log"
+	assert_output --regexp '^verdict: '
+	verdict=$output
+	run grep -F -- "$verdict" "$QUICK_OUT/report.md"
+	assert_success
+}
+
+@test "ab: raw JSON for every scenario, repetition and condition" {
+	run ab_json "$QUICK_OUT/report.json" '
+conds = d["meta"]["conditions"].split()
+assert conds[0] == "baseline", conds
+for s in ("c16", "digest"):
+    for rep in (1, 2):
+        for c in conds:
+            raw = "%s/raw/%s-r%d-%s.json" % (out, s, rep, c)
+            r = json.load(open(raw))
+            assert r["scenario"] == s and r["condition"] == c, raw
+            json.load(open("%s/raw/%s" % (out, r["loadgen_file"])))
+print(len(conds))'
+	assert_success
+	assert [ "$output" -ge 1 ]
+}
+
+@test "ab: per-request figures are positive and reported with their spread" {
+	run ab_json "$QUICK_OUT/report.json" '
+assert d["correct"] is True
+for cond, e in d["summary"]["c16"].items():
+    for key in ("throughput", "cpu_us_per_req", "ctxsw_per_req", "p99"):
+        v = e["values"][key]
+        assert v["n"] == 2, (cond, key, v)
+        assert 0 < v["min"] <= v["median"] <= v["max"], (cond, key, v)
+    if cond != "baseline":
+        assert e["ratios"]["cpu_us_per_req"]["n"] == 2
+perf = d["meta"]["perf"]
+s = d["summary"]["c16"]["baseline"]["values"]["syscalls_per_req"]
+assert (s is not None and s["min"] > 0) if perf else s is None, (perf, s)
+print("ok")'
+	assert_success
+	assert_output ok
+}
+
+@test "ab: every condition of the digest run matched the baseline" {
+	run ab_json "$QUICK_OUT/report.json" '
+runs = [r for r in d["runs"] if r["scenario"] == "digest"]
+assert runs and all(r["digest"] for r in runs)
+for rep in (1, 2):
+    assert len({r["digest"] for r in runs if r["rep"] == rep}) == 1
+print(len(d["digests"]))'
+	assert_success
+	run grep -c 'identical to baseline' "$QUICK_OUT/report.md"
+	# One line per repetition when anything besides the baseline ran.
+	ncond=$(ab_json "$QUICK_OUT/report.json" \
+		'print(len(d["meta"]["conditions"].split()))')
+	if [ "$ncond" -gt 1 ]; then
+		assert_output 2
+	fi
+}
+
+@test "ab: the plots are PNG files" {
+	for png in throughput cpu_per_request latency_c16; do
+		run head -c 4 "$QUICK_OUT/plots/$png.png"
+		assert_output --partial PNG
+	done
+	if [ "$(ab_json "$QUICK_OUT/report.json" 'print(d["meta"]["perf"])')" = 1 ]
+	then
+		run head -c 4 "$QUICK_OUT/plots/syscalls_per_request.png"
+		assert_output --partial PNG
+	fi
+}
+
+@test "ab: a condition with a different digest is a loud failure" {
+	# "odd" runs the real load generator with another seed, "same" with
+	# the same one: only "odd" may be reported.
+	ab_fake_loadgen odd seed
+	run timeout -k 5 120 "$TOP/bench/ab" --scenarios digest --reps 1 \
+		--orders 50 --conditions baseline --loadgen "$FAKE_LOADGEN" \
+		--condition odd:NOSHIM=1 --condition same:NOSHIM=1 \
+		--out "$BATS_TEST_TMPDIR/out"
+	assert_equal "$status" 3
+	assert_output --partial 'DIGEST MISMATCH in digest rep 1: odd gave'
+	refute_output --partial 'same gave'
+	assert_line --index -1 --regexp '^verdict: CORRECTNESS FAILURE'
+	run grep -F '**FAILED**' "$BATS_TEST_TMPDIR/out/report.md"
+	assert_success
+	run ab_json "$BATS_TEST_TMPDIR/out/report.json" 'print(d["correct"])'
+	assert_output False
+}
+
+@test "ab: a failing load generator makes the run fail, not vanish" {
+	ab_fake_loadgen broken exit
+	run timeout -k 5 120 "$TOP/bench/ab" --scenarios c16 --reps 1 \
+		--duration 0.5 --warmup 0.1 --conditions baseline \
+		--loadgen "$FAKE_LOADGEN" --condition broken:NOSHIM=1 \
+		--out "$BATS_TEST_TMPDIR/out"
+	assert_equal "$status" 3
+	assert_output --partial 'c16-r1-broken: FAILED (load generator exit'
+	assert_line --index -1 --regexp '^verdict: CORRECTNESS FAILURE'
+}
+
+@test "ab: bad options and a missing server fail at once" {
+	run timeout 10 "$TOP/bench/ab" --scenarios nosuch
+	assert_failure 1
+	assert_output --partial "unknown scenario 'nosuch'"
+	run timeout 10 "$TOP/bench/ab" --server /nonexistent/server
+	assert_failure 1
+	assert_output --partial 'no server at /nonexistent/server'
+	run timeout 10 "$TOP/bench/ab" --condition 'x:bad setting'
+	assert_failure 1
+}
