@@ -1,1 +1,14 @@
-# demo_server/module.mk - build rules for demo_server/ (filled in by its owner).
+# demo_server/module.mk - the matching server and its engine library.
+
+SERVER_ENGINE_OBJS := $(BUILD)/demo_server/book.o $(BUILD)/demo_server/engine.o
+SERVER_OBJS := $(SERVER_ENGINE_OBJS) \
+	$(BUILD)/demo_server/journal.o \
+	$(BUILD)/demo_server/server.o \
+	$(BUILD)/demo_server/loop_epoll.o \
+	$(BUILD)/demo_server/main.o
+
+PROGRAMS += $(BUILD)/matching_server
+
+$(BUILD)/matching_server: $(SERVER_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -231,4 +231,12 @@ static inline unsigned proto_msg_size(uint8_t type)
 	return 0;
 }
 
+/* proto_inbound_type - whether a client may send this message type. */
+static inline int proto_inbound_type(uint8_t type)
+{
+	return type == MSG_HELLO || type == MSG_NEW_ORDER ||
+	       type == MSG_CANCEL || type == MSG_REPLACE ||
+	       type == MSG_SUBSCRIBE;
+}
+
 #endif
