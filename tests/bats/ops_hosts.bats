@@ -1,0 +1,281 @@
+#!/usr/bin/env bats
+# ops_hosts.bats - the rollout on four "hosts": network namespaces, each
+# with a veth link to the root namespace (10.99.X.4i+1/30 here, .4i+2
+# there) and its own matching_server. uringshim-canary picks two hosts (by
+# hash with fixed host ids, and by list), uringshim-run starts each server
+# as decided, loadgen drives all four from the root namespace through
+# uringshim-collect, uringshim-cohort reports canary against control; then
+# the rollback by restart leaves no host with the library mapped, and the
+# kill file switches a live canary host to passthrough under load.
+#
+# Every namespace, link and process is removed in teardown_file, whatever
+# happened; names carry this run's PID so parallel runs never clash.
+
+load ops_helpers
+
+SERVER=$OPS_BUILD/matching_server
+LOADGEN=$OPS_BUILD/loadgen
+STAT=$OPS_BUILD/uringshim-stat
+HOSTS=(host-a host-b host-c host-d)
+# With no salt, sha256 puts host-b (40) and host-c (11) below 50 and
+# host-a (55) and host-d (79) above: 50 percent picks exactly two.
+CANARY_HOSTS="host-b host-c"
+
+setup_file() {
+	local tag=us$$ subnet i ns addr
+
+	export OPS_STATE=$BATS_FILE_TMPDIR/state
+	mkdir -p "$OPS_STATE"
+	echo "$tag" > "$OPS_STATE/tag"
+	: > "$OPS_STATE/pids"
+	if ! ip netns add "${tag}probe" 2>/dev/null; then
+		echo "cannot create network namespaces here (needs" \
+		     "CAP_SYS_ADMIN and ip netns)" > "$OPS_STATE/skip"
+		return 0
+	fi
+	ip netns del "${tag}probe"
+
+	# A /24 under 10.99 that no interface uses yet.
+	subnet=$(( $$ % 250 ))
+	for _ in $(seq 250); do
+		ip -4 -o addr show | grep -q " 10\.99\.$subnet\." || break
+		subnet=$(( (subnet + 1) % 250 ))
+	done
+	echo "$subnet" > "$OPS_STATE/subnet"
+	for i in 0 1 2 3; do
+		ns=${tag}h$i
+		ip netns add "$ns" &&
+		ip link add "${tag}r$i" type veth peer name "${tag}n$i" &&
+		ip link set "${tag}n$i" netns "$ns" &&
+		ip addr add "10.99.$subnet.$((4 * i + 1))/30" dev "${tag}r$i" &&
+		ip link set "${tag}r$i" up &&
+		ip -n "$ns" addr add "10.99.$subnet.$((4 * i + 2))/30" \
+			dev "${tag}n$i" &&
+		ip -n "$ns" link set "${tag}n$i" up &&
+		ip -n "$ns" link set lo up ||
+		{ echo "setting up $ns failed" > "$OPS_STATE/skip"; return 0; }
+	done
+}
+
+teardown_file() {
+	local tag pid i
+
+	tag=$(cat "$OPS_STATE/tag")
+	while read -r pid; do
+		kill -KILL "$pid" 2>/dev/null || true
+	done < "$OPS_STATE/pids"
+	for i in 0 1 2 3; do
+		ip link del "${tag}r$i" 2>/dev/null || true
+		ip netns del "${tag}h$i" 2>/dev/null || true
+	done
+	! ip netns list | grep -q "^${tag}h"
+}
+
+setup() {
+	tag=$(cat "$OPS_STATE/tag")
+	subnet=$(cat "$OPS_STATE/subnet" 2>/dev/null)
+	work=$BATS_TEST_TMPDIR
+	printf 'percent = 50\n' > "$work/rollout.conf"
+}
+
+teardown() {
+	stop_hosts
+}
+
+# require_hosts [loadgen] - skip unless the namespaces exist and the server
+# (and the load generator) are built.
+require_hosts() {
+	[ ! -s "$OPS_STATE/skip" ] || skip "$(cat "$OPS_STATE/skip")"
+	[ -x "$SERVER" ] || skip "$SERVER not built yet"
+	[ "${1:-}" != loadgen ] || [ -x "$LOADGEN" ] ||
+		skip "$LOADGEN not built yet"
+}
+
+# host_addr I - the server address of host I.
+host_addr() {
+	echo "10.99.$subnet.$(( 4 * $1 + 2 ))"
+}
+
+# start_host I CONFIG [ENV=VALUE...] - start host I's server in its
+# namespace through uringshim-run, as the canary decides with CONFIG.
+# Sets pid[I] and port[I]; the PID is the server's (exec all the way).
+start_host() {
+	local i=$1 config=$2 out
+	shift 2
+	local args
+	mapfile -t args < <("$CANARY" --config "$config" \
+		--host-id "${HOSTS[$i]}" --emit run-args 2>/dev/null)
+	out=$work/host$i.out
+	# fd 3 closed: bats waits for it to close before it ends a test.
+	env "$@" ip netns exec "${tag}h$i" "$RUN" "${args[@]}" -- \
+		"$SERVER" --bind "$(host_addr "$i")" --port 0 \
+		> "$out" 2> "$work/host$i.err" 3>&- &
+	pid[$i]=$!
+	echo "${pid[$i]}" >> "$OPS_STATE/pids"
+	for _ in $(seq 100); do
+		grep -q '^listening on ' "$out" && break
+		kill -0 "${pid[$i]}" 2>/dev/null ||
+			fail "host $i server died: $(cat "$work/host$i.err")"
+		sleep 0.05
+	done
+	port[$i]=$(sed -n '1s/^listening on .*:\([0-9]*\)$/\1/p' "$out")
+	[ -n "${port[$i]}" ] || fail "host $i printed no listening line"
+}
+
+# start_hosts CONFIG [ENV=VALUE...] - all four.
+start_hosts() {
+	for i in 0 1 2 3; do
+		start_host "$i" "$@"
+	done
+}
+
+# stop_hosts - SIGTERM every server started by this test, then wait.
+stop_hosts() {
+	local i
+	for i in "${!pid[@]}"; do
+		kill -TERM "${pid[$i]}" 2>/dev/null || true
+	done
+	for i in "${!pid[@]}"; do
+		for _ in $(seq 100); do
+			kill -0 "${pid[$i]}" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -KILL "${pid[$i]}" 2>/dev/null || true
+	done
+	pid=()
+}
+
+# maps_shim I - "on" when host I's server has the library mapped.
+maps_shim() {
+	if grep -q '/liburingshim\.so' "/proc/${pid[$1]}/maps"; then
+		echo on
+	else
+		echo off
+	fi
+}
+
+# canary_set CONFIG - the hosts the canary turns on, space separated.
+canary_set() {
+	local h on=""
+	for h in "${HOSTS[@]}"; do
+		case $("$CANARY" --config "$1" --host-id "$h") in
+		on:*) on="$on $h" ;;
+		esac
+	done
+	echo "${on# }"
+}
+
+@test "hosts: the canary picks exactly two hosts by hash, and by list" {
+	assert_equal "$(canary_set "$work/rollout.conf")" "$CANARY_HOSTS"
+	printf 'percent = 0\nallow = host-a, host-d, host-c\ndeny = host-c\n' \
+		> "$work/list.conf"
+	assert_equal "$(canary_set "$work/list.conf")" "host-a host-d"
+}
+
+@test "hosts: canary hosts run the shim, the others do not, all serve" {
+	require_hosts
+	require_shim_lib
+	start_hosts "$work/rollout.conf"
+	for i in 0 1 2 3; do
+		# Reachable from the root namespace over its own link.
+		timeout 5 bash -c "exec 5<>/dev/tcp/$(host_addr "$i")/${port[$i]}" ||
+			fail "cannot connect to host $i"
+		case " $CANARY_HOSTS " in
+		*" ${HOSTS[$i]} "*) want=on ;;
+		*) want=off ;;
+		esac
+		assert_equal "${HOSTS[$i]}:$(maps_shim "$i")" "${HOSTS[$i]}:$want"
+	done
+}
+
+@test "hosts: loadgen drives all four; the cohort report shows who ran the shim" {
+	require_hosts loadgen
+	require_shim_lib
+	start_hosts "$work/rollout.conf"
+	for i in 0 1 2 3; do
+		run "$COLLECT" --out "$work/res/${HOSTS[$i]}" \
+			--host "${HOSTS[$i]}" --pid "${pid[$i]}" -- \
+			timeout 30 "$LOADGEN" --host "$(host_addr "$i")" \
+			--port "${port[$i]}" --connections 4 --inflight 8 \
+			--duration 1 --quiet
+		assert_success
+		grep -q '"errors": *0[,}]' "$work/res/${HOSTS[$i]}/loadgen.json" ||
+			fail "loadgen errors on ${HOSTS[$i]}"
+	done
+	run "$COHORT" --config "$work/rollout.conf" --out "$work/report" \
+		"$work"/res/*
+	assert_success
+	assert_output --regexp '^verdict: (promote|hold|rollback)$'
+	for h in "${HOSTS[@]}"; do
+		case " $CANARY_HOSTS " in
+		*" $h "*) row="| $h | canary | on |" ;;
+		*) row="| $h | control | off |" ;;
+		esac
+		grep -qF "$row" "$work/report/report.md" ||
+			fail "no row '$row' in the report"
+	done
+	[ -s "$work/report/plot.png" ]
+	cp -r "$work/report" "$BATS_FILE_TMPDIR/../ops_hosts_report" 2>/dev/null ||
+		true
+}
+
+@test "hosts: rollback by restart without the shim leaves no host with it mapped" {
+	require_hosts loadgen
+	require_shim_lib
+	start_hosts "$work/rollout.conf"
+	[ "$(maps_shim 1)" = on ]
+	stop_hosts
+	# The rollback: percentage back to 0, and the unit's inherited
+	# LD_PRELOAD (as a drop-in would leave it) is stripped by --off.
+	printf 'percent = 0\n' > "$work/rollback.conf"
+	start_hosts "$work/rollback.conf" "LD_PRELOAD=$SHIM_LIB"
+	for i in 0 1 2 3; do
+		assert_equal "${HOSTS[$i]}:$(maps_shim "$i")" "${HOSTS[$i]}:off"
+		run timeout 30 "$LOADGEN" --host "$(host_addr "$i")" \
+			--port "${port[$i]}" --connections 2 --inflight 4 \
+			--orders 200 --quiet --json "$work/after$i.json"
+		assert_success
+	done
+}
+
+@test "hosts: the kill file switches a live canary host to passthrough, no loadgen error" {
+	require_hosts loadgen
+	require_shim_lib
+	[ -x "$STAT" ] || skip "$STAT not built yet (shim/)"
+	kill_file=$work/kill
+	printf 'percent = 50\nURINGSHIM_KILLFILE = %s\n' "$kill_file" \
+		> "$work/kill.conf"
+	start_host 1 "$work/kill.conf"
+	[ "$(maps_shim 1)" = on ]
+	timeout 30 "$LOADGEN" --host "$(host_addr 1)" --port "${port[1]}" \
+		--connections 8 --inflight 8 --duration 3 --quiet \
+		--json "$work/kill-load.json" > "$work/kill-load.out" 2>&1 3>&- &
+	load=$!
+	sleep 1
+	before=$(shim_state "${pid[1]}")
+	run "$ROLLBACK" --kill-file "$kill_file" --wait "${pid[1]}" --timeout 3
+	after=$(shim_state "${pid[1]}")
+	wait "$load"
+	load_status=$?
+	if [ "$after" = active ]; then
+		skip "the shim lacks URINGSHIM_KILLFILE: stats state stayed" \
+		     "'$after' with the kill file present under load"
+	fi
+	assert_equal "$before" active
+	assert_equal "$after" killed
+	[ "$load_status" -eq 0 ] || fail "loadgen failed: $(cat "$work/kill-load.out")"
+	grep -q '"errors": *0[,}]' "$work/kill-load.json"
+	# The library stays mapped: the kill file cannot unmap it.
+	[ "$(maps_shim 1)" = on ]
+}
+
+# shim_state PID - the state name uringshim-stat reports.
+shim_state() {
+	"$STAT" "$1" --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+	s = json.load(sys.stdin).get("state", "")
+except ValueError:
+	s = ""
+print(s if isinstance(s, str) else s.get("name", ""))'
+}
