@@ -85,6 +85,15 @@ def parse_perf(path):
     return {"elapsed_s": elapsed, "counts": counts}
 
 
+def shim_state(stats):
+    """"active", or the state and reason the stats tool gave."""
+    state = stats.get("state")
+    if state in ("active", 1):
+        return "active"
+    reason = stats.get("reason")
+    return "%s%s" % (state, " (%s)" % reason if reason else "")
+
+
 def derive(raw, raw_dir):
     """Per-request figures of one run, plus its failures."""
     run = {k: raw.get(k) for k in ("tag", "scenario", "condition", "rep",
@@ -145,6 +154,10 @@ def derive(raw, raw_dir):
             run["syscalls_per_req"] = per_request(
                 perf["counts"]["raw_syscalls:sys_enter"], perf["elapsed_s"])
             run["perf_window_s"] = perf["elapsed_s"]
+    if raw.get("shim_stats_file"):
+        stats = load_json(os.path.join(raw_dir, raw["shim_stats_file"]))
+        if isinstance(stats, dict):
+            run["shim_state"] = shim_state(stats)
     if raw.get("server_summary"):
         run["server_summary"] = raw["server_summary"]
     run["failures"] = failures
@@ -284,7 +297,7 @@ def headline_scenario(table):
     return None
 
 
-def make_verdict(table, conditions, failures, skipped):
+def make_verdict(table, conditions, failures, skipped, runs):
     if failures:
         return ("verdict: CORRECTNESS FAILURE - %d check(s) failed (%s); "
                 "the figures are not a valid comparison"
@@ -317,6 +330,8 @@ def make_verdict(table, conditions, failures, skipped):
         if mine and theirs:
             text += ", syscalls/request %s vs %s" % (
                 fmt(mine["median"]), fmt(theirs["median"]))
+        elif i == 0:
+            text += ", syscalls not measured"
         parts.append(text)
     losses = []
     for scenario, conds in table.items():
@@ -327,6 +342,12 @@ def make_verdict(table, conditions, failures, skipped):
             if r and r["median"] > LOSS_THRESHOLD:
                 losses.append("%s at %s (%sx)" % (cond, label(scenario),
                                                   fmt(r["median"])))
+    inactive = sorted({"%s: %s" % (r["condition"], r["shim_state"])
+                       for r in runs if r.get("shim_state") not in
+                       (None, "active")})
+    if inactive:
+        parts.append("WARNING shim not active in some runs (%s)"
+                     % ", ".join(inactive))
     line = "verdict: " + "; ".join(parts)
     if losses:
         line += "; loses: " + ", ".join(losses)
@@ -360,7 +381,11 @@ def bar_plot(out, table, conditions, key, title, ylabel, name):
     scenarios = [s for s in table if table[s] and s != "digest"]
     conds = [c for c in conditions
              if any(c in table[s] for s in scenarios)]
-    if not scenarios or not conds:
+    if not any(table[s].get(c, {}).get("values", {}).get(key)
+               for s in scenarios for c in conds):
+        stale = os.path.join(out, "plots", name + ".png")
+        if os.path.exists(stale):
+            os.remove(stale)
         return None
     data = os.path.join("plots", name + ".dat")
     with open(os.path.join(out, data), "w") as f:
@@ -480,6 +505,14 @@ def write_markdown(out, meta, table, conditions, runs, digest_notes,
     if not digest_notes and not any(f for f in failures if "digest" in f):
         w("- no deterministic digest run in this invocation")
     w("")
+    states = {}
+    for r in runs:
+        if r.get("shim_state"):
+            states.setdefault(r["condition"], set()).add(r["shim_state"])
+    if states:
+        w("Shim state seen by uringshim-stat during the measured windows: "
+          + "; ".join("%s: %s" % (c, ", ".join(sorted(v)))
+                      for c, v in sorted(states.items())) + ".\n")
     w("## Ratios against the baseline\n")
     w("Paired per repetition (each condition against the baseline run next "
       "to it), median (min-max). Below 1 means less than the baseline: "
@@ -576,7 +609,8 @@ def cmd_report(out):
         for f in r["failures"]:
             failures.append("%s: %s" % (r["tag"], f))
     table = summarize(runs, conditions, scenarios)
-    verdict = make_verdict(table, conditions, failures, meta.get("skipped"))
+    verdict = make_verdict(table, conditions, failures, meta.get("skipped"),
+                           runs)
     pngs, plot_errors = make_plots(out, table, conditions)
     write_markdown(out, meta, table, conditions, runs, digest_notes,
                    failures, pngs, plot_errors, verdict)
