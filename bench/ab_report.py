@@ -139,16 +139,23 @@ def derive(raw, raw_dir):
 
     ticks, window = raw.get("cpu_ticks") or [None, None], raw.get(
         "cpu_window_s")
+    run["notes"] = []
+    if raw.get("cpu_window_covered") is False:
+        run["notes"].append("load ended inside the CPU window: CPU dropped")
+        ticks = [None, None]
     if None not in ticks:
         cpu_us = (ticks[1] - ticks[0]) * 1e6 / raw["clk_tck"]
         run["cpu_us_per_req"] = per_request(cpu_us, window)
         if window:
             run["server_cpu_util"] = cpu_us / 1e6 / window
     sw = raw.get("ctx_switches") or [None, None]
-    if None not in sw:
+    if None not in sw and None not in ticks:
         run["ctxsw_per_req"] = per_request(sw[1] - sw[0], window)
     run["syscalls_per_req"] = None
-    if raw.get("perf_file"):
+    if raw.get("perf_window_covered") is False:
+        run["notes"].append("load ended inside the perf window: "
+                            "syscalls dropped")
+    elif raw.get("perf_file"):
         perf = parse_perf(os.path.join(raw_dir, raw["perf_file"]))
         if perf:
             run["syscalls_per_req"] = per_request(
@@ -564,6 +571,12 @@ def write_markdown(out, meta, table, conditions, runs, digest_notes,
     for e in plot_errors:
         w("- plot error: %s" % e)
     w("")
+    noted = [r for r in runs if r.get("notes")]
+    if noted:
+        w("## Dropped figures\n")
+        for r in noted:
+            w("- %s: %s" % (r["tag"], "; ".join(r["notes"])))
+        w("")
     failed_runs = [r for r in runs if r["failures"]]
     if failed_runs:
         w("## Failed runs\n")
