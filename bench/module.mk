@@ -3,7 +3,12 @@
 # ---- loadgen and hist (C rules; owner: load generator) ----
 LOADGEN_OBJS	:= $(BUILD)/bench/loadgen.o $(BUILD)/bench/hist.o
 
+PROGRAMS	+= $(BUILD)/loadgen
 TEST_PROGS	+= $(BUILD)/tests/hist_accuracy
+
+$(BUILD)/loadgen: $(LOADGEN_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lm
 
 $(BUILD)/tests/hist_accuracy: $(BUILD)/tests/unit/hist_accuracy.o \
 			      $(BUILD)/bench/hist.o
