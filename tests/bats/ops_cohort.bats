@@ -34,7 +34,7 @@ verdict() {
 	grep -q '^\*\*Verdict: promote\*\*' rep/report.md
 	grep -q '^| throughput (req/s) | 119,000.0 | 100,000.0 | +19.0% |' \
 		rep/report.md
-	grep -q '^| CPU per request (us) | 10.5 | 15.0 | -30.0% |' rep/report.md
+	grep -q '^| CPU per request (us) | 10.50 | 15.00 | -30.0% |' rep/report.md
 	grep -q '^| can-1 | canary | on | active | 120,000.0 ' rep/report.md
 	grep -q '^| ctl-2 | control | off | disabled |' rep/report.md
 	grep -q '!\[cohort plot\](plot.png)' rep/report.md
@@ -88,7 +88,7 @@ assert s["verdict"] == "promote" and s["canary"]["hosts"] == 2, s'
 	echo "promote_min_cpu_gain_pct = 5" > conf
 	run "$COHORT" --config conf --out rep k1.json c1.json
 	assert_equal "$(verdict)" hold
-	assert_output --partial "CPU per request -3.3% (promote needs <= -5%)"
+	assert_output --partial "CPU per request -3.3% (promote needs a saving of >= 5%)"
 }
 
 @test "a canary host without the shim, or too few hosts, holds" {

@@ -205,7 +205,7 @@ canary_set() {
 	run "$COHORT" --config "$work/rollout.conf" --out "$work/report" \
 		"$work"/res/*
 	assert_success
-	assert_output --regexp '^verdict: (promote|hold|rollback)$'
+	assert_line --regexp '^verdict: (promote|hold|rollback)$'
 	for h in "${HOSTS[@]}"; do
 		case " $CANARY_HOSTS " in
 		*" $h "*) row="| $h | canary | on |" ;;
@@ -215,8 +215,10 @@ canary_set() {
 			fail "no row '$row' in the report"
 	done
 	[ -s "$work/report/plot.png" ]
-	cp -r "$work/report" "$BATS_FILE_TMPDIR/../ops_hosts_report" 2>/dev/null ||
-		true
+	# Kept for people reading the test logs.
+	rm -rf "$OPS_BUILD/test-logs/ops_hosts_report"
+	mkdir -p "$OPS_BUILD/test-logs"
+	cp -r "$work/report" "$OPS_BUILD/test-logs/ops_hosts_report"
 }
 
 @test "hosts: rollback by restart without the shim leaves no host with it mapped" {
