@@ -254,6 +254,7 @@ static struct {
 	pthread_barrier_t go;
 	uint64_t t_start;
 	uint64_t t_end;			/* duration runs */
+	bool started;			/* every connection logged in */
 	struct addrinfo *addr;
 	unsigned nsyms;			/* tracked symbols */
 	struct worker *workers;
@@ -1200,9 +1201,9 @@ static void conn_read(struct conn *c)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	if (n <= 0) {
-		conn_fail(c, "%s while %s", n ? strerror(errno) :
-			  "server closed the connection",
-			  c->state == CS_SETUP ? "logging in" : "running");
+		conn_fail(c, "lost the server while %s: %s",
+			  c->state == CS_SETUP ? "logging in" : "running",
+			  n ? strerror(errno) : "connection closed");
 		return;
 	}
 	w->now = now_ns();
@@ -2206,6 +2207,7 @@ int main(int argc, char **argv)
 			die("pthread_create failed");
 
 	pthread_barrier_wait(&run.ready);
+	run.started = !atomic_load(&run.abort);
 	run.t_start = now_ns();
 	run.t_end = run.t_start + (uint64_t)(opt.duration_s * 1e9);
 	pthread_barrier_wait(&run.go);
@@ -2221,10 +2223,12 @@ int main(int argc, char **argv)
 	if (run.err_printed > DETAIL_ERRORS)
 		fprintf(stderr, "loadgen: %u errors in all (first %d shown)\n",
 			run.err_printed, DETAIL_ERRORS);
-	print_summary(&tot);
+	if (run.started)
+		print_summary(&tot);
 	rc = tot.st.errors ? 1 : 0;
 	if (atomic_load(&run.abort))
-		fprintf(stderr, "loadgen: run aborted\n");
+		fprintf(stderr, "loadgen: run aborted%s\n",
+			run.started ? "" : " before the start");
 	if (opt.json_path && write_json(&tot))
 		rc = 1;
 	workers_free();

@@ -1,0 +1,164 @@
+#!/usr/bin/env bats
+# loadgen.bats - build/loadgen against a real matching_server on --port 0:
+# an --orders run verifies every response and writes every JSON figure;
+# --deterministic digests agree across thread layouts and change with the
+# seed; an open-loop run keeps to its schedule; subscribers count market
+# data; a missing, dead, stalled or lying server gives a clear error and a
+# non-zero exit instead of a hang. Every run is short (well under 2 s).
+
+load 'helpers'
+load 'loadgen_helpers'
+
+setup() {
+	[ -x "$LOADGEN_BIN" ] || skip "build/loadgen not built"
+	[ -x "$SERVER_BIN" ] || skip "build/matching_server not built"
+}
+
+teardown() {
+	kill_started_servers
+}
+
+@test "loadgen: --orders run verifies every response, JSON has every figure" {
+	start_server --quiet
+	run loadgen --connections 4 --inflight 4 --orders 500 \
+		--json "$BATS_TEST_TMPDIR/run.json"
+	assert_success
+	assert_line 'errors     0'
+	assert_line --regexp '^digest: [0-9a-f]{16}'
+	f=$BATS_TEST_TMPDIR/run.json
+	for key in requests errors throughput latency_us.p50 latency_us.p90 \
+		   latency_us.p99 latency_us.p99_9 latency_us.p99_99 \
+		   latency_us.max digest connections duration_s bytes_in \
+		   bytes_out md_bytes trades; do
+		run json_get "$f" "$key"
+		assert_success
+		refute_output ''
+	done
+	run json_get "$f" requests
+	assert_output 2000
+	run json_get "$f" errors
+	assert_output 0
+	run json_get "$f" connections
+	assert_output 4
+	# The server counted the same matches the load generator verified.
+	trades=$(json_get "$f" trades)
+	assert [ "$trades" -gt 0 ]
+	stop_server
+	run tail -n 1 "$SERVER_OUT"
+	assert_output --regexp "^summary: .* trades=$trades "
+	# every order ended in exactly one outcome: new + market orders
+	# = filled + canceled + IOC remainders + rejected
+	new=$(json_get "$f" sent.new)
+	market=$(json_get "$f" sent.market)
+	ended=$(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["outcomes"]; print(o["filled"]+o["canceled"]+o["ioc_canceled"]+o["rejected"])' "$f")
+	assert_equal "$ended" $((new + market))
+}
+
+@test "loadgen: --deterministic digest is equal across threads and interleavings" {
+	one=$(fresh_digest --connections 6 --inflight 3 --orders 400 \
+		--threads 1)
+	two=$(fresh_digest --connections 6 --inflight 3 --orders 400 \
+		--threads 3 --subscribers 2)
+	other=$(fresh_digest --connections 6 --inflight 3 --orders 400 \
+		--threads 2 --seed 2)
+	assert [ -n "$one" ]
+	assert_equal "$two" "$one"
+	# The digest does depend on what was received.
+	assert [ "$other" != "$one" ]
+}
+
+@test "loadgen: open loop --rate keeps to its schedule and measures latency" {
+	start_server --quiet
+	run loadgen --connections 4 --rate 4000 --orders 200 \
+		--json "$BATS_TEST_TMPDIR/open.json"
+	assert_success
+	assert_line --partial 'open loop'
+	f=$BATS_TEST_TMPDIR/open.json
+	run json_get "$f" requests
+	assert_output 800
+	run json_get "$f" mode
+	assert_output open
+	# 800 requests at 4000/s: the last is intended at 0.1998 s, so the
+	# run cannot end earlier (a lower bound only, never a timing bet).
+	run python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["duration_s"] >= 0.199 and j["latency_us"]["p50"] > 0 else 1)' "$f"
+	assert_success
+}
+
+@test "loadgen: subscribers count market data bytes, reproducibly" {
+	start_server --quiet
+	run loadgen --deterministic --connections 3 --inflight 2 --orders 300 \
+		--subscribers 2 --json "$BATS_TEST_TMPDIR/md1.json"
+	assert_success
+	stop_server
+	start_server --quiet
+	run loadgen --deterministic --connections 3 --inflight 2 --orders 300 \
+		--subscribers 2 --threads 2 --json "$BATS_TEST_TMPDIR/md2.json"
+	assert_success
+	md1=$(json_get "$BATS_TEST_TMPDIR/md1.json" md_bytes)
+	md2=$(json_get "$BATS_TEST_TMPDIR/md2.json" md_bytes)
+	trades=$(json_get "$BATS_TEST_TMPDIR/md1.json" trades)
+	assert [ "$trades" -gt 0 ]
+	# each subscriber saw at least one 32-byte Trade per match
+	assert [ "$md1" -ge $((2 * trades * 32)) ]
+	assert_equal "$md2" "$md1"
+}
+
+@test "loadgen: no server -> clear error, non-zero exit, quickly" {
+	start_server --quiet
+	port=$SERVER_PORT
+	stop_server
+	SERVER_PORT=$port
+	run timeout 5 "$LOADGEN_BIN" --port "$port" --orders 10
+	assert_equal "$status" 1
+	assert_output --partial "cannot connect to 127.0.0.1:$port"
+	assert_output --partial 'Connection refused'
+}
+
+@test "loadgen: server killed mid-run -> non-zero exit" {
+	start_server --quiet
+	"$LOADGEN_BIN" --port "$SERVER_PORT" --connections 4 --inflight 2 \
+		--duration 2 --quiet >"$BATS_TEST_TMPDIR/lg.out" 2>&1 3>&- &
+	lg=$!
+	sleep 0.4
+	stop_server KILL
+	run timeout 10 tail --pid="$lg" -f /dev/null
+	wait "$lg" && rc=0 || rc=$?
+	assert_equal "$rc" 1
+	run cat "$BATS_TEST_TMPDIR/lg.out"
+	assert_output --partial 'lost the server'
+}
+
+@test "loadgen: a stalled server is reported, not waited for forever" {
+	start_server --quiet
+	kill -STOP "$SERVER_PID"
+	run loadgen --orders 10 --stall-timeout 0.5
+	kill -CONT "$SERVER_PID"
+	assert_equal "$status" 1
+	assert_output --partial 'no response from the server'
+}
+
+@test "loadgen: a wrong response is a verification error (exit 1)" {
+	start_fake_server wrong-id
+	run loadgen --orders 1 --stall-timeout 0.5
+	assert_equal "$status" 1
+	assert_output --partial 'error: connection 0: Accepted for cl_ord_id'
+}
+
+@test "loadgen: a malformed frame is a verification error (exit 1)" {
+	start_fake_server bad-frame
+	run loadgen --orders 1 --stall-timeout 0.5
+	assert_equal "$status" 1
+	assert_output --partial 'bad frame'
+}
+
+@test "loadgen: bad usage exits 2 with a message" {
+	run "$LOADGEN_BIN" --port 1 --duration 1 --orders 5
+	assert_equal "$status" 2
+	assert_output --partial 'exclude each other'
+	run "$LOADGEN_BIN" --port 1 --mix new=1,bogus=2
+	assert_equal "$status" 2
+	assert_output --partial "unknown kind 'bogus'"
+	run "$LOADGEN_BIN" --help
+	assert_success
+	assert_output --partial '--deterministic'
+}

@@ -1,0 +1,87 @@
+# loadgen_helpers.bash - helpers for loadgen.bats (the server helpers come
+# from helpers.bash: start_server, stop_server, kill_started_servers).
+
+LOADGEN_BIN=$BUILD_DIR/loadgen
+
+# loadgen ARGS... - run loadgen against the started server, hang-guarded.
+loadgen() {
+	timeout -k 2 30 "$LOADGEN_BIN" --host 127.0.0.1 --port "$SERVER_PORT" \
+		--quiet "$@"
+}
+
+# json_get FILE KEY[.SUBKEY] - print one field of a JSON file (python3
+# also proves the file parses as JSON).
+json_get() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+value = json.load(open(sys.argv[1]))
+for key in sys.argv[2].split("."):
+    value = value[key]
+print(json.dumps(value) if isinstance(value, (dict, list)) else value)
+PY
+}
+
+# fresh_digest ARGS... - start a new server, run a deterministic --orders
+# loadgen with ARGS, stop the server; prints the digest line's value.
+# Order ids continue per symbol on one server, so each run needs its own.
+fresh_digest() {
+	start_server --quiet || return 1
+	loadgen --deterministic "$@" >"$BATS_TEST_TMPDIR/digest.out" 2>&1
+	local rc=$?
+	stop_server
+	[ "$rc" -eq 0 ] || { cat "$BATS_TEST_TMPDIR/digest.out" >&2; return 1; }
+	sed -n 's/^digest: \([0-9a-f]\{16\}\)$/\1/p' "$BATS_TEST_TMPDIR/digest.out"
+}
+
+# start_fake_server MODE - a one-connection server that answers the Hello
+# correctly and then the first order wrongly (MODE wrong-id: an Accepted
+# for another cl_ord_id; bad-frame: a frame whose length does not match
+# its type). Sets SERVER_PORT and FAKE_PID.
+start_fake_server() {
+	local out=$BATS_TEST_TMPDIR/fake.port i
+
+	python3 - "$1" >"$out" 3>&- <<'PY' &
+import socket, struct, sys
+mode = sys.argv[1]
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+srv.settimeout(20)
+conn, _ = srv.accept()
+conn.settimeout(20)
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    return data
+read(16)                                            # Hello
+conn.sendall(struct.pack("<HBBI", 8, ord("l"), 0, 1))  # HelloAck v1
+order = read(32)                                    # NewOrder
+symbol, cl_ord_id, price, qty, side, typ, tif = struct.unpack_from(
+    "<IQqIBBB", order, 4)
+if mode == "wrong-id":
+    cl_ord_id += 1
+    conn.sendall(struct.pack("<HBBIQQqIBBBB", 40, ord("A"), 0, symbol,
+                             cl_ord_id, symbol << 32 | 1, price, qty,
+                             side, typ, tif, 0))
+else:
+    conn.sendall(struct.pack("<HBBI", 12, ord("A"), 0, 0) + bytes(4))
+try:
+    while conn.recv(4096):
+        pass
+except OSError:
+    pass
+PY
+	FAKE_PID=$!
+	echo "$FAKE_PID" >>"$BATS_FILE_TMPDIR/server.pids"
+	for ((i = 0; i < 100; i++)); do
+		SERVER_PORT=$(head -n 1 "$out")
+		[ -n "$SERVER_PORT" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
