@@ -127,39 +127,63 @@ def derive(raw, raw_dir):
     if lg.get("md_bytes") is not None and lg.get("duration_s"):
         run["md_mb_per_s"] = lg["md_bytes"] / lg["duration_s"] / 1e6
 
-    # Requests in a window: exact for a whole run (digest), otherwise the
-    # run's mean throughput times the window, as the window sits inside a
-    # steady run.
-    def per_request(count, window_s):
-        if count is None or not throughput or not window_s:
-            return None
-        if raw.get("kind") == "digest":
-            return count / requests if requests else None
-        return count / (throughput * window_s)
+    # Requests in a window. A digest run is measured whole, so the load
+    # generator's count is exact. Otherwise the bytes the server's sockets
+    # received in the window (ss bytes_received) divided by the load
+    # generator's bytes per request; the run's mean throughput times the
+    # window only when that is missing (it hides stalls inside a run).
+    bytes_out = lg.get("bytes_out")
+    bytes_per_req = bytes_out / requests if bytes_out and requests else None
+    rx = raw.get("rx_bytes") or [None] * 4
 
-    ticks, window = raw.get("cpu_ticks") or [None, None], raw.get(
-        "cpu_window_s")
+    def window_requests(first, last, seconds):
+        if raw.get("kind") == "digest":
+            return requests
+        if bytes_per_req and rx[first] is not None and \
+           rx[last] is not None and rx[last] > rx[first]:
+            run["requests_source"] = "rx_bytes"
+            return (rx[last] - rx[first]) / bytes_per_req
+        run["requests_source"] = "mean_throughput"
+        return throughput * seconds if throughput and seconds else None
+
+    def per(count, reqs):
+        return count / reqs if count is not None and reqs else None
+
+    ticks = raw.get("cpu_ticks") or [None, None]
+    window = raw.get("cpu_window_s")
     run["notes"] = []
     if raw.get("cpu_window_covered") is False:
         run["notes"].append("load ended inside the CPU window: CPU dropped")
         ticks = [None, None]
+    # Clock ticks are 10 ms: a short digest run cannot give CPU figures.
+    if raw.get("kind") == "digest" and None not in ticks and \
+       ticks[1] - ticks[0] < 20:
+        ticks = [None, None]
     if None not in ticks:
         cpu_us = (ticks[1] - ticks[0]) * 1e6 / raw["clk_tck"]
-        run["cpu_us_per_req"] = per_request(cpu_us, window)
+        reqs = window_requests(0, 1, window)
+        run["window_requests"] = reqs
+        run["cpu_us_per_req"] = per(cpu_us, reqs)
         if window:
             run["server_cpu_util"] = cpu_us / 1e6 / window
-    sw = raw.get("ctx_switches") or [None, None]
-    if None not in sw and None not in ticks:
-        run["ctxsw_per_req"] = per_request(sw[1] - sw[0], window)
+        sw = raw.get("ctx_switches") or [None, None]
+        if None not in sw:
+            run["ctxsw_per_req"] = per(sw[1] - sw[0], reqs)
     run["syscalls_per_req"] = None
     if raw.get("perf_window_covered") is False:
         run["notes"].append("load ended inside the perf window: "
                             "syscalls dropped")
     elif raw.get("perf_file"):
         perf = parse_perf(os.path.join(raw_dir, raw["perf_file"]))
+        outer = raw.get("perf_outer_s")
         if perf:
-            run["syscalls_per_req"] = per_request(
-                perf["counts"]["raw_syscalls:sys_enter"], perf["elapsed_s"])
+            # rx bytes were sampled just outside perf's counting; scale
+            # the requests to the part perf counted.
+            reqs = window_requests(2, 3, perf["elapsed_s"])
+            if run.get("requests_source") == "rx_bytes" and outer:
+                reqs *= min(1.0, perf["elapsed_s"] / outer)
+            run["syscalls_per_req"] = per(
+                perf["counts"]["raw_syscalls:sys_enter"], reqs)
             run["perf_window_s"] = perf["elapsed_s"]
     if raw.get("shim_stats_file"):
         stats = load_json(os.path.join(raw_dir, raw["shim_stats_file"]))
@@ -541,8 +565,9 @@ def write_markdown(out, meta, table, conditions, runs, digest_notes,
     w("## Figures per scenario\n")
     w("Median (min-max) over repetitions. CPU is the server's utime+stime "
       "over a window with no perf attached; syscalls come from perf over a "
-      "separate window; both are divided by the requests in their window "
-      "(the run's mean throughput times the window).\n")
+      "separate window; both are divided by the requests that arrived in "
+      "their window (bytes the server's sockets received, from ss, over "
+      "the load generator's bytes per request).\n")
     for s, conds in table.items():
         if not conds:
             continue

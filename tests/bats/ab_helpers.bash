@@ -1,4 +1,5 @@
 # ab_helpers.bash - helpers of tests/bats/ab.bats (the A/B harness).
+# shellcheck disable=SC2034 # variables are used by ab.bats
 
 TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
 BUILD=${BUILD:-build}
