@@ -105,3 +105,17 @@ fake_tree() {
 		'grep -c liburingshim.so /proc/$$/maps'
 	assert_output "0"
 }
+
+@test "uringshim-run and uringshim(7) know exactly the settings the shim reads" {
+	shim_vars=$(sed -n '/known_vars\[\] = {/,/};/p' "$TOP"/shim/*.c |
+		grep -o '"[A-Z0-9_]*"' | tr -d '"' | sort)
+	[ -n "$shim_vars" ] || skip "the shim has no known_vars list yet"
+	run_vars=$(sed -n '/^known_settings="/,/"$/p' "$TOP/scripts/uringshim-run" |
+		sed 's/known_settings=//; s/"//g' | tr -s ' \n' '\n' | sed '/^$/d' |
+		sort)
+	assert_equal "$run_vars" "$shim_vars"
+	for name in $shim_vars; do
+		grep -q "^\.B[IR]* URINGSHIM_$name\b" "$TOP/man/uringshim.7" ||
+			fail "URINGSHIM_$name is missing from uringshim(7)"
+	done
+}
