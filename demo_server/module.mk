@@ -12,3 +12,9 @@ PROGRAMS += $(BUILD)/matching_server
 $(BUILD)/matching_server: $(SERVER_OBJS)
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# The scripted protocol client the server suites drive (tests/tools/).
+TEST_SUPPORT += $(BUILD)/tests/proto_client
+$(BUILD)/tests/proto_client: $(BUILD)/tests/tools/proto_client.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -1,0 +1,86 @@
+# helpers.bash - start and stop the matching server for the server suites.
+#
+# start_server spawns $BUILD/matching_server on --port 0, waits for its
+# first stdout line "listening on ADDR:PORT" and records its PID in
+# $BATS_FILE_TMPDIR/server.pids; kill_started_servers (call it from
+# teardown) kills exactly those PIDs, never anything by name.
+
+bats_require_minimum_version 1.5.0
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
+BUILD=${BUILD:-build}
+case $BUILD in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$TOP/$BUILD ;; esac
+SERVER_BIN=$BUILD_DIR/matching_server
+CLIENT_BIN=$BUILD_DIR/tests/proto_client
+
+# start_server [ARGS...] - start the server with ARGS (plus --port 0 unless
+# ARGS has a --port). Sets SERVER_PID, SERVER_PORT, SERVER_OUT (its stdout
+# file) and SERVER_LOG (its stderr file). Fails if no listening line comes.
+start_server() {
+	local dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR} line i
+	local port_args=(--port 0)
+
+	[[ " $* " == *" --port "* ]] && port_args=()
+	SERVER_OUT=$(mktemp "$dir/server.out.XXXXXX")
+	SERVER_LOG=$(mktemp "$dir/server.log.XXXXXX")
+	# fd 3 is bats' own: a background child must not hold it.
+	"$SERVER_BIN" "${port_args[@]}" "$@" >"$SERVER_OUT" 2>"$SERVER_LOG" 3>&- &
+	SERVER_PID=$!
+	echo "$SERVER_PID" >>"$BATS_FILE_TMPDIR/server.pids"
+	for ((i = 0; i < 200; i++)); do
+		line=$(head -n 1 "$SERVER_OUT")
+		[[ $line == "listening on "* ]] && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [[ $line != "listening on "* ]]; then
+		echo "server did not start; stderr:" >&2
+		cat "$SERVER_LOG" >&2
+		return 1
+	fi
+	SERVER_PORT=${line##*:}
+}
+
+# stop_server [SIGNAL] - signal the server (TERM by default) and wait for
+# it; sets SERVER_STATUS to its exit status.
+stop_server() {
+	local sig=${1:-TERM}
+
+	kill -"$sig" "$SERVER_PID" 2>/dev/null
+	SERVER_STATUS=0
+	# wait cannot hang: the server exits on TERM/INT/KILL.
+	wait "$SERVER_PID" || SERVER_STATUS=$?
+}
+
+# kill_started_servers - teardown: SIGKILL every server this file started
+# that is still alive.
+kill_started_servers() {
+	local pid
+
+	[ -f "$BATS_FILE_TMPDIR/server.pids" ] || return 0
+	while read -r pid; do
+		kill -0 "$pid" 2>/dev/null || continue
+		kill -KILL "$pid"
+		# Reap it here, quietly, so the shell prints no "Killed" line.
+		wait "$pid" 2>/dev/null
+	done <"$BATS_FILE_TMPDIR/server.pids"
+	: >"$BATS_FILE_TMPDIR/server.pids"
+	return 0
+}
+
+# client [ARGS...] - run proto_client against the started server, with a
+# hang guard.
+client() {
+	timeout -k 2 60 "$CLIENT_BIN" --port "$SERVER_PORT" "$@"
+}
+
+# run_script TEXT [ARGS...] - run a script given as text; output in $output.
+run_script() {
+	local text=$1
+
+	shift
+	run client "$@" <<<"$text"
+}

@@ -1,0 +1,328 @@
+#!/usr/bin/env bats
+# server.bats - the matching server end to end through proto_client: login,
+# orders, trades to both sides, market data, every reject, framing, epoll
+# modes, backpressure, shutdown summary, many connections.
+
+load helpers
+
+teardown() {
+	kill_started_servers
+}
+
+@test "server: hello is acknowledged with the protocol version" {
+	start_server
+	run_script "hello"
+	assert_success
+	assert_output "a: hello_ack version=1"
+}
+
+@test "server: --help lists every flag, unknown --io is refused" {
+	run "$SERVER_BIN" --help
+	assert_success
+	for flag in --port --bind --io --edge-triggered --symbols --max-orders \
+		    --max-conns --max-outbuf --journal --fsync --quiet --help; do
+		assert_output --partial -- "$flag"
+	done
+	run "$SERVER_BIN" --io uring --port 0
+	assert_failure
+	assert_output --partial "unknown backend"
+}
+
+@test "server: an order is accepted with a per-symbol order id" {
+	start_server
+	run_script "hello
+new 7 B L G 100 10 cl=1
+new 7 S L G 105 3 cl=2
+new 8 B L G 100 1 cl=3"
+	assert_success
+	assert_output "a: hello_ack version=1
+a: accepted sym=7 cl=1 oid=7:1 px=100 qty=10 side=B type=L tif=G
+a: accepted sym=7 cl=2 oid=7:2 px=105 qty=3 side=S type=L tif=G
+a: accepted sym=8 cl=3 oid=8:1 px=100 qty=1 side=B type=L tif=G"
+}
+
+@test "server: a crossing order executes on both sides at the resting price" {
+	start_server
+	run_script "conn maker
+hello
+new 3 S L G 101 5 cl=1
+new 3 S L G 100 5 cl=2
+conn taker
+hello
+new 3 B L G 102 7 cl=9"
+	assert_success
+	# Best price first (100), then 101; the aggressor's leaves go down.
+	assert_output "maker: hello_ack version=1
+maker: accepted sym=3 cl=1 oid=3:1 px=101 qty=5 side=S type=L tif=G
+maker: accepted sym=3 cl=2 oid=3:2 px=100 qty=5 side=S type=L tif=G
+taker: hello_ack version=1
+maker: executed sym=3 cl=2 mid=3:1 px=100 qty=5 leaves=0 side=S liq=A
+maker: executed sym=3 cl=1 mid=3:2 px=101 qty=2 leaves=3 side=S liq=A
+taker: accepted sym=3 cl=9 oid=3:3 px=102 qty=7 side=B type=L tif=G
+taker: executed sym=3 cl=9 mid=3:1 px=100 qty=5 leaves=2 side=B liq=R
+taker: executed sym=3 cl=9 mid=3:2 px=101 qty=2 leaves=0 side=B liq=R"
+}
+
+@test "server: trades and top of book fan out to every subscriber only" {
+	start_server
+	run_script "conn s1
+hello
+sub 5
+conn s2
+hello
+sub 5
+sub 6
+conn t
+hello
+new 5 S L G 50 4 cl=1
+new 5 B L I 50 1 cl=2
+new 6 B L G 10 1 cl=3"
+	assert_success
+	assert_output "s1: hello_ack version=1
+s1: tob sym=5 bid=0x0 ask=0x0
+s2: hello_ack version=1
+s2: tob sym=5 bid=0x0 ask=0x0
+s2: tob sym=6 bid=0x0 ask=0x0
+t: hello_ack version=1
+s1: tob sym=5 bid=0x0 ask=50x4
+s2: tob sym=5 bid=0x0 ask=50x4
+t: accepted sym=5 cl=1 oid=5:1 px=50 qty=4 side=S type=L tif=G
+s1: trade sym=5 mid=5:1 px=50 qty=1 aggr=B
+s1: tob sym=5 bid=0x0 ask=50x3
+s2: trade sym=5 mid=5:1 px=50 qty=1 aggr=B
+s2: tob sym=5 bid=0x0 ask=50x3
+t: accepted sym=5 cl=2 oid=5:2 px=50 qty=1 side=B type=L tif=I
+t: executed sym=5 cl=2 mid=5:1 px=50 qty=1 leaves=0 side=B liq=R
+t: executed sym=5 cl=1 mid=5:1 px=50 qty=1 leaves=3 side=S liq=A
+s2: tob sym=6 bid=10x1 ask=0x0
+t: accepted sym=6 cl=3 oid=6:1 px=10 qty=1 side=B type=L tif=G"
+}
+
+@test "server: replace keeps priority when reducing, loses it otherwise" {
+	start_server
+	run_script "hello
+new 1 B L G 100 10 cl=1
+new 1 B L G 100 10 cl=2
+replace cl=1 new=3 12 100
+replace cl=2 new=4 6 100
+new 1 S L I 100 7 cl=5"
+	assert_success
+	# cl=3 grew: new order id 1:3, behind cl=4, which kept 1:2 and its
+	# place by shrinking; so cl=4 fills first.
+	assert_output "a: hello_ack version=1
+a: accepted sym=1 cl=1 oid=1:1 px=100 qty=10 side=B type=L tif=G
+a: accepted sym=1 cl=2 oid=1:2 px=100 qty=10 side=B type=L tif=G
+a: replaced orig=1 new=3 oid=1:3 px=100 qty=12
+a: replaced orig=2 new=4 oid=1:2 px=100 qty=6
+a: accepted sym=1 cl=5 oid=1:4 px=100 qty=7 side=S type=L tif=I
+a: executed sym=1 cl=5 mid=1:1 px=100 qty=6 leaves=1 side=S liq=R
+a: executed sym=1 cl=4 mid=1:1 px=100 qty=6 leaves=0 side=B liq=A
+a: executed sym=1 cl=5 mid=1:2 px=100 qty=1 leaves=0 side=S liq=R
+a: executed sym=1 cl=3 mid=1:2 px=100 qty=1 leaves=11 side=B liq=A"
+}
+
+@test "server: IOC and market remainders are canceled" {
+	start_server
+	run_script "hello
+new 2 S L G 10 3 cl=1
+new 2 B M I 0 5 cl=2
+new 2 B L I 9 4 cl=3"
+	assert_success
+	assert_line "a: canceled cl=2 qty=2 reason=IOC_REMAINDER"
+	assert_line "a: canceled cl=3 qty=4 reason=IOC_REMAINDER"
+	assert_line "a: executed sym=2 cl=2 mid=2:1 px=10 qty=3 leaves=2 side=B liq=R"
+}
+
+@test "server: every reject code" {
+	start_server --symbols 100 --max-orders 2
+	run_script "new 1 B L G 10 1 cl=1
+hello
+new 100 B L G 10 1 cl=2
+new 1 B L G 0 1 cl=3
+new 1 B L G 1000000001 1 cl=4
+new 1 B M I 5 1 cl=5
+new 1 B L G 10 0 cl=6
+new 1 B L G 10 1000000001 cl=7
+new 1 Q L G 10 1 cl=8
+new 1 B Z G 10 1 cl=9
+new 1 B L Z 10 1 cl=10
+new 1 B L G 10 1 cl=11
+new 1 B L G 10 1 cl=11
+new 1 B L G 10 1 cl=0
+cancel cl=99
+replace cl=98 new=12 1 10
+new 1 B L G 10 1 cl=13
+new 1 B L G 10 1 cl=14
+sub 100
+hello"
+	assert_success
+	assert_output "a: rejected reason=NOT_LOGGED_IN ref=O cl=1
+a: hello_ack version=1
+a: rejected reason=UNKNOWN_SYMBOL ref=O cl=2
+a: rejected reason=BAD_PRICE ref=O cl=3
+a: rejected reason=BAD_PRICE ref=O cl=4
+a: rejected reason=BAD_PRICE ref=O cl=5
+a: rejected reason=BAD_QTY ref=O cl=6
+a: rejected reason=BAD_QTY ref=O cl=7
+a: rejected reason=BAD_SIDE ref=O cl=8
+a: rejected reason=BAD_TYPE ref=O cl=9
+a: rejected reason=BAD_TYPE ref=O cl=10
+a: accepted sym=1 cl=11 oid=1:1 px=10 qty=1 side=B type=L tif=G
+a: rejected reason=DUPLICATE_ID ref=O cl=11
+a: rejected reason=DUPLICATE_ID ref=O cl=0
+a: rejected reason=UNKNOWN_ORDER ref=X cl=99
+a: rejected reason=UNKNOWN_ORDER ref=U cl=12
+a: accepted sym=1 cl=13 oid=1:2 px=10 qty=1 side=B type=L tif=G
+a: rejected reason=CAPACITY ref=O cl=14
+a: rejected reason=UNKNOWN_SYMBOL ref=M cl=0
+a: rejected reason=BAD_TYPE ref=L cl=0"
+}
+
+@test "server: a malformed frame is rejected, closed, and others still served" {
+	start_server
+	# Unknown type 'Z'; then a known type with a wrong length; then an
+	# outbound type sent inbound.
+	run_script "conn ok
+hello
+conn bad1
+raw 0400 5a00
+conn bad2
+hello
+raw 1000 4f00 0000 0000 0000 0000 0000 0000
+conn bad3
+raw 0800 6c00 0100 0000
+conn ok
+new 4 B L G 10 1 cl=1"
+	assert_success
+	assert_output "ok: hello_ack version=1
+bad1: rejected reason=MALFORMED ref=Z cl=0
+bad1: closed
+bad2: hello_ack version=1
+bad2: rejected reason=MALFORMED ref=O cl=0
+bad2: closed
+bad3: rejected reason=MALFORMED ref=l cl=0
+bad3: closed
+ok: accepted sym=4 cl=1 oid=4:1 px=10 qty=1 side=B type=L tif=G"
+}
+
+# The same script whole and split into 1-byte and 5-byte writes must give
+# the same output: framing survives any split.
+@test "server: frames split across reads give identical results" {
+	local script="hello
+sub 9
+new 9 S L G 10 5 cl=1
+new 9 B L G 10 2 cl=2
+replace cl=1 new=3 2 11
+cancel cl=3" whole
+	start_server
+	run_script "$script"
+	assert_success
+	whole=$output
+	[ "$(grep -c . <<<"$whole")" -ge 10 ]
+	stop_server
+	for chunk in 1 5; do
+		start_server
+		run_script "$script" --chunk "$chunk" --chunk-delay-us 200
+		assert_success
+		assert_output "$whole"
+		stop_server
+	done
+}
+
+@test "server: edge-triggered mode serves the same conversation" {
+	start_server --edge-triggered
+	run_script "conn a
+hello
+new 7 S L G 10 5 cl=1
+conn b
+hello
+new 7 B L G 10 5 cl=1"
+	assert_success
+	assert_line "a: executed sym=7 cl=1 mid=7:1 px=10 qty=5 leaves=0 side=S liq=A"
+	assert_line "b: executed sym=7 cl=1 mid=7:1 px=10 qty=5 leaves=0 side=B liq=R"
+	run client --flood 3000 --symbol 1 --cross --window 200
+	assert_success
+	assert_output "flood: sent=3000 accepted=3000 rejected=0 eof=0"
+}
+
+@test "server: SIGTERM prints the summary line and exits 0" {
+	start_server --quiet
+	run_script "hello
+new 7 S L G 10 5 cl=1
+new 7 B L G 10 5 cl=2"
+	assert_success
+	run client --flood 100 --symbol 3 --cross
+	assert_success
+	stop_server TERM
+	[ "$SERVER_STATUS" -eq 0 ]
+	run cat "$SERVER_OUT"
+	# In: 3 frames + 3 sync markers, then Hello + 100 orders. Out: 5
+	# responses + 3 sync replies, then HelloAck, 100 Accepted and two
+	# Executed for each of the 50 trades.
+	assert_line --index 1 "summary: msgs_in=107 msgs_out=209 trades=51 connections=2"
+	[ "${#lines[@]}" -eq 2 ]
+}
+
+@test "server: SIGINT is a clean shutdown too" {
+	start_server --quiet
+	stop_server INT
+	[ "$SERVER_STATUS" -eq 0 ]
+	run cat "$SERVER_OUT"
+	assert_line --index 1 "summary: msgs_in=0 msgs_out=0 trades=0 connections=0"
+}
+
+@test "server: listens on IPv6 when asked" {
+	if ! start_server --bind ::1; then
+		skip "no IPv6 loopback here"
+	fi
+	run head -n 1 "$SERVER_OUT"
+	assert_output --regexp '^listening on \[::1\]:[0-9]+$'
+	run client --host ::1 <<<"hello"
+	assert_success
+	assert_output "a: hello_ack version=1"
+}
+
+@test "server: 1200 concurrent connections each log in and trade" {
+	start_server --quiet
+	run client --many 1200 --symbols 1200
+	assert_success
+	assert_output "many: conns=1200 hello_acks=1200 accepted=1200"
+	run_script "hello"
+	assert_output "a: hello_ack version=1"
+}
+
+@test "server: --max-conns refuses connections beyond it" {
+	start_server --max-conns 5
+	run client --many 6
+	assert_failure
+	assert_output --partial "hello_acks=5"
+	run grep -c -- "--max-conns reached" "$SERVER_LOG"
+	assert_output "1"
+}
+
+# A subscriber that stops reading (small receive window) while a flood of
+# trades runs on its symbol must be cut off once its backlog passes
+# --max-outbuf; the server logs it and keeps serving the others.
+@test "server: a consumer that stops reading is disconnected, others served" {
+	start_server --max-outbuf 65536
+	client --rcvbuf 4096 >"$BATS_TEST_TMPDIR/slow.out" <<'EOF' &
+hello
+sub 1
+stall 3000
+drain
+EOF
+	local slow=$!
+	sleep 0.5
+	run client --flood 60000 --symbol 1 --cross --window 500
+	assert_success
+	assert_output "flood: sent=60000 accepted=60000 rejected=0 eof=0"
+	wait "$slow"
+	run grep -c "slow consumer: conn 1 .*exceeds --max-outbuf 65536" \
+		"$SERVER_LOG"
+	assert_output "1"
+	run cat "$BATS_TEST_TMPDIR/slow.out"
+	assert_line --index 0 "a: hello_ack version=1"
+	assert_line --regexp '^a: eof after [0-9]+ bytes$'
+	run_script "hello"
+	assert_output "a: hello_ack version=1"
+}
