@@ -140,6 +140,7 @@ decision() {
 
 @test "emit systemd: a [Service] drop-in, without the preload when off" {
 	printf 'percent = 100\nURINGSHIM_KILLFILE = /run/k\n' > "$tmp/conf"
+	printf 'URINGSHIM_LOG = /var/log/a b.log\n' >> "$tmp/conf"
 	lib=$("$RUN" --print-library)
 	run --separate-stderr "$CANARY" --config "$tmp/conf" --host-id x \
 		--emit systemd
@@ -147,6 +148,7 @@ decision() {
 	assert_line --index 1 "[Service]"
 	assert_line "Environment=LD_PRELOAD=$lib"
 	assert_line "Environment=URINGSHIM_KILLFILE=/run/k"
+	assert_line 'Environment="URINGSHIM_LOG=/var/log/a b.log"'
 	run --separate-stderr "$CANARY" --config "$tmp/conf" --host-id x \
 		--percent 0 --emit systemd
 	assert_line "[Service]"

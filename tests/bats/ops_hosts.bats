@@ -259,6 +259,9 @@ canary_set() {
 	after=$(shim_state "${pid[1]}")
 	wait "$load"
 	load_status=$?
+	[ "$before" = active ] || [ "$before" = killed ] ||
+		skip "the shim is not active on the canary host (state" \
+		     "'$before'): nothing to switch off"
 	if [ "$after" = active ]; then
 		skip "the shim lacks URINGSHIM_KILLFILE: stats state stayed" \
 		     "'$after' with the kill file present under load"
