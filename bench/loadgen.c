@@ -1392,7 +1392,13 @@ static void worker_schedule(struct worker *w)
 	}
 }
 
-/* Milliseconds-precision wait would distort an open loop: use ns. */
+/* Set once epoll_pwait2 (Linux 5.11) is known missing, e.g. valgrind. */
+static _Atomic bool no_epoll_pwait2;
+
+/*
+ * A millisecond wait would distort an open loop's schedule: there, wait
+ * with nanosecond precision when the kernel allows it.
+ */
 static int worker_wait(struct worker *w, struct epoll_event *events,
 		       uint64_t timeout_ns)
 {
@@ -1402,11 +1408,15 @@ static int worker_wait(struct worker *w, struct epoll_event *events,
 	};
 	int n;
 
-	n = epoll_pwait2(w->epfd, events, EPOLL_BATCH, &ts, NULL);
-	if (n < 0 && errno == ENOSYS)
-		n = epoll_wait(w->epfd, events, EPOLL_BATCH,
-			       (int)((timeout_ns + 999999) / 1000000));
-	return n;
+	if (opt.rate && !atomic_load_explicit(&no_epoll_pwait2,
+					      memory_order_relaxed)) {
+		n = epoll_pwait2(w->epfd, events, EPOLL_BATCH, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store(&no_epoll_pwait2, true);
+	}
+	return epoll_wait(w->epfd, events, EPOLL_BATCH,
+			  (int)((timeout_ns + 999999) / 1000000));
 }
 
 static uint64_t worker_timeout(struct worker *w)
