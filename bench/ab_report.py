@@ -408,11 +408,14 @@ def gnuplot(script, cwd):
     return None
 
 
-def bar_plot(out, table, conditions, key, title, ylabel, name):
+def bar_plot(out, table, conditions, key, title, ylabel, name,
+             source="values"):
     scenarios = [s for s in table if table[s] and s != "digest"]
     conds = [c for c in conditions
              if any(c in table[s] for s in scenarios)]
-    if not any(table[s].get(c, {}).get("values", {}).get(key)
+    if source == "ratios":
+        conds = [c for c in conds if c != "baseline"]
+    if not any(table[s].get(c, {}).get(source, {}).get(key)
                for s in scenarios for c in conds):
         stale = os.path.join(out, "plots", name + ".png")
         if os.path.exists(stale):
@@ -425,7 +428,7 @@ def bar_plot(out, table, conditions, key, title, ylabel, name):
         for s in scenarios:
             cols = []
             for c in conds:
-                v = table[s].get(c, {}).get("values", {}).get(key)
+                v = table[s].get(c, {}).get(source, {}).get(key)
                 cols += (["NaN"] * 3 if not v else
                          ["%g" % v["median"], "%g" % v["min"],
                           "%g" % v["max"]])
@@ -442,11 +445,14 @@ set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.6 border -1
 set yrange [0:*]
+%s
 set key outside right top
 set xtics rotate by -20
 set grid ytics
 plot %s
-""" % (name, title, ylabel, plots)
+""" % (name, title, ylabel,
+       "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2"
+       if source == "ratios" else "", plots)
     err = gnuplot(script, out)
     return err or "plots/%s.png" % name
 
@@ -494,6 +500,9 @@ def make_plots(out, table, conditions):
                  "requests/s", "throughput"),
         bar_plot(out, table, conditions, "cpu_us_per_req",
                  "server CPU per request", "us/request", "cpu_per_request"),
+        bar_plot(out, table, conditions, "cpu_us_per_req",
+                 "server CPU per request against the baseline (paired)",
+                 "ratio (below 1: cheaper)", "cpu_ratio", "ratios"),
         bar_plot(out, table, conditions, "syscalls_per_req",
                  "server syscalls per request", "syscalls/request",
                  "syscalls_per_request"),
