@@ -23,8 +23,11 @@ setup() {
 }
 
 @test "ab: --quick run succeeds and writes report.md, report.json, meta" {
-	run cat "$BATS_FILE_TMPDIR/quick.rc"
-	assert_output 0
+	# A failure here may be the harness or what it measured (a digest
+	# mismatch under the shim): the log says which.
+	run tail -n 25 "$BATS_FILE_TMPDIR/quick.log"
+	echo "$output"
+	assert_equal "$(cat "$BATS_FILE_TMPDIR/quick.rc")" 0
 	assert [ -s "$QUICK_OUT/report.md" ]
 	assert [ -s "$QUICK_OUT/report.json" ]
 	assert [ -s "$QUICK_OUT/meta.json" ]
