@@ -18,11 +18,12 @@ setup_file() {
 	echo $? >"$BATS_FILE_TMPDIR/quick.rc"
 }
 
-setup() {
+needs_binaries() {
 	ab_require_binaries || skip "$AB_SKIP_REASON"
 }
 
 @test "ab: --quick run succeeds and writes report.md, report.json, meta" {
+	needs_binaries
 	# A failure here may be the harness or what it measured (a digest
 	# mismatch under the shim): the log says which.
 	run tail -n 25 "$BATS_FILE_TMPDIR/quick.log"
@@ -36,6 +37,7 @@ setup() {
 }
 
 @test "ab: the verdict is the last line printed and is in the report" {
+	needs_binaries
 	run tail -n 1 "$BATS_FILE_TMPDIR/quick.log"
 	assert_output --regexp '^verdict: '
 	verdict=$output
@@ -44,6 +46,7 @@ setup() {
 }
 
 @test "ab: raw JSON for every scenario, repetition and condition" {
+	needs_binaries
 	run ab_json "$QUICK_OUT/report.json" '
 conds = d["meta"]["conditions"].split()
 assert conds[0] == "baseline", conds
@@ -60,6 +63,7 @@ print(len(conds))'
 }
 
 @test "ab: per-request figures are positive and reported with their spread" {
+	needs_binaries
 	run ab_json "$QUICK_OUT/report.json" '
 assert d["correct"] is True
 for cond, e in d["summary"]["c16"].items():
@@ -78,6 +82,7 @@ print("ok")'
 }
 
 @test "ab: every condition of the digest run matched the baseline" {
+	needs_binaries
 	run ab_json "$QUICK_OUT/report.json" '
 runs = [r for r in d["runs"] if r["scenario"] == "digest"]
 assert runs and all(r["digest"] for r in runs)
@@ -95,6 +100,7 @@ print(len(d["digests"]))'
 }
 
 @test "ab: the plots are PNG files" {
+	needs_binaries
 	for png in throughput cpu_per_request latency_c16; do
 		run head -c 4 "$QUICK_OUT/plots/$png.png"
 		assert_output --partial PNG
@@ -107,6 +113,7 @@ print(len(d["digests"]))'
 }
 
 @test "ab: a condition with a different digest is a loud failure" {
+	needs_binaries
 	# "odd" runs the real load generator with another seed, "same" with
 	# the same one: only "odd" may be reported.
 	ab_fake_loadgen odd seed
@@ -125,6 +132,7 @@ print(len(d["digests"]))'
 }
 
 @test "ab: a failing load generator makes the run fail, not vanish" {
+	needs_binaries
 	ab_fake_loadgen broken exit
 	run timeout -k 5 120 "$TOP/bench/ab" --scenarios c16 --reps 1 \
 		--duration 0.5 --warmup 0.1 --conditions baseline \
@@ -136,6 +144,7 @@ print(len(d["digests"]))'
 }
 
 @test "ab: bad options and a missing server fail at once" {
+	needs_binaries
 	run timeout 10 "$TOP/bench/ab" --scenarios nosuch
 	assert_failure 1
 	assert_output --partial "unknown scenario 'nosuch'"
@@ -144,4 +153,44 @@ print(len(d["digests"]))'
 	assert_output --partial 'no server at /nonexistent/server'
 	run timeout 10 "$TOP/bench/ab" --condition 'x:bad setting'
 	assert_failure 1
+}
+
+@test "ab_report: per-request arithmetic and paired ratios on known samples" {
+	# Two conditions, two repetitions, figures chosen by hand: 100000
+	# requests arrive in each window (3.2 MB at 32 bytes per request).
+	out=$BATS_TEST_TMPDIR/synthetic
+	mkdir -p "$out/raw/logs"
+	echo '{"conditions": "baseline cheap", "scenarios": "c16",
+	       "reps": 2, "perf": 1}' >"$out/meta.json"
+	for rep in 1 2; do
+		ab_synthetic_run "$out" baseline "$rep" 100 300000 0
+		ab_synthetic_run "$out" cheap "$rep" $((40 + 10 * rep)) 20000 0
+	done
+	run python3 "$TOP/bench/ab_report.py" report "$out"
+	assert_success
+	# baseline: 100 ticks = 1 s of CPU / 100000 requests = 10 us, and
+	# 300000 syscalls over the same count = 3 per request; cheap: 5 and
+	# 6 us (ratios 0.5 and 0.6, median 0.55), 0.2 syscalls.
+	assert_line --index -1 'verdict: cheap CPU/request 0.55x baseline (0.5-0.6) at N=16, syscalls/request 0.2 vs 3'
+	run ab_json "$out/report.json" '
+v = d["summary"]["c16"]["baseline"]["values"]
+assert abs(v["cpu_us_per_req"]["median"] - 10) < 1e-9, v
+assert abs(v["syscalls_per_req"]["median"] - 3) < 1e-9, v
+assert abs(v["ctxsw_per_req"]["median"] - 0.01) < 1e-9, v
+r = d["summary"]["c16"]["cheap"]["ratios"]["cpu_us_per_req"]
+assert (r["min"], r["max"]) == (0.5, 0.6), r
+print("ok")'
+	assert_output ok
+}
+
+@test "ab_report: a condition costing more is listed as a loss" {
+	out=$BATS_TEST_TMPDIR/loss
+	mkdir -p "$out/raw/logs"
+	echo '{"conditions": "baseline dear", "scenarios": "c16",
+	       "reps": 1, "perf": 1}' >"$out/meta.json"
+	ab_synthetic_run "$out" baseline 1 100 300000 0
+	ab_synthetic_run "$out" dear 1 130 300000 0
+	run python3 "$TOP/bench/ab_report.py" report "$out"
+	assert_success
+	assert_line --index -1 --partial '; loses: dear at N=16 (1.3x)'
 }

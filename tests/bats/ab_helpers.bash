@@ -53,3 +53,35 @@ esac
 SCRIPT
 	chmod +x "$FAKE_LOADGEN"
 }
+
+# ab_synthetic_run OUT COND REP TICKS SYSCALLS LOADGEN_STATUS - write the
+# raw files bench/ab would write for one c16 run with known figures: a 1 s
+# CPU window with TICKS clock ticks (100 per s), a 1 s perf window counting
+# SYSCALLS, 3.2 MB received in each window at 32 bytes per request, and
+# 1000 context switches.
+ab_synthetic_run() {
+	local out=$1 tag=c16-r$3-$2
+	cat >"$out/raw/$tag.loadgen.json" <<JSON
+{"requests": 500000, "errors": 0, "throughput": 100000, "bytes_out": 16000000,
+ "latency_us": {"p50": 10, "p90": 20, "p99": 30, "p99_9": 40, "p99_99": 50,
+ "max": 60}, "digest": null, "duration_s": 5, "md_bytes": 0}
+JSON
+	printf ' Performance counter stats for process id 1:\n\n' \
+		>"$out/raw/logs/$tag.perf"
+	printf '%16d      raw_syscalls:sys_enter\n' "$5" \
+		>>"$out/raw/logs/$tag.perf"
+	printf '\n       1.000000000 seconds time elapsed\n' \
+		>>"$out/raw/logs/$tag.perf"
+	cat >"$out/raw/$tag.json" <<JSON
+{"tag": "$tag", "scenario": "c16", "condition": "$2", "rep": $3,
+ "kind": "closed", "args": "", "rate": null, "clk_tck": 100,
+ "cpu_ticks": [1000, $((1000 + $4))], "ctx_switches": [5000, 6000],
+ "cpu_window_s": 1.0, "perf_outer_s": 1.0,
+ "rx_bytes": [0, 3200000, 4000000, 7200000],
+ "cpu_window_covered": true, "perf_window_covered": true,
+ "loadgen_status": $6, "server_status": 0,
+ "perf_file": "logs/$tag.perf", "server_summary": "",
+ "shim_stats_file": null, "loadgen_file": "$tag.loadgen.json",
+ "error": null}
+JSON
+}
