@@ -1820,7 +1820,8 @@ static void resolve_host(void)
 /* Enough descriptors for every connection: raise the soft (or hard) limit. */
 static void raise_fd_limit(void)
 {
-	rlim_t need = opt.connections + opt.subscribers + 2 * opt.threads + 32;
+	/* stdio, the JSON file, and an epoll and an eventfd per worker */
+	rlim_t need = opt.connections + opt.subscribers + 2 * opt.threads + 8;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
@@ -1953,6 +1954,7 @@ static void workers_free(void)
 struct totals {
 	struct stats st;
 	uint64_t digest;
+	uint64_t unsent;	/* open loop: due by the end but never sent */
 	double duration_s, wall_s, throughput;
 	uint64_t lat_ns[6];	/* p50 p90 p99 p99.9 p99.99 max */
 };
@@ -2039,6 +2041,16 @@ static void totals_compute(struct totals *tot, uint64_t t_wall_end)
 		stats_add(&tot->st, &w->st);
 		if (w->last_response_ns > end)
 			end = w->last_response_ns;
+		if (opt.rate && !opt.orders && w->ntraders) {
+			uint64_t due = (uint64_t)((double)(run.t_end -
+					run.t_start - 1) / w->period_ns) + 1;
+			uint64_t sent = 0;
+
+			for (i = 0; i < REQ_CLEANUP; i++)
+				sent += w->st.sent[i];
+			if (due > sent)
+				tot->unsent += due - sent;
+		}
 		for (i = 0; i < w->ntraders; i++)
 			tot->digest = hash_word(tot->digest,
 						w->traders[i].hash);
@@ -2075,7 +2087,8 @@ static void print_summary(const struct totals *tot)
 	       tot->throughput, st->sent[REQ_NEW], st->sent[REQ_MARKET],
 	       st->sent[REQ_CANCEL], st->sent[REQ_REPLACE]);
 	if (opt.rate)
-		printf("rate       %.0f req/s asked\n", opt.rate);
+		printf("rate       %.0f req/s asked, %" PRIu64 " due but never "
+		       "sent (the window was full)\n", opt.rate, tot->unsent);
 	printf("latency us p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f "
 	       "p99.99 %.1f max %.1f mean %.1f\n",
 	       tot->lat_ns[0] / 1e3, tot->lat_ns[1] / 1e3,
@@ -2128,10 +2141,12 @@ static int write_json(const struct totals *tot)
 		"  \"threads\": %u,\n  \"inflight\": %u,\n"
 		"  \"mode\": \"%s\",\n  \"rate\": %.1f,\n"
 		"  \"deterministic\": %s,\n  \"seed\": %" PRIu64 ",\n"
-		"  \"orders_per_connection\": %" PRIu64 ",\n",
+		"  \"orders_per_connection\": %" PRIu64 ",\n"
+		"  \"unsent\": %" PRIu64 ",\n",
 		opt.connections, opt.subscribers, opt.threads, opt.inflight,
 		opt.rate ? "open" : "closed", opt.rate,
-		opt.deterministic ? "true" : "false", opt.seed, opt.orders);
+		opt.deterministic ? "true" : "false", opt.seed, opt.orders,
+		tot->unsent);
 	fprintf(f, "  \"duration_s\": %.6f,\n  \"wall_s\": %.6f,\n"
 		"  \"bytes_in\": %" PRIu64 ",\n  \"bytes_out\": %" PRIu64
 		",\n  \"md_bytes\": %" PRIu64 ",\n  \"md_messages\": %" PRIu64
