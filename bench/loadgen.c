@@ -83,7 +83,7 @@ enum order_state {
 	OS_PENDING_NEW,		/* sent, no Accepted/Rejected yet */
 	OS_OPEN,		/* accepted limit order with leaves > 0 */
 	OS_IOC,			/* accepted market order, awaiting its end */
-	OS_DONE,		/* terminal; slot held until no request refers */
+	OS_DONE,		/* terminal; kept while a request names it */
 };
 
 enum conn_state {
@@ -141,7 +141,7 @@ struct order {
 /* One request awaiting its direct response, in send order. */
 struct inflight {
 	uint64_t sent_ns;	/* closed loop: just before the write */
-	uint64_t id;		/* new: cl_ord_id; cancel: target; replace: orig */
+	uint64_t id;		/* new: its id; cancel: target; replace: orig */
 	uint64_t new_id;	/* replace */
 	int64_t price;		/* replace */
 	uint32_t qty;		/* replace */
@@ -897,9 +897,12 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 				   "cancel", e->id);
 			break;
 		}
-		/* Only a race with a fill may refuse it, and the fill
-		 * arrives first. */
-		if (m.reason != REJ_UNKNOWN_ORDER || o->state != OS_DONE)
+		/*
+		 * Only a race with a fill may refuse it, and the fill
+		 * arrives first; a full server may refuse a replace.
+		 */
+		if ((m.reason != REJ_UNKNOWN_ORDER || o->state != OS_DONE) &&
+		    (m.reason != REJ_CAPACITY || e->kind != REQ_REPLACE))
 			conn_error(c, "%s of %" PRIu64 " rejected (reason %u) "
 				   "while the order is open",
 				   e->kind == REQ_REPLACE ? "replace" :
@@ -1050,7 +1053,8 @@ static void on_canceled(struct conn *c, const uint8_t *p)
 	if (m.reason != CXL_USER || m.cl_ord_id != e->id || !o ||
 	    o->state != OS_OPEN || m.canceled_qty != o->leaves) {
 		conn_error(c, "Canceled %" PRIu64 " (reason %u qty %u) does "
-			   "not answer the cancel of open %" PRIu64 " (%u left)",
+			   "not answer the cancel of open %" PRIu64
+			   " (%u left)",
 			   m.cl_ord_id, m.reason, m.canceled_qty, e->id,
 			   o ? o->leaves : 0);
 		if (o) {
@@ -1456,7 +1460,8 @@ static void worker_report_stall(struct worker *w)
 	unsigned i;
 
 	for (i = 0; i < w->ntraders + w->nsubs; i++) {
-		c = i < w->ntraders ? &w->traders[i] : &w->subs[i - w->ntraders];
+		c = i < w->ntraders ? &w->traders[i] :
+				      &w->subs[i - w->ntraders];
 		if (c->state != CS_DONE && c->state != CS_FAILED)
 			break;
 	}
@@ -2107,7 +2112,8 @@ static void print_summary(const struct totals *tot)
 	if (opt.orders)
 		printf("digest: %016" PRIx64 "%s\n", tot->digest,
 		       digest_reproducible() ? "" :
-		       " (not reproducible: needs --deterministic, closed loop)");
+		       " (not reproducible: needs --deterministic and a "
+		       "closed loop)");
 	fflush(stdout);
 }
 
@@ -2176,7 +2182,8 @@ static int write_json(const struct totals *tot)
 static void monitor(void)
 {
 	bool show = !opt.quiet && (!opt.orders ? opt.duration_s > 3 : true);
-	uint64_t last = 0, last_t = run.t_start, next = run.t_start + 1000000000;
+	uint64_t last = 0, last_t = run.t_start;
+	uint64_t next = run.t_start + 1000000000;
 	struct timespec tick = { .tv_nsec = 20000000 };
 
 	while (atomic_load(&run.workers_done) < opt.threads) {

@@ -115,7 +115,8 @@ static bool check_one(const char *name, const struct hist *h,
 		}
 	}
 	if (h->count != n || h->min != sorted[0] || h->max != sorted[n - 1]) {
-		printf("FAIL %s: count/min/max %llu/%llu/%llu, want %zu/%llu/%llu\n",
+		printf("FAIL %s: count/min/max %llu/%llu/%llu, "
+		       "want %zu/%llu/%llu\n",
 		       name, (unsigned long long)h->count,
 		       (unsigned long long)h->min, (unsigned long long)h->max,
 		       n, (unsigned long long)sorted[0],
