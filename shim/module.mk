@@ -1,1 +1,34 @@
-# shim/module.mk - build rules for shim/ (filled in by its owner).
+# shim/module.mk - build/liburingshim.so (the LD_PRELOAD library) and
+# build/uringshim-stat (reads its live stats file).
+
+SHIM_SRCS	:= shim/real.c shim/init.c shim/log.c shim/stats.c \
+		   shim/fdtab.c shim/accel.c shim/ring.c shim/epoll.c \
+		   shim/wrap_io.c shim/wrap_fd.c shim/wrap_epoll.c
+SHIM_OBJS	:= $(SHIM_SRCS:%.c=$(BUILD)/%.o)
+SHIM_LIB	:= $(BUILD)/liburingshim.so
+SHIM_STAT	:= $(BUILD)/uringshim-stat
+
+CFLAGS_shim	:= -fPIC -fvisibility=hidden
+CFLAGS_shim/tools :=
+CFLAGS_shim/tests :=
+
+# Static liburing when its archive links into a shared object (it is
+# PIC on Debian), so the preload pulls in no extra runtime dependency.
+SHIM_URING	:= $(firstword $(wildcard /usr/lib/$(shell $(CC) \
+		     -print-multiarch 2>/dev/null)/liburing.a \
+		     /usr/lib/liburing.a /usr/lib64/liburing.a))
+ifeq ($(SHIM_URING),)
+SHIM_URING	:= -luring
+endif
+
+$(SHIM_LIB): $(SHIM_OBJS) shim/uringshim.map
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-z,defs \
+		-Wl,--version-script=shim/uringshim.map -o $@ $(SHIM_OBJS) \
+		$(SHIM_URING) -ldl $(LIBS)
+
+$(SHIM_STAT): $(BUILD)/shim/tools/uringshim-stat.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+PROGRAMS	+= $(SHIM_LIB) $(SHIM_STAT)

@@ -1,0 +1,615 @@
+/*
+ * accel.c - life of an accelerated socket: receive buffer, send queue,
+ * readiness, release, close.  Every function runs with shim.lock held.
+ *
+ * Receive: one recv is kept armed into the free tail of rbuf, so new data
+ * produces a completion (an edge) even while older bytes are unread, as
+ * the kernel's own readiness would.  Send: bytes are copied to sbuf and go
+ * out as one ring send per fd at the next flush point, in order (one send
+ * in flight per fd); errors come back on the next call (deferred errors).
+ */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Queued bytes that trigger a send before the next wait point. */
+#define SEND_FLUSH_BYTES	(64 * 1024)
+
+void shim__fd_mark_dirty(struct shim_fd *f)
+{
+	if (f->dirty)
+		return;
+	f->dirty = true;
+	f->dirty_next = shim.dirty;
+	shim.dirty = f;
+}
+
+/*
+ * Is fd a connected non-blocking TCP socket?  Two syscalls, once per
+ * connection: TCP_INFO only works on TCP sockets (AF_INET/AF_INET6) and
+ * tells the state; F_GETFL tells O_NONBLOCK.
+ */
+static bool fd_accelerable(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int fl;
+
+	STAT_ADD(shim_syscalls, 2);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    ti.tcpi_state != TCP_ESTABLISHED)
+		return false;
+	fl = real_fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+struct shim_fd *shim__accel_try(int fd)
+{
+	struct shim_fd *f;
+
+	if (fd < 0 || fd >= shim.nfds || shim.fds[fd] ||
+	    shim.state != SHIM_STATE_ACTIVE ||
+	    shim.cfg.recv_mode == MODE_RECV_DIRECT || !fd_accelerable(fd))
+		return NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->rbuf = malloc(shim.cfg.recv_buf);
+	if (!f->rbuf) {
+		free(f);
+		return NULL;
+	}
+	f->fd = fd;
+	f->state = FD_ACCEL;
+	f->rcap = shim.cfg.recv_buf;
+	f->scap = shim.cfg.send_max_fd;
+	__atomic_store_n(&shim.fds[fd], f, __ATOMIC_RELEASE);
+	shim.accel_now++;
+	shim__stats->accel_now = shim.accel_now;
+	STAT_INC(accel_total);
+	shim__fd_mark_dirty(f);
+	shim__ring_wake();
+	return f;
+}
+
+void shim__fd_free(struct shim_fd *f)
+{
+	if (f->own_fd)
+		real_close(f->fd);
+	shim.queued_total -= f->stail - f->shead;
+	free(f->rbuf);
+	free(f->sbuf);
+	free(f);
+}
+
+/* ---- readiness ---- */
+
+uint32_t shim__fd_mask(struct shim_fd *f)
+{
+	uint32_t m = 0;
+
+	if (f->roff < f->rlen || f->eof || f->rerr)
+		m |= EPOLLIN | EPOLLRDNORM;
+	if (f->eof)
+		m |= EPOLLRDHUP;
+	if (f->rerr || f->serr)
+		m |= EPOLLERR;
+	if (f->hup || (f->eof && f->shut_wr))
+		m |= EPOLLHUP;
+	if (f->state == FD_ACCEL &&
+	    (f->shut_wr || f->serr || f->hup || f->stail - f->shead < f->scap))
+		m |= EPOLLOUT | EPOLLWRNORM;
+	return m;
+}
+
+void shim__reg_ready(struct shim_reg *r)
+{
+	struct shim_ep *ep = r->ep;
+
+	if (r->on_ready)
+		return;
+	r->on_ready = true;
+	r->rnext = NULL;
+	r->rprev = ep->ready_tail;
+	if (ep->ready_tail)
+		ep->ready_tail->rnext = r;
+	else
+		ep->ready_head = r;
+	ep->ready_tail = r;
+}
+
+void shim__reg_unready(struct shim_reg *r)
+{
+	struct shim_ep *ep = r->ep;
+
+	if (!r->on_ready)
+		return;
+	if (r->rprev)
+		r->rprev->rnext = r->rnext;
+	else
+		ep->ready_head = r->rnext;
+	if (r->rnext)
+		r->rnext->rprev = r->rprev;
+	else
+		ep->ready_tail = r->rprev;
+	r->on_ready = false;
+	r->rnext = r->rprev = NULL;
+}
+
+/* Remove registration r from its fd and its epoll instance. */
+void shim__reg_unlink(struct shim_reg *r)
+{
+	struct shim_fd *f = r->f;
+	int i = r - f->regs;
+
+	shim__reg_unready(r);
+	r->ep->nemul--;
+	f->nregs--;
+	if (i != f->nregs) {
+		/* Move the last one into the hole, fixing its list links. */
+		struct shim_reg *last = &f->regs[f->nregs];
+		bool was_ready = last->on_ready;
+
+		shim__reg_unready(last);
+		*r = *last;
+		if (was_ready)
+			shim__reg_ready(r);
+	}
+	memset(&f->regs[f->nregs], 0, sizeof(f->regs[0]));
+}
+
+/* Something changed on f: every registration gets re-evaluated. */
+void shim__fd_notify(struct shim_fd *f)
+{
+	int i;
+
+	for (i = 0; i < f->nregs; i++)
+		shim__reg_ready(&f->regs[i]);
+}
+
+/* ---- receive ---- */
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t total = 0;
+	int i;
+
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+static void drained_draining(struct shim_fd *f);
+
+/*
+ * Serve a read from the buffer.  Returns bytes, 0 at EOF, or -errno
+ * (-EAGAIN when empty: the armed recv will bring data and readiness).
+ */
+ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
+		      int flags)
+{
+	size_t avail = f->rlen - f->roff, done = 0;
+	int i, e;
+
+	if (!avail) {
+		if (f->rerr) {
+			e = f->rerr;
+			f->rerr = 0;
+			f->eof = true;
+			return -e;
+		}
+		if (f->eof)
+			return 0;
+		return -EAGAIN;
+	}
+	for (i = 0; i < iovcnt && done < avail; i++) {
+		size_t n = iov[i].iov_len;
+
+		if (n > avail - done)
+			n = avail - done;
+		if (!(flags & MSG_TRUNC))
+			memcpy(iov[i].iov_base, f->rbuf + f->roff + done, n);
+		done += n;
+	}
+	if ((flags & MSG_TRUNC) && !iovcnt)
+		done = 0;
+	STAT_INC(served_from_buffer);
+	if (flags & MSG_PEEK)
+		return done;
+	f->roff += done;
+	if (f->roff == f->rlen && !f->recv_armed)
+		f->roff = f->rlen = 0;
+	if (f->state == FD_ACCEL)
+		shim__fd_mark_dirty(f);
+	else if (f->roff == f->rlen)
+		drained_draining(f);
+	return done;
+}
+
+/* ---- send ---- */
+
+static void send_compact(struct shim_fd *f)
+{
+	if (f->send_inflight || !f->shead)
+		return;
+	if (f->stail > f->shead)
+		memmove(f->sbuf, f->sbuf + f->shead, f->stail - f->shead);
+	f->stail -= f->shead;
+	f->shead = f->sinfl = 0;
+}
+
+/*
+ * Queue bytes for sending.  Returns bytes taken (possibly short), or
+ * -errno: a deferred error, -EPIPE after shutdown, -EAGAIN when full.
+ */
+ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
+		      int flags)
+{
+	size_t total = iov_total(iov, iovcnt), room, done = 0;
+	int i, e;
+
+	(void)flags;
+	if (f->serr) {
+		e = f->serr;
+		f->serr = 0;
+		return -e;
+	}
+	if (f->shut_wr || f->hup)
+		return -EPIPE;
+	if (!total)
+		return 0;
+	if (!f->sbuf) {
+		f->sbuf = malloc(f->scap);
+		if (!f->sbuf)
+			return -ENOMEM;
+	}
+	send_compact(f);
+	room = f->scap - f->stail;
+	if (shim.queued_total + room > shim.cfg.send_max_total)
+		room = shim.queued_total < shim.cfg.send_max_total ?
+		       shim.cfg.send_max_total - shim.queued_total : 0;
+	if (!room) {
+		f->out_wanted = true;
+		return -EAGAIN;
+	}
+	for (i = 0; i < iovcnt && done < room; i++) {
+		size_t n = iov[i].iov_len;
+
+		if (n > room - done)
+			n = room - done;
+		memcpy(f->sbuf + f->stail + done, iov[i].iov_base, n);
+		done += n;
+	}
+	f->stail += done;
+	shim.queued_total += done;
+	if (done < total)
+		f->out_wanted = true;
+	STAT_INC(sends_queued);
+	shim__fd_mark_dirty(f);
+	if (f->stail - f->shead >= SEND_FLUSH_BYTES && shim__on_loop_thread())
+		shim__ring_flush_dirty();
+	else if (!shim__on_loop_thread())
+		shim__ring_wake();
+	return done;
+}
+
+/* ---- completions (from ring.c) ---- */
+
+static void maybe_free_orphan(struct shim_fd *f)
+{
+	if (f->state != FD_ORPHAN || f->inflight)
+		return;
+	if (f->stail > f->shead && !f->serr) {
+		shim__fd_mark_dirty(f);
+		return;
+	}
+	if (f->dirty)
+		return;		/* freed when the dirty list gets to it */
+	shim__fd_free(f);
+}
+
+static void finish_release(struct shim_fd *f);
+
+static bool transient(int res)
+{
+	return res == -EAGAIN || res == -EINTR || res == -ENOBUFS ||
+	       res == -ENOMEM;
+}
+
+void shim__on_recv(struct shim_fd *f, int res)
+{
+	f->inflight--;
+	f->recv_armed = false;
+	if (res > 0) {
+		f->rlen += res;
+		STAT_ADD(bytes_recv, res);
+	} else if (res == 0) {
+		f->eof = true;
+	} else if (res == -ECANCELED) {
+		/* cancelled by close or release */
+	} else if (transient(res)) {
+		STAT_INC(fallbacks);
+	} else {
+		f->rerr = -res;
+		f->hup = true;
+		STAT_INC(deferred_errors);
+	}
+	if (f->state == FD_ACCEL) {
+		if (f->release_req)
+			f->recv_cancel = true;	/* stays disarmed */
+		shim__fd_notify(f);
+		shim__fd_mark_dirty(f);
+	} else if (f->state == FD_ORPHAN) {
+		maybe_free_orphan(f);
+		return;
+	}
+	if (f->release_req)
+		finish_release(f);
+}
+
+void shim__on_send(struct shim_fd *f, int res)
+{
+	uint32_t inflight_len = f->sinfl - f->shead;
+
+	f->inflight--;
+	f->send_inflight = false;
+	if (res >= 0) {
+		if ((uint32_t)res > inflight_len)
+			res = inflight_len;
+		f->shead += res;
+		shim.queued_total -= res;
+		STAT_ADD(bytes_sent, res);
+	} else if (transient(res)) {
+		STAT_INC(fallbacks);
+	} else if (res != -ECANCELED) {
+		f->serr = -res;
+		STAT_INC(deferred_errors);
+		shim.queued_total -= f->stail - f->shead;
+		f->shead = f->stail = f->sinfl = 0;
+	}
+	if (f->shead == f->stail) {
+		f->shead = f->stail = f->sinfl = 0;
+		if (f->shut_wr_pending) {
+			f->shut_wr_pending = false;
+			STAT_INC(shim_syscalls);
+			real_shutdown(f->fd, SHUT_WR);
+		}
+	} else {
+		shim__fd_mark_dirty(f);
+	}
+	if (f->state == FD_ORPHAN) {
+		maybe_free_orphan(f);
+		return;
+	}
+	if (f->out_wanted || f->serr) {
+		f->out_wanted = false;
+		shim__fd_notify(f);
+	}
+	if (f->release_req)
+		finish_release(f);
+}
+
+void shim__on_cancel(struct shim_fd *f)
+{
+	f->inflight--;
+	if (f->state == FD_ORPHAN)
+		maybe_free_orphan(f);
+	else if (f->release_req)
+		finish_release(f);
+}
+
+/* ---- release: hand the fd back to the kernel's epoll sets ---- */
+
+/* A draining fd whose leftover bytes are gone becomes pure passthrough. */
+static void drained_draining(struct shim_fd *f)
+{
+	while (f->nregs)
+		shim__reg_unlink(&f->regs[0]);
+	if (f->rerr || f->serr)
+		return;		/* keep it until the error is reported */
+	__atomic_store_n(&shim.fds[f->fd], NULL, __ATOMIC_RELEASE);
+	if (f->inflight || f->dirty) {
+		f->state = FD_ORPHAN;	/* last completion frees it */
+		return;
+	}
+	shim__fd_free(f);
+}
+
+static void finish_release(struct shim_fd *f)
+{
+	int i;
+
+	if (f->inflight || f->send_inflight || f->stail > f->shead)
+		return;
+	f->release_req = false;
+	f->state = FD_DRAINING;
+	shim.accel_now--;
+	shim__stats->accel_now = shim.accel_now;
+	STAT_INC(fallbacks);
+	for (i = 0; i < f->nregs; i++) {
+		struct shim_reg *r = &f->regs[i];
+		struct epoll_event ev = {
+			.events = r->oneshot_fired ? 0 : r->events,
+			.data = r->data,
+		};
+
+		STAT_INC(shim_syscalls);
+		real_epoll_ctl(r->ep->epfd, EPOLL_CTL_ADD, f->fd, &ev);
+	}
+	if (f->roff == f->rlen && !f->eof)
+		drained_draining(f);
+	else
+		shim__fd_notify(f);
+	pthread_cond_broadcast(&shim.cond);
+}
+
+/*
+ * Give f back to the kernel: drain its send queue, cancel its receive,
+ * re-add its registrations to the kernel epoll sets.  Bytes already
+ * buffered are still served first (FD_DRAINING).  Blocks the caller until
+ * done; the loop thread drives the ring itself, others wait for it.
+ */
+int shim__fd_release(struct shim_fd *f)
+{
+	int fd = f->fd;
+
+	if (f->state != FD_ACCEL)
+		return 0;
+	f->release_req = true;
+	shim__fd_mark_dirty(f);
+	finish_release(f);
+	while (shim.fds[fd] == f && f->state == FD_ACCEL) {
+		if (shim__on_loop_thread()) {
+			shim__ring_flush_dirty();
+			shim_unlock();
+			shim__ring_submit_wait(1, NULL, NULL);
+			shim_lock();
+			shim__ring_reap();
+		} else {
+			struct timespec ts;
+
+			shim__ring_wake();
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&shim.cond, &shim.lock, &ts);
+		}
+	}
+	return 0;
+}
+
+/* Kill switch / fork child: everything back to the kernel. */
+void shim__release_everything(void)
+{
+	int fd;
+
+	for (fd = 0; fd < shim.nfds && shim.accel_now > 0; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		if (!f || f->state != FD_ACCEL)
+			continue;
+		if (shim.ring_ok) {
+			shim__fd_release(f);
+			continue;
+		}
+		/* No ring (fork child): nothing is in flight for us. */
+		f->inflight = 0;
+		f->recv_armed = f->send_inflight = false;
+		f->dirty = false;
+		shim.queued_total -= f->stail - f->shead;
+		f->shead = f->stail = 0;
+		f->release_req = true;
+		finish_release(f);
+	}
+	if (!shim.ring_ok)
+		shim.dirty = NULL;
+}
+
+/* ---- close / shutdown ---- */
+
+/*
+ * The app closes f->fd.  Queued bytes still go out (through a private dup
+ * so a reused fd number can never receive them), the receive is
+ * cancelled, registrations vanish as the kernel's would.  The caller does
+ * the real close afterwards.
+ */
+int shim__fd_close(struct shim_fd *f)
+{
+	int fd = f->fd;
+
+	while (f->nregs)
+		shim__reg_unlink(&f->regs[0]);
+	__atomic_store_n(&shim.fds[fd], NULL, __ATOMIC_RELEASE);
+	if (f->state == FD_ACCEL) {
+		shim.accel_now--;
+		shim__stats->accel_now = shim.accel_now;
+	}
+	if (f->state == FD_ORPHAN)
+		return 0;	/* a draining fd already handed over */
+	if (f->stail > f->shead && !f->serr) {
+		int dupfd = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		STAT_INC(shim_syscalls);
+		if (dupfd >= 0) {
+			f->fd = dupfd;
+			f->own_fd = true;
+		} else {
+			shim.queued_total -= f->stail - f->shead;
+			f->shead = f->stail = 0;
+		}
+	}
+	f->state = FD_ORPHAN;
+	f->release_req = false;
+	if (!f->inflight && f->stail == f->shead) {
+		if (!f->dirty)
+			shim__fd_free(f);
+		return 0;
+	}
+	shim__fd_mark_dirty(f);
+	if (shim__on_loop_thread()) {
+		/* Cancel now so the socket really closes with our close. */
+		shim__ring_flush_dirty();
+		shim_unlock();
+		shim__ring_submit_wait(0, NULL, NULL);
+		shim_lock();
+		shim__ring_reap();
+	} else {
+		shim__ring_wake();
+	}
+	return 0;
+}
+
+int shim__fd_shutdown(struct shim_fd *f, int how)
+{
+	if (how == SHUT_WR || how == SHUT_RDWR) {
+		if (f->shut_wr)
+			return 0;
+		f->shut_wr = true;
+		if (f->stail > f->shead || f->send_inflight) {
+			/* FIN after the queued bytes, never before. */
+			f->shut_wr_pending = true;
+			if (how == SHUT_RDWR)
+				real_shutdown(f->fd, SHUT_RD);
+			shim__fd_notify(f);
+			return 0;
+		}
+	}
+	shim__fd_notify(f);
+	return real_shutdown(f->fd, how) ? -errno : 0;
+}
+
+/* ---- the flush: turn dirty fds into SQEs (loop thread) ---- */
+
+void shim__ring_flush_dirty(void)
+{
+	struct shim_fd *f, *next;
+
+	f = shim.dirty;
+	shim.dirty = NULL;
+	for (; f; f = next) {
+		next = f->dirty_next;
+		f->dirty = false;
+		f->dirty_next = NULL;
+		if (f->stail > f->shead && !f->send_inflight && !f->serr &&
+		    f->state != FD_DRAINING)
+			shim__ring_prep_send(f);
+		if (f->state == FD_ACCEL && !f->release_req &&
+		    !f->recv_armed && !f->eof && !f->rerr) {
+			if (f->roff == f->rlen)
+				f->roff = f->rlen = 0;
+			if (f->rlen < f->rcap)
+				shim__ring_prep_recv(f);
+		}
+		if ((f->state == FD_ORPHAN || f->release_req) &&
+		    f->recv_armed && !f->recv_cancel)
+			shim__ring_prep_cancel(f);
+		if (f->state == FD_ORPHAN && !f->inflight &&
+		    (f->stail == f->shead || f->serr))
+			shim__fd_free(f);
+		else if (f->release_req)
+			finish_release(f);
+	}
+}

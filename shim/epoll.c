@@ -1,0 +1,183 @@
+/*
+ * epoll.c - the emulated epoll interest list and the wait inside the ring.
+ *
+ * Accelerated sockets are never in the kernel's epoll set: the shim pulls
+ * their data, so the kernel's readiness for them would be wrong.  Their
+ * registrations live here, and a per-epfd ready list (like the kernel's
+ * rdllist) holds the ones to re-evaluate.  The kernel set (listening
+ * sockets, pipes, timers...) is watched from inside the ring by a one-shot
+ * POLL_ADD on the epfd; only when it fires do we call the real
+ * epoll_wait(timeout 0), so kernel events are fetched at the moment they
+ * are returned and can never be stale (IORING_OP_EPOLL_WAIT would buffer
+ * events across calls, and an fd closed in between would get one).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void shim__on_eppoll(struct shim_ep *ep, int res)
+{
+	ep->kpoll_armed = false;
+	if (ep->dead) {
+		free(ep);
+		return;
+	}
+	if (res >= 0 || res == -ECANCELED)
+		ep->kready = res >= 0;
+	else
+		ep->kready = true;	/* let the real epoll_wait tell */
+}
+
+/*
+ * Move up to max events into out: kernel events first (they are fetched
+ * now), then the emulated ready list, rotating level-triggered entries to
+ * the tail so no fd starves.
+ */
+static int collect(struct shim_ep *ep, struct epoll_event *out, int max)
+{
+	struct shim_reg *r, *next, *stop;
+	int n = 0;
+
+	if (ep->kready) {
+		ep->kready = false;
+		STAT_INC(shim_syscalls);
+		n = real_epoll_wait(ep->epfd, out, max, 0);
+		if (n < 0)
+			n = 0;
+	}
+	stop = ep->ready_tail;
+	for (r = ep->ready_head; r && n < max; r = next) {
+		uint32_t m;
+		bool last = r == stop;
+
+		next = r->rnext;
+		m = shim__fd_mask(r->f) &
+		    (r->events | EPOLLERR | EPOLLHUP);
+		if (r->oneshot_fired || !m) {
+			shim__reg_unready(r);
+		} else {
+			out[n].events = m;
+			out[n].data = r->data;
+			n++;
+			shim__reg_unready(r);
+			if (r->events & EPOLLONESHOT)
+				r->oneshot_fired = true;
+			else if (!(r->events & EPOLLET))
+				shim__reg_ready(r);	/* to the tail */
+		}
+		if (last)
+			break;
+	}
+	return n;
+}
+
+static bool ep_has_ready(struct shim_ep *ep)
+{
+	struct shim_reg *r;
+
+	if (ep->kready)
+		return true;
+	for (r = ep->ready_head; r; r = r->rnext)
+		if (!r->oneshot_fired &&
+		    (shim__fd_mask(r->f) & (r->events | EPOLLERR | EPOLLHUP)))
+			return true;
+	return false;
+}
+
+static void ts_sub(struct timespec *a, const struct timespec *b)
+{
+	a->tv_sec -= b->tv_sec;
+	a->tv_nsec -= b->tv_nsec;
+	if (a->tv_nsec < 0) {
+		a->tv_sec--;
+		a->tv_nsec += 1000000000L;
+	}
+}
+
+static void killfile_check(void)
+{
+	if (!shim.cfg.killfile[0] || (++shim.killfile_tick & 255))
+		return;
+	STAT_INC(shim_syscalls);
+	if (access(shim.cfg.killfile, F_OK))
+		return;
+	shim__say("uringshim: kill file %s found: passthrough\n",
+		  shim.cfg.killfile);
+	shim.state = SHIM_STATE_KILLED;
+	shim__stats_set_state(SHIM_STATE_KILLED, "kill file present");
+	shim__release_everything();
+}
+
+/*
+ * The emulated epoll_wait, on the loop thread.  Pending sends, receive
+ * re-arms and the wait all go into one io_uring_enter.  Returns the event
+ * count or -errno (-EINTR when a signal interrupted the wait, never
+ * restarted, as the kernel does).
+ */
+int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
+		     const struct timespec *ts, const sigset_t *sigmask)
+{
+	struct timespec end, now, left;
+	bool forever = !ts, nowait = ts && !ts->tv_sec && !ts->tv_nsec;
+	int n, ret;
+
+	if (ts && !nowait) {
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += ts->tv_sec;
+		end.tv_nsec += ts->tv_nsec;
+		if (end.tv_nsec >= 1000000000L) {
+			end.tv_sec++;
+			end.tv_nsec -= 1000000000L;
+		}
+	}
+	for (;;) {
+		unsigned int wait_nr;
+
+		shim_lock();
+		STAT_INC(wait_points);
+		killfile_check();
+		shim__ring_flush_dirty();
+		if (!ep->kpoll_armed && !ep->kready)
+			shim__ring_prep_eppoll(ep);
+		wait_nr = (nowait || ep_has_ready(ep)) ? 0 : 1;
+		shim_unlock();
+
+		if (wait_nr && !forever) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = end;
+			ts_sub(&left, &now);
+			if (left.tv_sec < 0)
+				left.tv_sec = left.tv_nsec = 0;
+		}
+		if (wait_nr && shim.cfg.wait_mode == MODE_WAIT_DIRECT &&
+		    shim__ring_pending_sqes()) {
+			/* Mechanism 3 off: submit, then wait separately. */
+			shim__ring_submit_wait(0, NULL, NULL);
+		}
+		ret = shim__ring_submit_wait(wait_nr, forever || !wait_nr ?
+					     NULL : &left, sigmask);
+
+		shim_lock();
+		shim__ring_reap();
+		n = collect(ep, ev, maxev);
+		shim_unlock();
+		if (n > 0)
+			return n;
+		if (ret == -EINTR)
+			return -EINTR;
+		if (nowait)
+			return 0;
+		if (!forever) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > end.tv_sec ||
+			    (now.tv_sec == end.tv_sec &&
+			     now.tv_nsec >= end.tv_nsec))
+				return 0;
+		}
+		if (ret < 0 && ret != -ETIME && ret != -EAGAIN &&
+		    ret != -EBUSY)
+			return ret;
+	}
+}

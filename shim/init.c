@@ -1,0 +1,273 @@
+/*
+ * init.c - constructor, settings, fork/exec/exit handling.
+ *
+ * Init order: resolve the real_ pointers, read URINGSHIM_* settings, open
+ * the log and the stats file, size the fd table.  No ring is created here:
+ * the ring belongs to the first thread that waits on an epoll set holding
+ * accelerated sockets (the loop thread), so SINGLE_ISSUER/DEFER_TASKRUN
+ * hold by construction.  Anything that fails leaves the shim passthrough.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "internal.h"
+
+struct shim_global shim = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.wake_fd = -1,
+};
+__thread int shim__depth;
+static __thread pid_t cached_tid;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+extern char **environ;
+
+pid_t shim__gettid(void)
+{
+	if (unlikely(!cached_tid))
+		cached_tid = syscall(SYS_gettid);
+	return cached_tid;
+}
+
+bool shim__on_loop_thread(void)
+{
+	return shim.loop_tid && shim__gettid() == shim.loop_tid;
+}
+
+/* ---- settings ---- */
+
+static const char *const known_vars[] = {
+	"DISABLE", "SEND", "RECV", "WAIT", "SQPOLL", "ADAPTIVE",
+	"SEND_MAX_FD", "SEND_MAX_TOTAL", "RECV_BUF", "RING_ENTRIES", "LOG",
+	"LOG_LEVEL", "STATS", "STATS_DIR", "KILLFILE", "FAULT", NULL,
+};
+
+static void warn_bad(const char *name, const char *val)
+{
+	shim__say("uringshim: ignoring URINGSHIM_%s=%s (bad value): "
+		  "using the default\n", name, val);
+}
+
+static bool parse_u64(const char *name, uint64_t min, uint64_t max,
+		      uint64_t *out)
+{
+	char var[64];
+	const char *val;
+	char *end;
+	unsigned long long v;
+
+	snprintf(var, sizeof(var), "URINGSHIM_%s", name);
+	val = getenv(var);
+	if (!val)
+		return false;
+	errno = 0;
+	v = strtoull(val, &end, 0);
+	if (errno || end == val || *end || v < min || v > max ||
+	    !isdigit((unsigned char)val[0])) {
+		warn_bad(name, val);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* Returns the index of val in choices, or dflt (with a warning). */
+static int parse_choice(const char *name, const char *const *choices,
+			int dflt)
+{
+	char var[64];
+	const char *val;
+	int i;
+
+	snprintf(var, sizeof(var), "URINGSHIM_%s", name);
+	val = getenv(var);
+	if (!val)
+		return dflt;
+	for (i = 0; choices[i]; i++)
+		if (!strcmp(val, choices[i]))
+			return i;
+	warn_bad(name, val);
+	return dflt;
+}
+
+static void parse_str(const char *name, char *out, size_t size)
+{
+	char var[64];
+	const char *val;
+
+	snprintf(var, sizeof(var), "URINGSHIM_%s", name);
+	val = getenv(var);
+	if (!val)
+		return;
+	if (strlen(val) >= size || !*val) {
+		warn_bad(name, val);
+		return;
+	}
+	strcpy(out, val);
+}
+
+static void warn_unknown_vars(void)
+{
+	char **e;
+	int i;
+
+	for (e = environ; e && *e; e++) {
+		const char *name, *eq;
+		size_t len;
+		bool known = false;
+
+		if (strncmp(*e, "URINGSHIM_", 10))
+			continue;
+		name = *e + 10;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+		for (i = 0; known_vars[i]; i++)
+			if (strlen(known_vars[i]) == len &&
+			    !strncmp(known_vars[i], name, len))
+				known = true;
+		if (!known)
+			shim__say("uringshim: unknown setting %.*s ignored\n",
+				  (int)(len + 10), *e);
+	}
+}
+
+static void config_read(struct shim_config *c)
+{
+	static const char *const off_on[] = { "0", "1", NULL };
+	static const char *const send[] = { "batch", "direct", NULL };
+	static const char *const recv[] = { "multishot", "single", "direct",
+					    NULL };
+	static const char *const wait[] = { "ring", "direct", NULL };
+	uint64_t v;
+
+	c->disable = parse_choice("DISABLE", off_on, 0) == 1;
+	c->send_mode = parse_choice("SEND", send, MODE_SEND_BATCH);
+	c->recv_mode = parse_choice("RECV", recv, MODE_RECV_MULTISHOT);
+	c->wait_mode = parse_choice("WAIT", wait, MODE_WAIT_RING);
+	c->adaptive = parse_choice("ADAPTIVE", off_on, 1) == 1;
+	c->stats = parse_choice("STATS", off_on, 1) == 1;
+	c->sqpoll_cpu = -1;
+	if (parse_u64("SQPOLL", 0, CPU_SETSIZE - 1, &v))
+		c->sqpoll_cpu = v;
+	c->send_max_fd = 256 * 1024;
+	if (parse_u64("SEND_MAX_FD", 4096, 64 << 20, &v))
+		c->send_max_fd = v;
+	c->send_max_total = 256ULL << 20;
+	if (parse_u64("SEND_MAX_TOTAL", 4096, 1ULL << 40, &v))
+		c->send_max_total = v;
+	c->recv_buf = 16 * 1024;
+	if (parse_u64("RECV_BUF", 512, 16 << 20, &v))
+		c->recv_buf = v;
+	c->ring_entries = 256;
+	if (parse_u64("RING_ENTRIES", 8, 32768, &v))
+		c->ring_entries = v;
+	c->log_level = LOG_WARN;
+	if (parse_u64("LOG_LEVEL", 0, 3, &v))
+		c->log_level = v;
+	strcpy(c->stats_dir, "/dev/shm");
+	parse_str("STATS_DIR", c->stats_dir, sizeof(c->stats_dir));
+	parse_str("KILLFILE", c->killfile, sizeof(c->killfile));
+	parse_str("FAULT", c->fault, sizeof(c->fault));
+}
+
+/* ---- fork ---- */
+
+static void atfork_prepare(void)
+{
+	if (shim__on_loop_thread())
+		shim__flush_all_sync();
+	shim_lock();
+}
+
+static void atfork_parent(void)
+{
+	shim_unlock();
+}
+
+/*
+ * The child never touches the parent's ring: drop it, and turn every
+ * accelerated fd into a draining passthrough fd (its buffered bytes are
+ * still served first).
+ */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&shim.lock, NULL);
+	shim__depth = 0;
+	pthread_cond_init(&shim.cond, NULL);
+	cached_tid = 0;
+	shim.pid = getpid();
+	shim__stats_reopen_child();
+	if (shim.ring_ok)
+		shim__ring_teardown_child();
+	shim.loop_tid = 0;
+	shim.ring_ok = false;
+	shim.ring_tried = true;	/* no ring in a child; keep it simple */
+	shim__release_everything();
+	if (shim.state == SHIM_STATE_ACTIVE || shim.state == SHIM_STATE_INIT)
+		shim__stats_set_state(SHIM_STATE_PASSTHROUGH,
+				      "forked child: passthrough");
+	else
+		shim__stats_set_state(shim.state, shim__stats->reason);
+}
+
+/* ---- init ---- */
+
+static void init_once_fn(void)
+{
+	shim.pid = getpid();
+	if (shim__resolve_real()) {
+		shim.state = SHIM_STATE_PASSTHROUGH;
+		return;
+	}
+	config_read(&shim.cfg);
+	shim__log_open(getenv("URINGSHIM_LOG"));
+	warn_unknown_vars();
+	shim__stats_open();
+	if (shim.cfg.disable) {
+		shim.state = SHIM_STATE_DISABLED;
+		shim__stats_set_state(SHIM_STATE_DISABLED,
+				      "URINGSHIM_DISABLE=1");
+		shim__log(LOG_INFO, "uringshim: disabled\n");
+		return;
+	}
+	if (shim__fdtab_init()) {
+		shim.state = SHIM_STATE_PASSTHROUGH;
+		shim__stats_set_state(SHIM_STATE_PASSTHROUGH,
+				      "no memory for the fd table");
+		return;
+	}
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	shim.state = SHIM_STATE_INIT;
+	shim__stats_set_state(SHIM_STATE_INIT, "no event loop seen yet");
+	shim__log(LOG_INFO, "uringshim: loaded in pid %d\n", (int)shim.pid);
+}
+
+__attribute__((constructor)) static void shim_ctor(void)
+{
+	pthread_once(&init_once, init_once_fn);
+}
+
+__attribute__((destructor)) static void shim_dtor(void)
+{
+	if (shim.pid == getpid() && shim__on_loop_thread())
+		shim__flush_all_sync();
+	shim__stats_close();
+}
+
+/*
+ * True once init has run and acceleration is allowed at all.  Wrappers
+ * that run before the constructor (another library's constructor) see
+ * false and pass through.
+ */
+bool shim__ready(void)
+{
+	if (unlikely(!real_read))
+		shim__resolve_real();
+	return shim.fds && (shim.state == SHIM_STATE_INIT ||
+			    shim.state == SHIM_STATE_ACTIVE);
+}

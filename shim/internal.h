@@ -1,0 +1,277 @@
+/*
+ * internal.h - private declarations shared by the shim's translation units.
+ *
+ * Conventions: shim__ names are internal but not static; functions return
+ * -errno internally and the wrappers convert once at the libc edge.  All
+ * mutable accelerated-fd state is guarded by shim.lock; only the loop
+ * thread (the one that owns the ring) touches io_uring memory (ring.c).
+ */
+#ifndef SHIM_INTERNAL_H
+#define SHIM_INTERNAL_H
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stats.h"
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+#define SHIM_EXPORT	__attribute__((visibility("default")))
+
+/* ---- real libc entry points (real.c) ---- */
+#define SHIM_CALL(ret, name, params) extern ret (*real_##name) params;
+#include "syscalls.def"
+#undef SHIM_CALL
+
+enum shim_call_id {
+#define SHIM_CALL(ret, name, params) SHIM_ID_##name,
+#include "syscalls.def"
+#undef SHIM_CALL
+	SHIM_NCALLS
+};
+
+extern const char *const shim__call_names[SHIM_NCALLS];
+int shim__resolve_real(void);
+
+/* ---- configuration (init.c) ---- */
+enum { MODE_SEND_BATCH, MODE_SEND_DIRECT };
+enum { MODE_RECV_MULTISHOT, MODE_RECV_SINGLE, MODE_RECV_DIRECT };
+enum { MODE_WAIT_RING, MODE_WAIT_DIRECT };
+
+struct shim_config {
+	bool disable;
+	int send_mode;
+	int recv_mode;
+	int wait_mode;
+	int sqpoll_cpu;			/* -1: off */
+	bool adaptive;
+	uint32_t send_max_fd;
+	uint64_t send_max_total;
+	uint32_t recv_buf;
+	uint32_t ring_entries;
+	int log_level;
+	bool stats;
+	char stats_dir[256];
+	char killfile[256];
+	char fault[128];
+};
+
+/* ---- per-fd state (fdtab.c) ---- */
+enum fd_state {
+	FD_ACCEL,	/* shim owns readiness and I/O */
+	FD_DRAINING,	/* released; leftover bytes served before real calls */
+	FD_ORPHAN,	/* closed by the app, ring ops still in flight */
+};
+
+#define SHIM_MAX_REGS	4
+
+struct shim_ep;
+struct shim_fd;
+
+/* One epoll registration of an accelerated fd, emulated by the shim. */
+struct shim_reg {
+	struct shim_ep *ep;
+	struct shim_fd *f;
+	uint32_t events;		/* as the app asked */
+	epoll_data_t data;
+	bool oneshot_fired;
+	bool on_ready;
+	struct shim_reg *rnext, *rprev;	/* ep ready list */
+};
+
+struct shim_fd {
+	int fd;
+	int state;			/* enum fd_state */
+	unsigned int inflight;		/* ring ops referencing this struct */
+
+	/* receive side */
+	char *rbuf;
+	uint32_t rcap, roff, rlen;
+	int rerr;			/* pending receive error, positive */
+	bool eof;
+	bool recv_armed;
+	bool recv_cancel;		/* cancel submitted */
+
+	/* send side: bytes [shead, stail) queued, [shead, sinfl) in flight */
+	char *sbuf;
+	uint32_t scap, shead, stail, sinfl;
+	bool send_inflight;
+	bool out_wanted;		/* app hit a full queue: edge on drain */
+	bool shut_wr;			/* shutdown(SHUT_WR) pending/done */
+	int serr;			/* deferred send error, positive */
+	bool shut_wr_pending;		/* SHUT_WR once the queue drains */
+	bool hup;			/* connection reset: EPOLLHUP */
+	bool own_fd;			/* fd is our private dup (orphans) */
+	bool release_req;		/* hand back to the kernel */
+
+	bool dirty;			/* on shim.dirty list */
+	struct shim_fd *dirty_next;
+	struct shim_fd *orphan_next;
+
+	int nregs;
+	struct shim_reg regs[SHIM_MAX_REGS];
+};
+
+/* An epoll instance the shim knows about (created through epoll_create*). */
+struct shim_ep {
+	int epfd;
+	bool bound;			/* waited on by the loop thread */
+	bool kpoll_armed;		/* POLL_ADD on epfd in the ring */
+	bool kready;			/* kernel set has events */
+	bool dead;			/* app closed it; free on poll CQE */
+	int nemul;			/* emulated registrations */
+	struct shim_reg *ready_head, *ready_tail;
+};
+
+struct shim_global {
+	struct shim_config cfg;
+	int state;			/* enum shim_state */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pid_t pid;
+	pid_t loop_tid;			/* owner of the ring, 0: none yet */
+	bool ring_tried;
+	bool ring_ok;
+
+	int nfds;			/* table size */
+	struct shim_fd **fds;		/* accelerated/draining, by fd */
+	struct shim_ep **eps;		/* known epoll instances, by fd */
+	uint8_t *kreg;			/* kernel epoll ADDs, 255: unknown */
+
+	struct shim_fd *dirty;		/* need SQEs at the next flush */
+	struct shim_fd *orphans;
+	int accel_now;
+	uint64_t queued_total;		/* bytes in all send queues */
+	int wake_fd;			/* eventfd the loop thread polls */
+	bool release_all;		/* kill switch pending */
+	unsigned int killfile_tick;
+};
+
+extern struct shim_global shim;
+extern __thread int shim__depth;
+
+/*
+ * shim__depth > 0 while this thread holds the lock or drives the ring: a
+ * signal handler calling a wrapper then goes straight to real_<name>
+ * instead of deadlocking or corrupting the SQ.
+ */
+static inline void shim_lock(void)
+{
+	pthread_mutex_lock(&shim.lock);
+	shim__depth++;
+}
+
+static inline void shim_unlock(void)
+{
+	shim__depth--;
+	pthread_mutex_unlock(&shim.lock);
+}
+
+/* init.c */
+bool shim__ready(void);
+pid_t shim__gettid(void);
+bool shim__on_loop_thread(void);
+void shim__flush_all_sync(void);
+
+/* log.c */
+enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+void shim__log_open(const char *spec);
+void shim__log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void shim__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* stats.c */
+extern struct shim_stats_file *shim__stats;
+extern struct shim_stats_slot shim__stats_dummy;
+struct shim_stats_slot *shim__stats_slot_slow(void);
+extern __thread struct shim_stats_slot *shim__slot;
+void shim__stats_open(void);
+void shim__stats_close(void);
+void shim__stats_set_state(int state, const char *reason);
+void shim__stats_reopen_child(void);
+void shim__stats_batch(unsigned int n);
+
+static inline struct shim_stats_slot *stat_slot(void)
+{
+	struct shim_stats_slot *s = shim__slot;
+
+	return likely(s) ? s : shim__stats_slot_slow();
+}
+
+/* Slot 0 is shared by threads beyond the slot count: add atomically. */
+#define STAT_ADD(field, n)						\
+	do {								\
+		struct shim_stats_slot *s_ = stat_slot();		\
+		if (likely(s_ != &shim__stats->slot[0]))		\
+			s_->field += (n);				\
+		else							\
+			__atomic_fetch_add(&s_->field, (n),		\
+					   __ATOMIC_RELAXED);		\
+	} while (0)
+#define STAT_INC(field)	STAT_ADD(field, 1)
+#define STAT_CALL(name)	STAT_INC(calls[SHIM_ID_##name])
+
+/* fdtab.c */
+int shim__fdtab_init(void);
+static inline struct shim_fd *fd_lookup_racy(int fd)
+{
+	if (unlikely(fd < 0 || fd >= shim.nfds || !shim.fds))
+		return NULL;
+	return __atomic_load_n(&shim.fds[fd], __ATOMIC_ACQUIRE);
+}
+struct shim_fd *shim__fd_get_locked(int fd);
+struct shim_ep *shim__ep_get_locked(int epfd);
+bool shim__fd_table_has(int fd);
+
+/* accel.c: fd operations, called with shim.lock held */
+struct shim_fd *shim__accel_try(int fd);
+void shim__fd_mark_dirty(struct shim_fd *f);
+void shim__fd_notify(struct shim_fd *f);
+uint32_t shim__fd_mask(struct shim_fd *f);
+ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
+		      int flags);
+ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
+		      int flags);
+int shim__fd_release(struct shim_fd *f);
+int shim__fd_close(struct shim_fd *f);
+int shim__fd_shutdown(struct shim_fd *f, int how);
+void shim__fd_free(struct shim_fd *f);
+void shim__reg_unlink(struct shim_reg *r);
+void shim__reg_ready(struct shim_reg *r);
+void shim__reg_unready(struct shim_reg *r);
+void shim__release_everything(void);
+
+/* epoll.c */
+int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
+		     const struct timespec *ts, const sigset_t *sigmask);
+
+/* ring.c: the only file that touches io_uring memory (loop thread only) */
+enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP };
+int shim__ring_setup(void);
+void shim__ring_teardown_child(void);
+bool shim__ring_active(void);
+int shim__ring_prep_recv(struct shim_fd *f);
+int shim__ring_prep_send(struct shim_fd *f);
+int shim__ring_prep_cancel(struct shim_fd *f);
+int shim__ring_prep_eppoll(struct shim_ep *ep);
+int shim__ring_prep_cancel_ep(struct shim_ep *ep);
+int shim__ring_submit_wait(unsigned int wait_nr, const struct timespec *ts,
+			   const sigset_t *sigmask);
+int shim__ring_reap(void);
+int shim__ring_pending_sqes(void);
+void shim__ring_flush_dirty(void);
+bool shim__fault_hit(int op, int *res);
+void shim__ring_wake(void);
+
+#endif

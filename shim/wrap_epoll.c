@@ -1,0 +1,615 @@
+/*
+ * wrap_epoll.c - epoll, poll and select: readiness and wait points.
+ *
+ * The ring is created by the first thread that waits on an epoll set (the
+ * loop thread); the sets it waits on become "bound" and sockets added to a
+ * bound set afterwards are accelerated.  Any other thread waiting on a
+ * bound set gets its accelerated members handed back to the kernel first.
+ * poll/select are flush points; accelerated fds in them get the shim's
+ * readiness, the others the kernel's.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define REAL(name)	(likely(real_##name) ? real_##name :		\
+			 (shim__resolve_real(), real_##name))
+
+void shim__flush_before_block(void);
+
+/* ---- ring creation ---- */
+
+static void ring_try_create(void)
+{
+	char reason[96];
+	int ret;
+
+	shim.ring_tried = true;
+	ret = shim__ring_setup();
+	if (ret) {
+		snprintf(reason, sizeof(reason), "io_uring unavailable (%s)",
+			 strerror(-ret));
+		shim.state = SHIM_STATE_PASSTHROUGH;
+		shim__stats_set_state(SHIM_STATE_PASSTHROUGH, reason);
+		STAT_INC(fallbacks);
+		return;
+	}
+	shim.ring_ok = true;
+	shim.loop_tid = shim__gettid();
+	shim.state = SHIM_STATE_ACTIVE;
+	shim__stats->features = SHIM_FEAT_RECV_RING | SHIM_FEAT_WAIT_RING |
+		(shim.cfg.send_mode == MODE_SEND_BATCH ?
+		 SHIM_FEAT_SEND_BATCH : 0) |
+		(shim.cfg.sqpoll_cpu >= 0 ? SHIM_FEAT_SQPOLL : 0);
+	shim__stats_set_state(SHIM_STATE_ACTIVE, "");
+	shim__log(LOG_INFO, "uringshim: ring up on tid %d\n",
+		  (int)shim.loop_tid);
+}
+
+/*
+ * Flush every send queue and wait (bounded) until the bytes are in the
+ * kernel.  Loop thread only; used by fork, exec, exit.
+ */
+void shim__flush_all_sync(void)
+{
+	struct timespec slice = { 0, 100 * 1000 * 1000 };
+	int rounds;
+
+	if (!shim.ring_ok || !shim__on_loop_thread() || shim__depth)
+		return;
+	shim_lock();
+	for (rounds = 0; rounds < 50; rounds++) {
+		shim__ring_flush_dirty();
+		if (!shim.queued_total && !shim__ring_pending_sqes())
+			break;
+		shim_unlock();
+		shim__ring_submit_wait(1, &slice, NULL);
+		shim_lock();
+		shim__ring_reap();
+	}
+	if (shim.queued_total)
+		shim__log(LOG_WARN, "uringshim: %llu bytes still queued\n",
+			  (unsigned long long)shim.queued_total);
+	shim_unlock();
+}
+
+/* ---- epoll_create / epoll_ctl ---- */
+
+static void ep_note(int epfd)
+{
+	if (epfd < 0 || !shim__ready())
+		return;
+	shim_lock();
+	shim__ep_get_locked(epfd);
+	shim_unlock();
+}
+
+SHIM_EXPORT int epoll_create(int size)
+{
+	int ret;
+
+	STAT_CALL(epoll_create);
+	ret = REAL(epoll_create)(size);
+	ep_note(ret);
+	return ret;
+}
+
+SHIM_EXPORT int epoll_create1(int flags)
+{
+	int ret;
+
+	STAT_CALL(epoll_create1);
+	ret = REAL(epoll_create1)(flags);
+	ep_note(ret);
+	return ret;
+}
+
+static struct shim_reg *reg_find(struct shim_fd *f, struct shim_ep *ep)
+{
+	int i;
+
+	for (i = 0; i < f->nregs; i++)
+		if (f->regs[i].ep == ep)
+			return &f->regs[i];
+	return NULL;
+}
+
+static void reg_add(struct shim_fd *f, struct shim_ep *ep,
+		    const struct epoll_event *ev)
+{
+	struct shim_reg *r = &f->regs[f->nregs++];
+
+	memset(r, 0, sizeof(*r));
+	r->ep = ep;
+	r->f = f;
+	r->events = ev->events;
+	r->data = ev->data;
+	ep->nemul++;
+	shim__reg_ready(r);
+}
+
+/*
+ * epoll_ctl on an fd the shim owns, lock held.  Returns 0/-errno, or 1
+ * when the real call must be made (the fd was handed back).
+ */
+static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
+			struct epoll_event *ev)
+{
+	struct shim_reg *r = reg_find(f, ep);
+
+	if (op != EPOLL_CTL_DEL && !ev)
+		return -EFAULT;
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		if (r)
+			return -EEXIST;
+		if (!ep->bound || f->nregs == SHIM_MAX_REGS) {
+			shim__fd_release(f);
+			return 1;
+		}
+		reg_add(f, ep, ev);
+		return 0;
+	case EPOLL_CTL_MOD:
+		if (!r)
+			return -ENOENT;
+		if (ev->events & EPOLLEXCLUSIVE)
+			return -EINVAL;
+		r->events = ev->events;
+		r->data = ev->data;
+		r->oneshot_fired = false;
+		shim__reg_ready(r);
+		return 0;
+	case EPOLL_CTL_DEL:
+		if (!r)
+			return -ENOENT;
+		shim__reg_unlink(r);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void kreg_track(int op, int fd, int ret)
+{
+	uint8_t *k;
+
+	if (ret || fd < 0 || fd >= shim.nfds || !shim.kreg)
+		return;
+	k = &shim.kreg[fd];
+	if (*k == UINT8_MAX)
+		return;
+	if (op == EPOLL_CTL_ADD)
+		(*k)++;
+	else if (op == EPOLL_CTL_DEL && *k)
+		(*k)--;
+}
+
+SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct shim_ep *ep;
+	struct shim_fd *f;
+	int ret;
+
+	STAT_CALL(epoll_ctl);
+	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
+		return REAL(epoll_ctl)(epfd, op, fd, ev);
+	if (!fd_lookup_racy(fd) &&
+	    (op == EPOLL_CTL_DEL || !shim.eps[epfd] || !shim.eps[epfd]->bound ||
+	     shim.state != SHIM_STATE_ACTIVE)) {
+		ret = REAL(epoll_ctl)(epfd, op, fd, ev);
+		kreg_track(op, fd, ret);
+		return ret;
+	}
+	shim_lock();
+	ep = shim__ep_get_locked(epfd);
+	f = shim__fd_get_locked(fd);
+	if (ep && f && f->state == FD_ACCEL) {
+		ret = ctl_emulated(ep, f, op, ev);
+		if (ret <= 0) {
+			shim_unlock();
+			if (ret < 0) {
+				errno = -ret;
+				return -1;
+			}
+			return 0;
+		}
+	} else if (ep && f && f->state == FD_DRAINING && op == EPOLL_CTL_DEL) {
+		struct shim_reg *r = reg_find(f, ep);
+
+		if (r)
+			shim__reg_unlink(r);
+	} else if (ep && !f && ep->bound && ev && fd >= 0 && fd < shim.nfds &&
+		   (op == EPOLL_CTL_ADD ||
+		    (op == EPOLL_CTL_MOD && shim.kreg[fd] == 1))) {
+		/* Only sockets no other kernel epoll set watches. */
+		if (op == EPOLL_CTL_ADD ? shim.kreg[fd] == 0 : true)
+			f = shim__accel_try(fd);
+		if (f && op == EPOLL_CTL_MOD) {
+			STAT_INC(shim_syscalls);
+			if (real_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)) {
+				/* It was in another set: give it back. */
+				shim__fd_release(f);
+				f = NULL;
+			} else {
+				shim.kreg[fd] = 0;
+			}
+		}
+		if (f) {
+			reg_add(f, ep, ev);
+			shim_unlock();
+			return 0;
+		}
+	}
+	shim_unlock();
+	ret = REAL(epoll_ctl)(epfd, op, fd, ev);
+	kreg_track(op, fd, ret);
+	return ret;
+}
+
+/* ---- epoll_wait family ---- */
+
+/* Hand every emulated member of ep back to the kernel (lock held). */
+static void ep_unbind(struct shim_ep *ep)
+{
+	int fd;
+
+	ep->bound = false;
+	for (fd = 0; fd < shim.nfds && ep->nemul > 0; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		if (f && f->state == FD_ACCEL && reg_find(f, ep))
+			shim__fd_release(f);
+	}
+}
+
+/*
+ * Returns the event count / -errno from the ring path, or INT_MIN when
+ * the caller must make the real call.
+ */
+static int wait_common(int epfd, struct epoll_event *ev, int maxev,
+		       const struct timespec *ts, const sigset_t *sigmask)
+{
+	struct shim_ep *ep;
+	bool mine;
+
+	if (!shim__ready() || shim__depth || maxev <= 0 || !ev ||
+	    epfd < 0 || epfd >= shim.nfds)
+		return INT_MIN;
+	shim_lock();
+	if (!shim.ring_tried && shim.state == SHIM_STATE_INIT)
+		ring_try_create();
+	ep = shim__ep_get_locked(epfd);
+	mine = shim.ring_ok && shim__on_loop_thread();
+	if (!ep || !mine) {
+		if (ep && ep->bound && ep->nemul)
+			ep_unbind(ep);
+		shim_unlock();
+		return INT_MIN;
+	}
+	ep->bound = shim.state == SHIM_STATE_ACTIVE;
+	if (!shim.accel_now && !shim.dirty && !shim.queued_total &&
+	    !ep->ready_head) {
+		/* Nothing of ours anywhere: the plain wait costs less. */
+		shim_unlock();
+		return INT_MIN;
+	}
+	shim_unlock();
+	return shim__epoll_wait(ep, ev, maxev, ts, sigmask);
+}
+
+static int ret_libc(int ret)
+{
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return ret;
+}
+
+static struct timespec *ms_to_ts(int ms, struct timespec *ts)
+{
+	if (ms < 0)
+		return NULL;
+	ts->tv_sec = ms / 1000;
+	ts->tv_nsec = (long)(ms % 1000) * 1000000L;
+	return ts;
+}
+
+SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev,
+			   int timeout)
+{
+	struct timespec ts;
+	int ret;
+
+	STAT_CALL(epoll_wait);
+	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), NULL);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
+	shim__flush_before_block();
+	STAT_INC(passthrough);
+	return REAL(epoll_wait)(epfd, ev, maxev, timeout);
+}
+
+SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev,
+			    int timeout, const sigset_t *sigmask)
+{
+	struct timespec ts;
+	int ret;
+
+	STAT_CALL(epoll_pwait);
+	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), sigmask);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
+	shim__flush_before_block();
+	STAT_INC(passthrough);
+	return REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
+}
+
+SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
+			     const struct timespec *timeout,
+			     const sigset_t *sigmask)
+{
+	int ret;
+
+	STAT_CALL(epoll_pwait2);
+	if (timeout && (timeout->tv_nsec < 0 ||
+			timeout->tv_nsec >= 1000000000L || timeout->tv_sec < 0))
+		ret = INT_MIN;
+	else
+		ret = wait_common(epfd, ev, maxev, timeout, sigmask);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
+	shim__flush_before_block();
+	STAT_INC(passthrough);
+	return REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+}
+
+/* ---- poll / select ---- */
+
+static short poll_mask(struct shim_fd *f, short want)
+{
+	uint32_t m = shim__fd_mask(f);
+	short r = 0;
+
+	if (m & EPOLLIN)
+		r |= POLLIN | POLLRDNORM;
+	if (m & EPOLLOUT)
+		r |= POLLOUT | POLLWRNORM;
+	if (m & EPOLLRDHUP)
+		r |= POLLRDHUP;
+	return (r & want) | (m & EPOLLERR ? POLLERR : 0) |
+	       (m & EPOLLHUP ? POLLHUP : 0);
+}
+
+/*
+ * poll over a set holding accelerated fds: their readiness is the shim's,
+ * the others' the kernel's.  The kernel part is polled in short slices
+ * while the ring runs, so neither side can starve the other.
+ */
+static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+		      const sigset_t *sigmask)
+{
+	struct timespec end, now, slice;
+	bool forever = !ts;
+	int ready;
+	nfds_t i;
+
+	if (ts) {
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += ts->tv_sec;
+		end.tv_nsec += ts->tv_nsec;
+		if (end.tv_nsec >= 1000000000L) {
+			end.tv_sec++;
+			end.tv_nsec -= 1000000000L;
+		}
+	}
+	for (;;) {
+		long left_ns = 1000000L;
+		int kernel;
+
+		if (shim__on_loop_thread()) {
+			shim_lock();
+			shim__ring_flush_dirty();
+			shim_unlock();
+			shim__ring_submit_wait(0, NULL, NULL);
+			shim_lock();
+			shim__ring_reap();
+			shim_unlock();
+		}
+		ready = 0;
+		shim_lock();
+		for (i = 0; i < n; i++) {
+			struct shim_fd *f = shim__fd_get_locked(fds[i].fd);
+
+			if (f && f->state != FD_ORPHAN &&
+			    (f->state == FD_ACCEL || f->roff < f->rlen)) {
+				fds[i].revents = poll_mask(f, fds[i].events);
+				ready += fds[i].revents != 0;
+			}
+		}
+		shim_unlock();
+		if (!forever) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left_ns = (end.tv_sec - now.tv_sec) * 1000000000L +
+				  (end.tv_nsec - now.tv_nsec);
+			if (left_ns < 0)
+				left_ns = 0;
+			if (left_ns > 1000000L)
+				left_ns = 1000000L;
+		}
+		slice.tv_sec = 0;
+		slice.tv_nsec = ready ? 0 : left_ns;
+		/* Kernel fds: poll them with accelerated ones masked out. */
+		shim_lock();
+		for (i = 0; i < n; i++)
+			if (shim__fd_get_locked(fds[i].fd) && fds[i].fd >= 0)
+				fds[i].fd = -fds[i].fd - 2;
+		shim_unlock();
+		kernel = REAL(ppoll)(fds, n, &slice, sigmask);
+		for (i = 0; i < n; i++)
+			if (fds[i].fd <= -2)
+				fds[i].fd = -fds[i].fd - 2;
+		if (kernel < 0)
+			return -errno;
+		if (kernel || ready) {
+			/* ppoll cleared the masked entries' revents. */
+			shim_lock();
+			ready = 0;
+			for (i = 0; i < n; i++) {
+				struct shim_fd *f =
+					shim__fd_get_locked(fds[i].fd);
+
+				if (f && f->state != FD_ORPHAN)
+					fds[i].revents =
+						poll_mask(f, fds[i].events);
+				ready += fds[i].revents != 0;
+			}
+			shim_unlock();
+			if (ready)
+				return ready;
+		}
+		if (!forever && !left_ns)
+			return 0;
+	}
+}
+
+static bool any_owned(const struct pollfd *fds, nfds_t n)
+{
+	nfds_t i;
+
+	if (!shim.accel_now)
+		return false;
+	for (i = 0; i < n; i++)
+		if (fd_lookup_racy(fds[i].fd))
+			return true;
+	return false;
+}
+
+SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	struct timespec ts;
+
+	STAT_CALL(poll);
+	shim__flush_before_block();
+	if (!shim__depth && any_owned(fds, n))
+		return ret_libc(poll_mixed(fds, n, ms_to_ts(timeout, &ts),
+					   NULL));
+	STAT_INC(passthrough);
+	return REAL(poll)(fds, n, timeout);
+}
+
+SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
+			   size_t fdslen)
+{
+	STAT_CALL(__poll_chk);
+	if (fdslen / sizeof(*fds) < n)
+		return REAL(__poll_chk)(fds, n, timeout, fdslen);
+	return poll(fds, n, timeout);
+}
+
+SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+		      const sigset_t *sigmask)
+{
+	STAT_CALL(ppoll);
+	shim__flush_before_block();
+	if (!shim__depth && any_owned(fds, n))
+		return ret_libc(poll_mixed(fds, n, ts, sigmask));
+	STAT_INC(passthrough);
+	return REAL(ppoll)(fds, n, ts, sigmask);
+}
+
+static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
+	int fd;
+
+	if (!shim.accel_now)
+		return false;
+	for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
+		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
+		     (e && FD_ISSET(fd, e))) && fd_lookup_racy(fd))
+			return true;
+	return false;
+}
+
+/* select through poll_mixed; only reached with accelerated fds inside. */
+static int select_mixed(int nfds, fd_set *r, fd_set *w, fd_set *e,
+			const struct timespec *ts, const sigset_t *sigmask)
+{
+	struct pollfd pfd[FD_SETSIZE];
+	nfds_t n = 0, i;
+	int ret, count = 0;
+
+	for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
+		short ev = 0;
+
+		if (r && FD_ISSET(fd, r))
+			ev |= POLLIN;
+		if (w && FD_ISSET(fd, w))
+			ev |= POLLOUT;
+		if (e && FD_ISSET(fd, e))
+			ev |= POLLPRI;
+		if (ev) {
+			pfd[n].fd = fd;
+			pfd[n].events = ev;
+			pfd[n++].revents = 0;
+		}
+	}
+	ret = poll_mixed(pfd, n, ts, sigmask);
+	if (ret < 0)
+		return ret;
+	if (r)
+		FD_ZERO(r);
+	if (w)
+		FD_ZERO(w);
+	if (e)
+		FD_ZERO(e);
+	for (i = 0; i < n; i++) {
+		short re = pfd[i].revents;
+
+		if (r && (re & (POLLIN | POLLHUP | POLLERR))) {
+			FD_SET(pfd[i].fd, r);
+			count++;
+		}
+		if (w && (re & (POLLOUT | POLLERR))) {
+			FD_SET(pfd[i].fd, w);
+			count++;
+		}
+		if (e && (re & POLLPRI)) {
+			FD_SET(pfd[i].fd, e);
+			count++;
+		}
+	}
+	return count;
+}
+
+SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		       struct timeval *tv)
+{
+	struct timespec ts;
+
+	STAT_CALL(select);
+	shim__flush_before_block();
+	if (!shim__depth && sets_owned(nfds, r, w, e)) {
+		if (tv) {
+			ts.tv_sec = tv->tv_sec;
+			ts.tv_nsec = tv->tv_usec * 1000L;
+		}
+		return ret_libc(select_mixed(nfds, r, w, e, tv ? &ts : NULL,
+					     NULL));
+	}
+	STAT_INC(passthrough);
+	return REAL(select)(nfds, r, w, e, tv);
+}
+
+SHIM_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
+			const struct timespec *ts, const sigset_t *sigmask)
+{
+	STAT_CALL(pselect);
+	shim__flush_before_block();
+	if (!shim__depth && sets_owned(nfds, r, w, e))
+		return ret_libc(select_mixed(nfds, r, w, e, ts, sigmask));
+	STAT_INC(passthrough);
+	return REAL(pselect)(nfds, r, w, e, ts, sigmask);
+}

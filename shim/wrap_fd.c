@@ -1,0 +1,425 @@
+/*
+ * wrap_fd.c - calls that create, duplicate, close or reconfigure fds, and
+ * the process-level flush points (fork, exec, _exit).
+ *
+ * close/shutdown/dup2/dup3 over an accelerated fd, fork, exec and exit
+ * all flush first: a write that returned success is delivered while the
+ * process lives.  dup of an accelerated fd, clearing O_NONBLOCK (fcntl or
+ * FIONBIO) hand the fd back to the kernel ("release").
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <alloca.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#include "internal.h"
+
+#define REAL(name)	(likely(real_##name) ? real_##name :		\
+			 (shim__resolve_real(), real_##name))
+
+void shim__flush_before_block(void);
+
+/* Forget what the shim knew about a closed (or replaced) fd number. */
+static void fd_forget(int fd)
+{
+	struct shim_ep *ep;
+	struct shim_fd *f;
+	int i;
+
+	if (fd < 0 || fd >= shim.nfds || !shim.fds)
+		return;
+	shim.kreg[fd] = 0;
+	f = shim.fds[fd];
+	if (f)
+		shim__fd_close(f);
+	ep = shim.eps[fd];
+	if (!ep)
+		return;
+	shim.eps[fd] = NULL;
+	/* Closing an epoll fd drops its emulated registrations too. */
+	for (i = 0; i < shim.nfds && ep->nemul > 0; i++) {
+		struct shim_fd *g = shim.fds[i];
+		int r;
+
+		if (!g)
+			continue;
+		for (r = g->nregs - 1; r >= 0; r--)
+			if (g->regs[r].ep == ep)
+				shim__reg_unlink(&g->regs[r]);
+	}
+	if (ep->kpoll_armed) {
+		ep->dead = true;	/* freed by its poll completion */
+		if (shim__on_loop_thread())
+			shim__ring_prep_cancel_ep(ep);
+	} else {
+		free(ep);
+	}
+}
+
+/* Lock and forget fd; returns with the lock held. */
+static bool forget_locked(int fd)
+{
+	if (fd < 0 || fd >= shim.nfds || !shim.fds ||
+	    (!fd_lookup_racy(fd) && !shim.eps[fd] && !shim.kreg[fd]))
+		return false;
+	shim_lock();
+	fd_forget(fd);
+	return true;
+}
+
+SHIM_EXPORT int close(int fd)
+{
+	STAT_CALL(close);
+	if (!shim__depth && forget_locked(fd))
+		shim_unlock();
+	STAT_INC(passthrough);
+	return REAL(close)(fd);
+}
+
+SHIM_EXPORT int shutdown(int fd, int how)
+{
+	struct shim_fd *f;
+	int ret;
+
+	STAT_CALL(shutdown);
+	if (likely(!fd_lookup_racy(fd)) || shim__depth) {
+		STAT_INC(passthrough);
+		return REAL(shutdown)(fd, how);
+	}
+	shim_lock();
+	f = shim__fd_get_locked(fd);
+	if (!f || f->state != FD_ACCEL) {
+		shim_unlock();
+		return REAL(shutdown)(fd, how);
+	}
+	ret = shim__fd_shutdown(f, how);
+	shim_unlock();
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return 0;
+}
+
+static void release_fd(int fd)
+{
+	struct shim_fd *f;
+
+	if (likely(!fd_lookup_racy(fd)) || shim__depth)
+		return;
+	shim_lock();
+	f = shim__fd_get_locked(fd);
+	if (f)
+		shim__fd_release(f);
+	shim_unlock();
+}
+
+/* Two numbers for one file: the shim can no longer track it alone. */
+static void mark_shared(int fd)
+{
+	if (fd >= 0 && fd < shim.nfds && shim.kreg)
+		shim.kreg[fd] = UINT8_MAX;
+}
+
+SHIM_EXPORT int dup(int fd)
+{
+	int ret;
+
+	STAT_CALL(dup);
+	release_fd(fd);
+	ret = REAL(dup)(fd);
+	if (ret >= 0) {
+		mark_shared(fd);
+		mark_shared(ret);
+	}
+	return ret;
+}
+
+static int dup_over(int oldfd, int newfd, int flags, bool three)
+{
+	int ret;
+
+	release_fd(oldfd);
+	if (oldfd != newfd && !shim__depth && forget_locked(newfd))
+		shim_unlock();
+	ret = three ? REAL(dup3)(oldfd, newfd, flags) :
+		      REAL(dup2)(oldfd, newfd);
+	if (ret >= 0 && oldfd != newfd) {
+		mark_shared(oldfd);
+		mark_shared(newfd);
+	}
+	return ret;
+}
+
+SHIM_EXPORT int dup2(int oldfd, int newfd)
+{
+	STAT_CALL(dup2);
+	return dup_over(oldfd, newfd, 0, false);
+}
+
+SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	STAT_CALL(dup3);
+	return dup_over(oldfd, newfd, flags, true);
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
+			va_list ap)
+{
+	void *arg = va_arg(ap, void *);
+	long larg = (long)(intptr_t)arg;
+	int ret;
+
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		release_fd(fd);
+		ret = real(fd, cmd, larg);
+		if (ret >= 0) {
+			mark_shared(fd);
+			mark_shared(ret);
+		}
+		return ret;
+	case F_SETFL:
+		if (!(larg & O_NONBLOCK))
+			release_fd(fd);
+		return real(fd, cmd, larg);
+	default:
+		/* Every other command takes an int, a pointer or nothing. */
+		return real(fd, cmd, arg);
+	}
+}
+
+SHIM_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	int ret;
+
+	STAT_CALL(fcntl);
+	va_start(ap, cmd);
+	ret = fcntl_common(REAL(fcntl), fd, cmd, ap);
+	va_end(ap);
+	return ret;
+}
+
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	int ret;
+
+	STAT_CALL(fcntl64);
+	va_start(ap, cmd);
+	ret = fcntl_common(REAL(fcntl64) ? real_fcntl64 : real_fcntl, fd,
+			   cmd, ap);
+	va_end(ap);
+	return ret;
+}
+
+SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	struct shim_fd *f;
+	va_list ap;
+	void *arg;
+
+	STAT_CALL(ioctl);
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (likely(!fd_lookup_racy(fd)) || shim__depth)
+		return REAL(ioctl)(fd, req, arg);
+	if (req == FIONBIO && arg && !*(int *)arg)
+		release_fd(fd);
+	if (req == FIONREAD && arg) {
+		shim_lock();
+		f = shim__fd_get_locked(fd);
+		if (f && f->state == FD_ACCEL) {
+			*(int *)arg = f->rlen - f->roff;
+			shim_unlock();
+			return 0;
+		}
+		shim_unlock();
+	}
+	return REAL(ioctl)(fd, req, arg);
+}
+
+SHIM_EXPORT int socket(int domain, int type, int protocol)
+{
+	STAT_CALL(socket);
+	STAT_INC(passthrough);
+	return REAL(socket)(domain, type, protocol);
+}
+
+SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	STAT_CALL(connect);
+	shim__flush_before_block();
+	STAT_INC(passthrough);
+	return REAL(connect)(fd, addr, len);
+}
+
+SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	STAT_CALL(accept);
+	shim__flush_before_block();
+	STAT_INC(passthrough);
+	return REAL(accept)(fd, addr, len);
+}
+
+SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len,
+			int flags)
+{
+	STAT_CALL(accept4);
+	shim__flush_before_block();
+	STAT_INC(passthrough);
+	return REAL(accept4)(fd, addr, len, flags);
+}
+
+/* ---- process-level flush points ---- */
+
+SHIM_EXPORT pid_t fork(void)
+{
+	STAT_CALL(fork);
+	/* The pthread_atfork handlers (init.c) flush and drop the ring. */
+	return REAL(fork)();
+}
+
+/*
+ * Before exec: flush only from the loop thread itself; a vfork child
+ * shares our memory but is another task and must not touch the ring.
+ */
+static void flush_for_exec(void)
+{
+	if (shim.loop_tid && syscall(SYS_gettid) == shim.loop_tid &&
+	    getpid() == shim.pid)
+		shim__flush_all_sync();
+}
+
+SHIM_EXPORT int execve(const char *path, char *const argv[],
+		       char *const envp[])
+{
+	STAT_CALL(execve);
+	flush_for_exec();
+	return REAL(execve)(path, argv, envp);
+}
+
+SHIM_EXPORT int execv(const char *path, char *const argv[])
+{
+	STAT_CALL(execv);
+	flush_for_exec();
+	return REAL(execv)(path, argv);
+}
+
+SHIM_EXPORT int execvp(const char *file, char *const argv[])
+{
+	STAT_CALL(execvp);
+	flush_for_exec();
+	return REAL(execvp)(file, argv);
+}
+
+SHIM_EXPORT int execvpe(const char *file, char *const argv[],
+			char *const envp[])
+{
+	STAT_CALL(execvpe);
+	flush_for_exec();
+	return REAL(execvpe)(file, argv, envp);
+}
+
+SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	STAT_CALL(fexecve);
+	flush_for_exec();
+	return REAL(fexecve)(fd, argv, envp);
+}
+
+/* Count the arguments of an execl-style list after arg (NULL excluded). */
+static size_t execl_count(va_list ap)
+{
+	size_t n = 1;
+	va_list c;
+
+	va_copy(c, ap);
+	while (va_arg(c, const char *))
+		n++;
+	va_end(c);
+	return n;
+}
+
+/* Fill argv[0..n] (NULL-terminated) from arg and the list. */
+static void execl_fill(char **argv, size_t n, const char *arg, va_list ap)
+{
+	size_t i;
+
+	argv[0] = (char *)arg;
+	for (i = 1; i <= n; i++)
+		argv[i] = va_arg(ap, char *);
+}
+
+SHIM_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char **argv;
+	va_list ap;
+	size_t n;
+
+	STAT_CALL(execl);
+	va_start(ap, arg);
+	n = execl_count(ap);
+	argv = alloca((n + 1) * sizeof(char *));
+	execl_fill(argv, n, arg, ap);
+	va_end(ap);
+	flush_for_exec();
+	return REAL(execv)(path, argv);
+}
+
+SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	char **argv;
+	va_list ap;
+	size_t n;
+
+	STAT_CALL(execlp);
+	va_start(ap, arg);
+	n = execl_count(ap);
+	argv = alloca((n + 1) * sizeof(char *));
+	execl_fill(argv, n, arg, ap);
+	va_end(ap);
+	flush_for_exec();
+	return REAL(execvp)(file, argv);
+}
+
+SHIM_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char **argv, **envp;
+	va_list ap;
+	size_t n;
+
+	STAT_CALL(execle);
+	va_start(ap, arg);
+	n = execl_count(ap);
+	argv = alloca((n + 1) * sizeof(char *));
+	execl_fill(argv, n, arg, ap);
+	envp = va_arg(ap, char **);
+	va_end(ap);
+	flush_for_exec();
+	return REAL(execve)(path, argv, envp);
+}
+
+SHIM_EXPORT void _exit(int status)
+{
+	STAT_CALL(_exit);
+	flush_for_exec();
+	shim__stats_close();
+	REAL(_exit)(status);
+	__builtin_unreachable();
+}
+
+SHIM_EXPORT void _Exit(int status)
+{
+	STAT_CALL(_Exit);
+	flush_for_exec();
+	shim__stats_close();
+	REAL(_Exit)(status);
+	__builtin_unreachable();
+}
