@@ -67,6 +67,25 @@ teardown() {
 	assert [ "$other" != "$one" ]
 }
 
+@test "loadgen: frames split at every boundary give the same digest" {
+	direct=$(fresh_digest --connections 2 --inflight 4 --orders 300)
+	start_server --quiet
+	start_chunking_proxy "$SERVER_PORT"
+	run timeout -k 2 30 "$LOADGEN_BIN" --port "$PROXY_PORT" --quiet \
+		--deterministic --connections 2 --inflight 4 --orders 300
+	assert_success
+	assert_line 'errors     0'
+	assert_line "digest: $direct"
+}
+
+@test "loadgen: the digest is the same with an edge-triggered server" {
+	level=$(fresh_digest --connections 4 --inflight 8 --orders 300)
+	SERVER_ARGS=--edge-triggered
+	edge=$(fresh_digest --connections 4 --inflight 8 --orders 300)
+	assert [ -n "$level" ]
+	assert_equal "$edge" "$level"
+}
+
 @test "loadgen: open loop --rate keeps to its schedule and measures latency" {
 	start_server --quiet
 	run loadgen --connections 4 --rate 4000 --orders 200 \

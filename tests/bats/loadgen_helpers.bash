@@ -21,11 +21,13 @@ print(json.dumps(value) if isinstance(value, (dict, list)) else value)
 PY
 }
 
-# fresh_digest ARGS... - start a new server, run a deterministic --orders
-# loadgen with ARGS, stop the server; prints the digest line's value.
-# Order ids continue per symbol on one server, so each run needs its own.
+# fresh_digest ARGS... - start a new server (with $SERVER_ARGS), run a
+# deterministic --orders loadgen with ARGS, stop the server; prints the
+# digest. Order ids continue per symbol on one server, so each run needs
+# its own.
 fresh_digest() {
-	start_server --quiet || return 1
+	# shellcheck disable=SC2086
+	start_server --quiet ${SERVER_ARGS:-} || return 1
 	loadgen --deterministic "$@" >"$BATS_TEST_TMPDIR/digest.out" 2>&1
 	local rc=$?
 	stop_server
@@ -81,6 +83,62 @@ PY
 	for ((i = 0; i < 100; i++)); do
 		SERVER_PORT=$(head -n 1 "$out")
 		[ -n "$SERVER_PORT" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_chunking_proxy PORT - a proxy to 127.0.0.1:PORT that forwards what
+# the server sends in random 1..47-byte pieces, each its own TCP segment,
+# so frames arrive split at every kind of boundary. Sets PROXY_PORT.
+start_chunking_proxy() {
+	local out=$BATS_TEST_TMPDIR/proxy.port i
+
+	python3 - "$1" >"$out" 3>&- <<'PY' &
+import random, socket, sys, threading, time
+target = int(sys.argv[1])
+rng = random.Random(7)
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+def pump(src, dst, chunked):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            while data:
+                n = rng.randint(1, 47) if chunked else len(data)
+                dst.sendall(data[:n])
+                data = data[n:]
+                if chunked and rng.random() < 0.05:
+                    time.sleep(0.0005)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+srv.settimeout(30)
+while True:
+    try:
+        client, _ = srv.accept()
+    except OSError:
+        break
+    server = socket.create_connection(("127.0.0.1", target))
+    for s in (client, server):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threading.Thread(target=pump, args=(client, server, False),
+                     daemon=True).start()
+    threading.Thread(target=pump, args=(server, client, True),
+                     daemon=True).start()
+PY
+	echo "$!" >>"$BATS_FILE_TMPDIR/server.pids"
+	for ((i = 0; i < 100; i++)); do
+		PROXY_PORT=$(head -n 1 "$out")
+		[ -n "$PROXY_PORT" ] && return 0
 		sleep 0.05
 	done
 	return 1
