@@ -18,3 +18,19 @@ TEST_SUPPORT += $(BUILD)/tests/proto_client
 $(BUILD)/tests/proto_client: $(BUILD)/tests/tools/proto_client.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests (tests/unit/), one program per feature, linked with the engine.
+SERVER_UNIT_TESTS := book_match book_million engine_determinism
+TEST_PROGS += $(SERVER_UNIT_TESTS:%=$(BUILD)/tests/unit/%)
+$(SERVER_UNIT_TESTS:%=$(BUILD)/tests/unit/%): $(BUILD)/tests/unit/%: \
+		$(BUILD)/tests/unit/%.o $(SERVER_ENGINE_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# The framing test drives server.c itself (no sockets).
+TEST_PROGS += $(BUILD)/tests/unit/frame_parser
+$(BUILD)/tests/unit/frame_parser: $(BUILD)/tests/unit/frame_parser.o \
+		$(SERVER_ENGINE_OBJS) $(BUILD)/demo_server/server.o \
+		$(BUILD)/demo_server/journal.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
