@@ -247,6 +247,7 @@ static struct options opt = {
 
 static struct {
 	_Atomic bool abort;
+	_Atomic bool interrupted;	/* SIGINT: stop sending, finish */
 	_Atomic uint64_t errors;
 	_Atomic unsigned traders_left;
 	_Atomic unsigned workers_done;
@@ -315,6 +316,19 @@ static void kick_workers(void)
 		if (write(run.workers[i].kickfd, &one, sizeof(one)) < 0 &&
 		    errno != EAGAIN)
 			perror("loadgen: eventfd write");
+}
+
+/* First SIGINT: finish gracefully with a summary; the second kills. */
+static void on_sigint(int sig)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	signal(sig, SIG_DFL);
+	atomic_store(&run.interrupted, true);
+	for (i = 0; run.workers && i < opt.threads; i++)
+		if (write(run.workers[i].kickfd, &one, sizeof(one)) < 0)
+			continue;	/* async-signal-safe: nothing to do */
 }
 
 static void run_abort(void)
@@ -779,7 +793,8 @@ static void conn_maybe_finish(struct conn *c)
 	if (c->fifo_count)
 		return;
 	if (c->state == CS_RUNNING) {
-		if (opt.orders ? c->sent < opt.orders : !c->w->sending_stopped)
+		if (!c->w->sending_stopped &&
+		    (!opt.orders || c->sent < opt.orders))
 			return;
 		c->state = CS_CLEANUP;
 		c->w->cleaning++;
@@ -1502,8 +1517,10 @@ static void worker_loop(struct worker *w, bool (*until)(struct worker *))
 		worker_connect_more(w);
 		if (opt.rate && run.t_start)
 			worker_schedule(w);
-		if (opt.duration_s && !opt.orders && run.t_start &&
-		    !w->sending_stopped && w->now >= run.t_end) {
+		if (run.t_start && !w->sending_stopped &&
+		    ((opt.duration_s && !opt.orders && w->now >= run.t_end) ||
+		     atomic_load_explicit(&run.interrupted,
+					  memory_order_relaxed))) {
 			w->sending_stopped = true;
 			for (i = 0; i < (int)w->ntraders; i++)
 				conn_maybe_finish(&w->traders[i]);
@@ -1998,6 +2015,15 @@ static void check_totals(struct totals *tot)
 	for (t = 0; t < opt.threads && !first; t++)
 		if (run.workers[t].ntraders)
 			first = &run.workers[t].traders[0];
+	/* One terminal outcome per order (replaces do not add orders). */
+	if (tot->st.sent[REQ_NEW] + tot->st.sent[REQ_MARKET] !=
+	    tot->st.filled + tot->st.canceled + tot->st.ioc_canceled +
+	    tot->st.rejected)
+		conn_error(first, "%" PRIu64 " orders sent but %" PRIu64
+			   " terminal outcomes", tot->st.sent[REQ_NEW] +
+			   tot->st.sent[REQ_MARKET], tot->st.filled +
+			   tot->st.canceled + tot->st.ioc_canceled +
+			   tot->st.rejected);
 	if (tot->st.trades != tot->st.passive_fills)
 		conn_error(first, "%" PRIu64 " aggressor executions but %"
 			   PRIu64 " resting-side executions", tot->st.trades,
@@ -2231,6 +2257,7 @@ int main(int argc, char **argv)
 			die("--cpu: %s", strerror(errno));
 	}
 	workers_create();
+	signal(SIGINT, on_sigint);
 	pthread_barrier_init(&run.ready, NULL, opt.threads + 1);
 	pthread_barrier_init(&run.go, NULL, opt.threads + 1);
 	for (t = 0; t < opt.threads; t++)
@@ -2258,9 +2285,14 @@ int main(int argc, char **argv)
 	if (run.started)
 		print_summary(&tot);
 	rc = tot.st.errors ? 1 : 0;
-	if (atomic_load(&run.abort))
+	if (atomic_load(&run.abort)) {
 		fprintf(stderr, "loadgen: run aborted%s\n",
 			run.started ? "" : " before the start");
+	} else if (atomic_load(&run.interrupted)) {
+		fprintf(stderr, "loadgen: interrupted; figures cover the run "
+			"so far\n");
+		rc = 1;
+	}
 	if (opt.json_path && write_json(&tot))
 		rc = 1;
 	workers_free();

@@ -4,7 +4,8 @@
 # --deterministic digests agree across thread layouts and change with the
 # seed; an open-loop run keeps to its schedule; subscribers count market
 # data; a missing, dead, stalled or lying server gives a clear error and a
-# non-zero exit instead of a hang. Every run is short (well under 2 s).
+# non-zero exit instead of a hang; SIGINT ends a run cleanly. Every run is
+# short (well under 2 s).
 
 load 'helpers'
 load 'loadgen_helpers'
@@ -145,6 +146,26 @@ teardown() {
 	assert_equal "$rc" 1
 	run cat "$BATS_TEST_TMPDIR/lg.out"
 	assert_output --partial 'lost the server'
+}
+
+@test "loadgen: SIGINT stops sending, cleans up, summarises, exits 1" {
+	start_server --quiet
+	"$LOADGEN_BIN" --port "$SERVER_PORT" --connections 4 --inflight 4 \
+		--orders 100000000 --subscribers 1 --quiet \
+		--json "$BATS_TEST_TMPDIR/int.json" \
+		>"$BATS_TEST_TMPDIR/int.out" 2>&1 3>&- &
+	lg=$!
+	sleep 0.5
+	kill -INT "$lg"
+	run timeout 10 tail --pid="$lg" -f /dev/null
+	wait "$lg" && rc=0 || rc=$?
+	assert_equal "$rc" 1
+	run cat "$BATS_TEST_TMPDIR/int.out"
+	assert_output --partial 'interrupted'
+	# Every order still ended once, and the subscriber saw empty books.
+	assert_line 'errors     0'
+	run json_get "$BATS_TEST_TMPDIR/int.json" requests
+	assert [ "$output" -gt 0 ]
 }
 
 @test "loadgen: a stalled server is reported, not waited for forever" {
