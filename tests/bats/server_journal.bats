@@ -1,0 +1,139 @@
+#!/usr/bin/env bats
+# server_journal.bats - the matching server's journal: crash (kill -9) under
+# load and restart, replay with --fsync batch, a torn last record.
+#
+# The state after a restart is checked through the protocol only: a new
+# session sweeps the book with an IOC order and the prices it fills at
+# identify the resting orders (the flood gives order i the price 1000+i).
+
+load helpers
+
+teardown() {
+	kill_started_servers
+}
+
+# sweep_bids SYMBOL OUT - sell into every bid of SYMBOL, write the filled
+# prices (one per line, best first) to OUT.
+sweep_bids() {
+	client <<<"hello
+new $1 S L I 1 1000000000 cl=1" >"$2.raw"
+	sed -n 's/^a: executed .* px=\([0-9]*\) .* liq=R$/\1/p' "$2.raw" >"$2"
+}
+
+@test "journal: kill -9 under load loses no acknowledged order" {
+	local dir=$BATS_TEST_TMPDIR journal=$BATS_TEST_TMPDIR/j acked i n
+	start_server --journal "$journal" --quiet
+	client --flood 400000 --symbol 5 --window 256 \
+		--acked "$dir/acked" >"$dir/flood.out" &
+	local flood=$!
+	for ((i = 0; i < 400; i++)); do
+		n=$(wc -l <"$dir/acked" 2>/dev/null || echo 0)
+		[ "$n" -ge 5000 ] && break
+		sleep 0.02
+	done
+	stop_server KILL
+	wait "$flood" || true
+	run cat "$dir/flood.out"
+	# The client saw the connection die part way: not everything acked.
+	assert_output --regexp '^flood: sent=[0-9]+ accepted=[0-9]+ rejected=0 eof=1$'
+	acked=$(wc -l <"$dir/acked")
+	[ "$acked" -ge 5000 ]
+
+	start_server --journal "$journal"
+	run grep -c "replayed" "$SERVER_LOG"
+	assert_output "1"
+	sweep_bids 5 "$dir/filled"
+	# Every acknowledged order (price 1000+id) is in the book...
+	awk '{ print 1000 + $1 }' "$dir/acked" | sort >"$dir/want"
+	sort "$dir/filled" >"$dir/got"
+	run comm -23 "$dir/want" "$dir/got"
+	assert_output ""
+	# ...each once, best price first, and nothing that was never sent.
+	run sort -c -r -n "$dir/filled"
+	assert_success
+	[ "$(sort -u "$dir/got" | wc -l)" -eq "$(wc -l <"$dir/got")" ]
+	local sent
+	sent=$(sed 's/.*sent=\([0-9]*\).*/\1/' "$dir/flood.out")
+	[ "$(head -n 1 "$dir/filled")" -le $((1000 + sent)) ]
+	[ "$(wc -l <"$dir/got")" -ge "$acked" ]
+}
+
+@test "journal: --fsync batch state survives a restart, ids continue" {
+	local journal=$BATS_TEST_TMPDIR/j
+	start_server --journal "$journal" --fsync batch --quiet
+	run_script "hello
+new 2 B L G 100 10 cl=1
+new 2 B L G 101 5 cl=2
+new 2 S L G 105 7 cl=3
+new 2 S L I 101 2 cl=4
+replace cl=1 new=5 4 100
+new 2 B L G 99 1 cl=6
+cancel cl=6
+conn sub
+hello
+sub 2"
+	assert_success
+	assert_line "sub: tob sym=2 bid=101x3 ask=105x7"
+	stop_server TERM
+
+	start_server --journal "$journal" --fsync batch
+	run grep -E "replayed [0-9]+ records, 3 resting orders" "$SERVER_LOG"
+	assert_success
+	# The same top of book, and order ids carry on from the journal.
+	run_script "hello
+sub 2
+new 2 B L G 1 1 cl=1"
+	assert_success
+	assert_output "a: hello_ack version=1
+a: tob sym=2 bid=101x3 ask=105x7
+a: accepted sym=2 cl=1 oid=2:6 px=1 qty=1 side=B type=L tif=G"
+	sweep_bids 2 "$BATS_TEST_TMPDIR/filled"
+	run cat "$BATS_TEST_TMPDIR/filled"
+	assert_output "101
+100
+1"
+}
+
+@test "journal: a torn last record is dropped, the rest replayed" {
+	local journal=$BATS_TEST_TMPDIR/j
+	start_server --journal "$journal" --quiet
+	run_script "hello
+new 3 B L G 50 5 cl=1
+new 3 B L G 51 5 cl=2"
+	assert_success
+	stop_server KILL
+	# A record header announcing a 32-byte frame, and 10 of its bytes.
+	printf '\001\000\000\000\001\040\000\000\000\000\000\000abcdefghij' \
+		>>"$journal"
+	local size
+	size=$(stat -c %s "$journal")
+
+	start_server --journal "$journal"
+	run grep -c "dropped 22 bytes of torn tail" "$SERVER_LOG"
+	assert_output "1"
+	[ "$(stat -c %s "$journal")" -eq $((size - 22)) ]
+	run_script "hello
+sub 3"
+	assert_output "a: hello_ack version=1
+a: tob sym=3 bid=51x5 ask=0x0"
+	stop_server TERM
+
+	# Appends after the truncation replay cleanly too.
+	start_server --journal "$journal"
+	run grep -c "dropped 0 bytes" "$SERVER_LOG"
+	assert_output "1"
+	sweep_bids 3 "$BATS_TEST_TMPDIR/filled"
+	run cat "$BATS_TEST_TMPDIR/filled"
+	assert_output "51
+50"
+}
+
+@test "journal: a file that is not a journal is refused, not truncated" {
+	local journal=$BATS_TEST_TMPDIR/j
+	echo "precious data, not a journal" >"$journal"
+	run "$SERVER_BIN" --port 0 --journal "$journal"
+	assert_failure
+	assert_output --partial "Invalid argument"
+	run cat "$journal"
+	assert_output "precious data, not a journal"
+}
