@@ -2135,11 +2135,11 @@ static void print_summary(const struct totals *tot)
 	printf("bytes      in %" PRIu64 " out %" PRIu64 " md %" PRIu64 "\n",
 	       st->bytes_in, st->bytes_out, st->md_bytes);
 	printf("errors     %" PRIu64 "\n", st->errors);
+	if (opt.orders && !digest_reproducible())
+		printf("note       the digest is not reproducible: that needs "
+		       "--deterministic and a closed loop\n");
 	if (opt.orders)
-		printf("digest: %016" PRIx64 "%s\n", tot->digest,
-		       digest_reproducible() ? "" :
-		       " (not reproducible: needs --deterministic and a "
-		       "closed loop)");
+		printf("digest: %016" PRIx64 "\n", tot->digest);
 	fflush(stdout);
 }
 

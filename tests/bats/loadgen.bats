@@ -25,7 +25,7 @@ teardown() {
 		--json "$BATS_TEST_TMPDIR/run.json"
 	assert_success
 	assert_line 'errors     0'
-	assert_line --regexp '^digest: [0-9a-f]{16}'
+	assert_line --regexp '^digest: [0-9a-f]{16}$'
 	f=$BATS_TEST_TMPDIR/run.json
 	for key in requests errors throughput latency_us.p50 latency_us.p90 \
 		   latency_us.p99 latency_us.p99_9 latency_us.p99_99 \
