@@ -124,10 +124,8 @@ teardown() {
 }
 
 @test "loadgen: no server -> clear error, non-zero exit, quickly" {
-	start_server --quiet
-	port=$SERVER_PORT
-	stop_server
-	SERVER_PORT=$port
+	hold_dead_port
+	port=$DEAD_PORT
 	run timeout 5 "$LOADGEN_BIN" --port "$port" --orders 10
 	assert_equal "$status" 1
 	assert_output --partial "cannot connect to 127.0.0.1:$port"

@@ -143,3 +143,25 @@ PY
 	done
 	return 1
 }
+
+# hold_dead_port - bind a port without listening on it, so a connect there
+# is refused and no other process can take the port meanwhile. Sets
+# DEAD_PORT; the holder exits by itself after 30 s (or by teardown).
+hold_dead_port() {
+	local out=$BATS_TEST_TMPDIR/dead.port i
+
+	python3 -c '
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+time.sleep(30)
+' >"$out" 3>&- &
+	echo "$!" >>"$BATS_FILE_TMPDIR/server.pids"
+	for ((i = 0; i < 100; i++)); do
+		DEAD_PORT=$(head -n 1 "$out")
+		[ -n "$DEAD_PORT" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
