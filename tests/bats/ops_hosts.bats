@@ -276,7 +276,7 @@ canary_set() {
 
 # shim_state PID - the state name uringshim-stat reports.
 shim_state() {
-	"$STAT" "$1" --json 2>/dev/null | python3 -c '
+	"$STAT" --json "$1" 2>/dev/null | python3 -c '
 import json, sys
 try:
 	s = json.load(sys.stdin).get("state", "")
