@@ -866,6 +866,26 @@ static void on_accepted(struct conn *c, const uint8_t *p)
 	fifo_pop(c);
 }
 
+static const char *reject_name(unsigned reason)
+{
+	static const char *const names[] = {
+		[REJ_UNKNOWN_SYMBOL] = "unknown symbol",
+		[REJ_BAD_PRICE] = "bad price",
+		[REJ_BAD_QTY] = "bad quantity",
+		[REJ_DUPLICATE_ID] = "duplicate id",
+		[REJ_UNKNOWN_ORDER] = "unknown order",
+		[REJ_MALFORMED] = "malformed",
+		[REJ_NOT_LOGGED_IN] = "not logged in",
+		[REJ_BAD_SIDE] = "bad side",
+		[REJ_BAD_TYPE] = "bad type",
+		[REJ_CAPACITY] = "capacity",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "unknown reason";
+}
+
 static void on_rejected(struct conn *c, const uint8_t *p)
 {
 	struct msg_rejected m;
@@ -893,8 +913,8 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 		st->rejected++;
 		/* Every order we send is valid; only capacity may refuse. */
 		if (m.reason != REJ_CAPACITY)
-			conn_error(c, "order %" PRIu64 " rejected, reason %u",
-				   e->id, m.reason);
+			conn_error(c, "order %" PRIu64 " rejected: %s (%u)",
+				   e->id, reject_name(m.reason), m.reason);
 		order_finish(c, o);
 		break;
 	case REQ_CANCEL:
@@ -918,10 +938,11 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 		 */
 		if ((m.reason != REJ_UNKNOWN_ORDER || o->state != OS_DONE) &&
 		    (m.reason != REJ_CAPACITY || e->kind != REQ_REPLACE))
-			conn_error(c, "%s of %" PRIu64 " rejected (reason %u) "
-				   "while the order is open",
+			conn_error(c, "%s of %" PRIu64 " rejected: %s (%u), "
+				   "yet the order is open",
 				   e->kind == REQ_REPLACE ? "replace" :
-				   "cancel", e->id, m.reason);
+				   "cancel", e->id, reject_name(m.reason),
+				   m.reason);
 		if (e->kind == REQ_REPLACE)
 			st->replace_rejected++;
 		else
@@ -936,8 +957,9 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 	case REQ_BARRIER:
 		if (m.ref_type != MSG_CANCEL || m.cl_ord_id != e->id ||
 		    m.reason != REJ_UNKNOWN_ORDER)
-			conn_error(c, "unexpected Rejected (type %c reason %u) "
-				   "for the barrier", m.ref_type, m.reason);
+			conn_error(c, "unexpected Rejected (type %c: %s) "
+				   "for the barrier", m.ref_type,
+				   reject_name(m.reason));
 		if (c->state == CS_MD_FINAL) {
 			fifo_pop(c);
 			conn_set_done(c);
