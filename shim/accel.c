@@ -33,27 +33,28 @@ void shim__fd_mark_dirty(struct shim_fd *f)
  * connection: TCP_INFO only works on TCP sockets (AF_INET/AF_INET6) and
  * tells the state; F_GETFL tells O_NONBLOCK.
  */
-static bool fd_accelerable(int fd)
+bool shim__fd_accelerable(int fd)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 	int fl;
 
 	STAT_ADD(shim_syscalls, 2);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	if (real_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
 	    ti.tcpi_state != TCP_ESTABLISHED)
 		return false;
 	fl = real_fcntl(fd, F_GETFL);
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-struct shim_fd *shim__accel_try(int fd)
+struct shim_fd *shim__accel_try(int fd, bool checked)
 {
 	struct shim_fd *f;
 
 	if (fd < 0 || fd >= shim.nfds || shim.fds[fd] ||
 	    shim.state != SHIM_STATE_ACTIVE ||
-	    shim.cfg.recv_mode == MODE_RECV_DIRECT || !fd_accelerable(fd))
+	    shim.cfg.recv_mode == MODE_RECV_DIRECT ||
+	    (!checked && !shim__fd_accelerable(fd)))
 		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -78,6 +79,10 @@ struct shim_fd *shim__accel_try(int fd)
 
 void shim__fd_free(struct shim_fd *f)
 {
+	if (f->state == FD_ORPHAN)
+		shim.orphans_n--;
+	if (shim.closing == f)
+		shim.closing = NULL;
 	if (f->own_fd)
 		real_close(f->fd);
 	shim.queued_total -= f->stail - f->shead;
@@ -92,16 +97,16 @@ uint32_t shim__fd_mask(struct shim_fd *f)
 {
 	uint32_t m = 0;
 
-	if (f->roff < f->rlen || f->eof || f->rerr)
+	if (f->roff < f->rlen || f->eof || f->err || f->hup)
 		m |= EPOLLIN | EPOLLRDNORM;
-	if (f->eof)
+	if (f->eof || f->hup)
 		m |= EPOLLRDHUP;
-	if (f->rerr || f->serr)
+	if (f->err)
 		m |= EPOLLERR;
 	if (f->hup || (f->eof && f->shut_wr))
 		m |= EPOLLHUP;
 	if (f->state == FD_ACCEL &&
-	    (f->shut_wr || f->serr || f->hup || f->stail - f->shead < f->scap))
+	    (f->shut_wr || f->err || f->hup || f->stail - f->shead < f->scap))
 		m |= EPOLLOUT | EPOLLWRNORM;
 	return m;
 }
@@ -196,9 +201,10 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 	int i, e;
 
 	if (!avail) {
-		if (f->rerr) {
-			e = f->rerr;
-			f->rerr = 0;
+		if (f->err) {
+			/* One socket error, reported once, to any call. */
+			e = f->err;
+			f->err = 0;
 			f->eof = true;
 			return -e;
 		}
@@ -243,19 +249,52 @@ static void send_compact(struct shim_fd *f)
 }
 
 /*
+ * Push everything prepared and run completions now (loop thread, lock
+ * held; dropped around the enter).  Returns false when f was closed by
+ * another thread meanwhile.
+ */
+static bool kick_locked(struct shim_fd *f)
+{
+	int fd = f->fd;
+
+	shim__ring_flush_dirty();
+	shim_unlock();
+	shim__ring_submit_wait(0, NULL, NULL);
+	shim_lock();
+	shim__ring_reap();
+	return shim.fds[fd] == f;
+}
+
+static size_t send_room(struct shim_fd *f)
+{
+	size_t room;
+
+	send_compact(f);
+	room = f->scap - f->stail;
+	if (shim.queued_total + room > shim.cfg.send_max_total)
+		room = shim.queued_total < shim.cfg.send_max_total ?
+		       shim.cfg.send_max_total - shim.queued_total : 0;
+	return room;
+}
+
+/*
  * Queue bytes for sending.  Returns bytes taken (possibly short), or
  * -errno: a deferred error, -EPIPE after shutdown, -EAGAIN when full.
+ * "Full" means the kernel's socket buffer is full as well: before saying
+ * so, the loop thread pushes the queue into the kernel, so EAGAIN and
+ * EPOLLOUT keep meaning what they mean without the shim (the peer has to
+ * read before room appears).
  */
 ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags)
 {
-	size_t total = iov_total(iov, iovcnt), room, done = 0;
+	size_t total = iov_total(iov, iovcnt), room, done = 0, skip;
 	int i, e;
 
 	(void)flags;
-	if (f->serr) {
-		e = f->serr;
-		f->serr = 0;
+	if (f->err) {
+		e = f->err;
+		f->err = 0;
 		return -e;
 	}
 	if (f->shut_wr || f->hup)
@@ -267,31 +306,50 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		if (!f->sbuf)
 			return -ENOMEM;
 	}
-	send_compact(f);
-	room = f->scap - f->stail;
-	if (shim.queued_total + room > shim.cfg.send_max_total)
-		room = shim.queued_total < shim.cfg.send_max_total ?
-		       shim.cfg.send_max_total - shim.queued_total : 0;
-	if (!room) {
+	for (;;) {
+		room = send_room(f);
+		if (room) {
+			size_t want = total - done, n;
+
+			n = want < room ? want : room;
+			skip = done;
+			for (i = 0; i < iovcnt && n; i++) {
+				size_t len = iov[i].iov_len, take;
+
+				if (skip >= len) {
+					skip -= len;
+					continue;
+				}
+				take = len - skip < n ? len - skip : n;
+				memcpy(f->sbuf + f->stail,
+				       (char *)iov[i].iov_base + skip, take);
+				f->stail += take;
+				shim.queued_total += take;
+				done += take;
+				n -= take;
+				skip = 0;
+			}
+			shim__fd_mark_dirty(f);
+		}
+		if (done == total || !shim__on_loop_thread() ||
+		    f->send_inflight || f->stail == f->shead)
+			break;
+		/* Queue full, nothing in flight: hand it to the kernel. */
+		if (!kick_locked(f))
+			return done ? (ssize_t)done : -EBADF;
+		if (f->hup || f->err)
+			break;
+	}
+	if (!done) {
 		f->out_wanted = true;
 		return -EAGAIN;
 	}
-	for (i = 0; i < iovcnt && done < room; i++) {
-		size_t n = iov[i].iov_len;
-
-		if (n > room - done)
-			n = room - done;
-		memcpy(f->sbuf + f->stail + done, iov[i].iov_base, n);
-		done += n;
-	}
-	f->stail += done;
-	shim.queued_total += done;
 	if (done < total)
 		f->out_wanted = true;
 	STAT_INC(sends_queued);
-	shim__fd_mark_dirty(f);
-	if (f->stail - f->shead >= SEND_FLUSH_BYTES && shim__on_loop_thread())
-		shim__ring_flush_dirty();
+	if (f->stail - f->shead >= SEND_FLUSH_BYTES && !f->send_inflight &&
+	    shim__on_loop_thread())
+		kick_locked(f);
 	else if (!shim__on_loop_thread())
 		shim__ring_wake();
 	return done;
@@ -303,7 +361,7 @@ static void maybe_free_orphan(struct shim_fd *f)
 {
 	if (f->state != FD_ORPHAN || f->inflight)
 		return;
-	if (f->stail > f->shead && !f->serr) {
+	if (f->stail > f->shead && !f->hup) {
 		shim__fd_mark_dirty(f);
 		return;
 	}
@@ -334,8 +392,10 @@ void shim__on_recv(struct shim_fd *f, int res)
 	} else if (transient(res)) {
 		STAT_INC(fallbacks);
 	} else {
-		f->rerr = -res;
+		if (!f->err)
+			f->err = -res;
 		f->hup = true;
+		f->eof = true;
 		STAT_INC(deferred_errors);
 	}
 	if (f->state == FD_ACCEL) {
@@ -366,7 +426,9 @@ void shim__on_send(struct shim_fd *f, int res)
 	} else if (transient(res)) {
 		STAT_INC(fallbacks);
 	} else if (res != -ECANCELED) {
-		f->serr = -res;
+		if (!f->err)
+			f->err = -res;
+		f->hup = true;
 		STAT_INC(deferred_errors);
 		shim.queued_total -= f->stail - f->shead;
 		f->shead = f->stail = f->sinfl = 0;
@@ -385,7 +447,7 @@ void shim__on_send(struct shim_fd *f, int res)
 		maybe_free_orphan(f);
 		return;
 	}
-	if (f->out_wanted || f->serr) {
+	if (f->out_wanted || f->hup) {
 		f->out_wanted = false;
 		shim__fd_notify(f);
 	}
@@ -409,11 +471,12 @@ static void drained_draining(struct shim_fd *f)
 {
 	while (f->nregs)
 		shim__reg_unlink(&f->regs[0]);
-	if (f->rerr || f->serr)
+	if (f->err)
 		return;		/* keep it until the error is reported */
 	__atomic_store_n(&shim.fds[f->fd], NULL, __ATOMIC_RELEASE);
 	if (f->inflight || f->dirty) {
 		f->state = FD_ORPHAN;	/* last completion frees it */
+		shim.orphans_n++;
 		return;
 	}
 	shim__fd_free(f);
@@ -529,7 +592,7 @@ int shim__fd_close(struct shim_fd *f)
 	}
 	if (f->state == FD_ORPHAN)
 		return 0;	/* a draining fd already handed over */
-	if (f->stail > f->shead && !f->serr) {
+	if (f->stail > f->shead && !f->hup) {
 		int dupfd = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
 		STAT_INC(shim_syscalls);
@@ -542,6 +605,7 @@ int shim__fd_close(struct shim_fd *f)
 		}
 	}
 	f->state = FD_ORPHAN;
+	shim.orphans_n++;
 	f->release_req = false;
 	if (!f->inflight && f->stail == f->shead) {
 		if (!f->dirty)
@@ -550,12 +614,25 @@ int shim__fd_close(struct shim_fd *f)
 	}
 	shim__fd_mark_dirty(f);
 	if (shim__on_loop_thread()) {
-		/* Cancel now so the socket really closes with our close. */
+		struct timespec ms = { 0, 1000 * 1000 };
+		int round;
+
+		/*
+		 * Cancel the receive and push the queue now, and give the
+		 * completions a moment, so the socket really closes (FIN
+		 * after our bytes) with this close, not at the next wait.
+		 */
+		shim.closing = f;
 		shim__ring_flush_dirty();
-		shim_unlock();
-		shim__ring_submit_wait(0, NULL, NULL);
-		shim_lock();
-		shim__ring_reap();
+		for (round = 0; round < 4 && shim.closing == f; round++) {
+			shim_unlock();
+			shim__ring_submit_wait(round ? 1 : 0, &ms, NULL);
+			shim_lock();
+			shim__ring_reap();
+			shim__ring_flush_dirty();
+		}
+		if (shim.closing == f)
+			shim.closing = NULL;
 	} else {
 		shim__ring_wake();
 	}
@@ -593,11 +670,11 @@ void shim__ring_flush_dirty(void)
 		next = f->dirty_next;
 		f->dirty = false;
 		f->dirty_next = NULL;
-		if (f->stail > f->shead && !f->send_inflight && !f->serr &&
+		if (f->stail > f->shead && !f->send_inflight && !f->hup &&
 		    f->state != FD_DRAINING)
 			shim__ring_prep_send(f);
 		if (f->state == FD_ACCEL && !f->release_req &&
-		    !f->recv_armed && !f->eof && !f->rerr) {
+		    !f->recv_armed && !f->eof && !f->hup) {
 			if (f->roff == f->rlen)
 				f->roff = f->rlen = 0;
 			if (f->rlen < f->rcap)
@@ -607,7 +684,7 @@ void shim__ring_flush_dirty(void)
 		    f->recv_armed && !f->recv_cancel)
 			shim__ring_prep_cancel(f);
 		if (f->state == FD_ORPHAN && !f->inflight &&
-		    (f->stail == f->shead || f->serr))
+		    (f->stail == f->shead || f->hup))
 			shim__fd_free(f);
 		else if (f->release_req)
 			finish_release(f);

@@ -254,8 +254,18 @@ __attribute__((constructor)) static void shim_ctor(void)
 
 __attribute__((destructor)) static void shim_dtor(void)
 {
+	uint64_t accel = 0, enters = 0;
+	int i;
+
 	if (shim.pid == getpid() && shim__on_loop_thread())
 		shim__flush_all_sync();
+	for (i = 0; i < SHIM_STATS_SLOTS; i++) {
+		accel += shim__stats->slot[i].accel_total;
+		enters += shim__stats->slot[i].enters;
+	}
+	shim__log(LOG_INFO, "uringshim: exit pid %d: %llu fds accelerated, "
+		  "%llu io_uring_enter\n", (int)getpid(),
+		  (unsigned long long)accel, (unsigned long long)enters);
 	shim__stats_close();
 }
 

@@ -98,7 +98,6 @@ struct shim_fd {
 	/* receive side */
 	char *rbuf;
 	uint32_t rcap, roff, rlen;
-	int rerr;			/* pending receive error, positive */
 	bool eof;
 	bool recv_armed;
 	bool recv_cancel;		/* cancel submitted */
@@ -109,9 +108,9 @@ struct shim_fd {
 	bool send_inflight;
 	bool out_wanted;		/* app hit a full queue: edge on drain */
 	bool shut_wr;			/* shutdown(SHUT_WR) pending/done */
-	int serr;			/* deferred send error, positive */
+	int err;			/* pending socket error (SO_ERROR) */
 	bool shut_wr_pending;		/* SHUT_WR once the queue drains */
-	bool hup;			/* connection reset: EPOLLHUP */
+	bool hup;			/* connection dead: EPOLLHUP, EPIPE */
 	bool own_fd;			/* fd is our private dup (orphans) */
 	bool release_req;		/* hand back to the kernel */
 
@@ -150,7 +149,8 @@ struct shim_global {
 	uint8_t *kreg;			/* kernel epoll ADDs, 255: unknown */
 
 	struct shim_fd *dirty;		/* need SQEs at the next flush */
-	struct shim_fd *orphans;
+	int orphans_n;			/* closed fds with ring work left */
+	struct shim_fd *closing;	/* fd close() is finishing */
 	int accel_now;
 	uint64_t queued_total;		/* bytes in all send queues */
 	int wake_fd;			/* eventfd the loop thread polls */
@@ -234,8 +234,17 @@ struct shim_fd *shim__fd_get_locked(int fd);
 struct shim_ep *shim__ep_get_locked(int epfd);
 bool shim__fd_table_has(int fd);
 
+/* Work the ring must still do even if the app never waits on it again. */
+static inline bool shim__ring_has_work(void)
+{
+	return __atomic_load_n(&shim.queued_total, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&shim.orphans_n, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&shim.dirty, __ATOMIC_RELAXED);
+}
+
 /* accel.c: fd operations, called with shim.lock held */
-struct shim_fd *shim__accel_try(int fd);
+bool shim__fd_accelerable(int fd);
+struct shim_fd *shim__accel_try(int fd, bool checked);
 void shim__fd_mark_dirty(struct shim_fd *f);
 void shim__fd_notify(struct shim_fd *f);
 uint32_t shim__fd_mask(struct shim_fd *f);

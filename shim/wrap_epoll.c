@@ -107,6 +107,14 @@ SHIM_EXPORT int epoll_create1(int flags)
 	return ret;
 }
 
+/* May the calling thread make an epoll set its own (own the ring)? */
+static bool can_bind(void)
+{
+	if (shim.loop_tid)
+		return shim__on_loop_thread() && shim.ring_ok;
+	return !shim.ring_tried;
+}
+
 static struct shim_reg *reg_find(struct shim_fd *f, struct shim_ep *ep)
 {
 	int i;
@@ -196,8 +204,10 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
 		return REAL(epoll_ctl)(epfd, op, fd, ev);
 	if (!fd_lookup_racy(fd) &&
-	    (op == EPOLL_CTL_DEL || !shim.eps[epfd] || !shim.eps[epfd]->bound ||
-	     shim.state != SHIM_STATE_ACTIVE)) {
+	    (op == EPOLL_CTL_DEL || !ev || !shim.eps[epfd] ||
+	     (!shim.eps[epfd]->bound && !can_bind()) ||
+	     (shim.state != SHIM_STATE_ACTIVE &&
+	      shim.state != SHIM_STATE_INIT))) {
 		ret = REAL(epoll_ctl)(epfd, op, fd, ev);
 		kreg_track(op, fd, ret);
 		return ret;
@@ -220,12 +230,20 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 		if (r)
 			shim__reg_unlink(r);
-	} else if (ep && !f && ep->bound && ev && fd >= 0 && fd < shim.nfds &&
-		   (op == EPOLL_CTL_ADD ||
-		    (op == EPOLL_CTL_MOD && shim.kreg[fd] == 1))) {
-		/* Only sockets no other kernel epoll set watches. */
-		if (op == EPOLL_CTL_ADD ? shim.kreg[fd] == 0 : true)
-			f = shim__accel_try(fd);
+	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
+		   (op == EPOLL_CTL_ADD ? shim.kreg[fd] == 0 :
+		    op == EPOLL_CTL_MOD && shim.kreg[fd] == 1) &&
+		   (ep->bound || can_bind()) && shim__fd_accelerable(fd)) {
+		/*
+		 * Only sockets no other kernel epoll set watches.  The
+		 * first one makes this thread the loop thread.
+		 */
+		if (!shim.ring_tried && shim.state == SHIM_STATE_INIT)
+			ring_try_create();
+		if (shim.ring_ok && shim__on_loop_thread())
+			ep->bound = shim.state == SHIM_STATE_ACTIVE;
+		if (ep->bound)
+			f = shim__accel_try(fd, true);
 		if (f && op == EPOLL_CTL_MOD) {
 			STAT_INC(shim_syscalls);
 			if (real_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)) {
@@ -289,8 +307,7 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		return INT_MIN;
 	}
 	ep->bound = shim.state == SHIM_STATE_ACTIVE;
-	if (!shim.accel_now && !shim.dirty && !shim.queued_total &&
-	    !ep->ready_head) {
+	if (!shim.accel_now && !shim__ring_has_work() && !ep->ready_head) {
 		/* Nothing of ours anywhere: the plain wait costs less. */
 		shim_unlock();
 		return INT_MIN;
@@ -479,6 +496,9 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 {
 	nfds_t i;
 
+	/* The loop thread must keep the ring moving while it blocks here. */
+	if (shim__ring_has_work() && shim__on_loop_thread())
+		return true;
 	if (!shim.accel_now)
 		return false;
 	for (i = 0; i < n; i++)
@@ -524,6 +544,8 @@ static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
 	int fd;
 
+	if (shim__ring_has_work() && shim__on_loop_thread())
+		return true;
 	if (!shim.accel_now)
 		return false;
 	for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)

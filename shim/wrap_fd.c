@@ -104,6 +104,30 @@ SHIM_EXPORT int shutdown(int fd, int how)
 	return 0;
 }
 
+/* SO_ERROR of an accelerated socket: the error our ring op consumed. */
+SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val,
+			   socklen_t *len)
+{
+	struct shim_fd *f;
+
+	STAT_CALL(getsockopt);
+	if (likely(!fd_lookup_racy(fd)) || shim__depth ||
+	    level != SOL_SOCKET || name != SO_ERROR || !val || !len ||
+	    *len < sizeof(int))
+		return REAL(getsockopt)(fd, level, name, val, len);
+	shim_lock();
+	f = shim__fd_get_locked(fd);
+	if (f && f->err) {
+		*(int *)val = f->err;
+		*len = sizeof(int);
+		f->err = 0;
+		shim_unlock();
+		return 0;
+	}
+	shim_unlock();
+	return REAL(getsockopt)(fd, level, name, val, len);
+}
+
 static void release_fd(int fd)
 {
 	struct shim_fd *f;

@@ -86,7 +86,7 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 			goto out_real;
 	} else if (f->state == FD_DRAINING ||
 		   (shim.cfg.send_mode == MODE_SEND_DIRECT &&
-		    !f->send_inflight && f->stail == f->shead && !f->serr)) {
+		    !f->send_inflight && f->stail == f->shead && !f->err)) {
 		goto out_real;
 	} else {
 		*ret = shim__fd_send(f, iov, iovcnt, flags);
