@@ -14,3 +14,4 @@ $(TEST_LIST): FORCE
 
 .PHONY: FORCE
 FORCE:
+include tests/shim/rules.mk

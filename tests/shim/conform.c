@@ -1,0 +1,396 @@
+/*
+ * conform.c - transcript, check and socket helpers for the shim
+ * conformance programs (see conform.h).
+ */
+#include "conform.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int failures;
+
+void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+void expect_at(bool ok, const char *what, const char *file, int line)
+{
+	if (ok)
+		return;
+	failures++;
+	/* stdout too, so the failing check sits in the transcript diff. */
+	printf("CHECK FAILED %s:%d: %s\n", file, line, what);
+	fflush(stdout);
+}
+
+int conform_finish(void)
+{
+	say(failures ? "FAIL (%d checks)" : "PASS", failures);
+	fflush(stdout);
+	return failures ? 1 : 0;
+}
+
+void die_errno(const char *what)
+{
+	printf("FATAL %s: %s\n", what, errno_name(errno));
+	fflush(stdout);
+	exit(1);
+}
+
+void skip(const char *why)
+{
+	printf("%s\n", why);
+	fflush(stdout);
+	exit(77);
+}
+
+const char *errno_name(int err)
+{
+	static char unknown[24];
+	const char *name;
+
+	if (err == 0)
+		return "0";
+	name = strerrorname_np(err);
+	if (name)
+		return name;
+	snprintf(unknown, sizeof(unknown), "errno%d", err);
+	return unknown;
+}
+
+const char *epoll_event_names(uint32_t events)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} bits[] = {
+		{ EPOLLIN, "IN" }, { EPOLLPRI, "PRI" }, { EPOLLOUT, "OUT" },
+		{ EPOLLERR, "ERR" }, { EPOLLHUP, "HUP" },
+		{ EPOLLRDHUP, "RDHUP" }, { EPOLLRDNORM, "RDNORM" },
+		{ EPOLLWRNORM, "WRNORM" },
+	};
+	static char ring[4][96];
+	static unsigned next;
+	char *buf = ring[next++ % 4];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		if (!(events & bits[i].bit))
+			continue;
+		used += snprintf(buf + used, 96 - used, "%s%s",
+				 used ? "|" : "", bits[i].name);
+		events &= ~bits[i].bit;
+	}
+	if (events)
+		snprintf(buf + used, 96 - used, "%s0x%x", used ? "|" : "",
+			 events);
+	else if (!used)
+		snprintf(buf, 96, "none");
+	return buf;
+}
+
+const char *result_text(ssize_t ret)
+{
+	static char ring[4][64];
+	static unsigned next;
+	char *buf = ring[next++ % 4];
+
+	if (ret < 0)
+		snprintf(buf, 64, "ret=%zd %s", ret, errno_name(errno));
+	else
+		snprintf(buf, 64, "ret=%zd", ret);
+	return buf;
+}
+
+int tcp_listener(int family)
+{
+	struct sockaddr_storage addr = { 0 };
+	socklen_t len;
+	int fd, one = 1;
+
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die_errno("socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
+
+		a6->sin6_family = AF_INET6;
+		a6->sin6_addr = in6addr_loopback;
+		len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
+
+		a4->sin_family = AF_INET;
+		a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*a4);
+	}
+	if (bind(fd, (struct sockaddr *)&addr, len) < 0) {
+		if (family == AF_INET6 && errno == EADDRNOTAVAIL)
+			skip("::1 is not configured");
+		die_errno("bind");
+	}
+	if (listen(fd, 64) < 0)
+		die_errno("listen");
+	return fd;
+}
+
+void tcp_pair_from(int listener, int *client, int *server)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+
+	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
+		die_errno("getsockname");
+	*client = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*client < 0)
+		die_errno("socket");
+	if (connect(*client, (struct sockaddr *)&addr, len) < 0)
+		die_errno("connect");
+	/* The handshake is complete once connect() returns on loopback. */
+	if (!(wait_fd(listener, POLLIN) & POLLIN)) {
+		errno = ETIMEDOUT;
+		die_errno("accept wait");
+	}
+	*server = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (*server < 0)
+		die_errno("accept4");
+}
+
+void tcp_pair(int family, int *client, int *server)
+{
+	int listener = tcp_listener(family);
+
+	tcp_pair_from(listener, client, server);
+	close(listener);
+}
+
+void set_nonblock(int fd, bool on)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0)
+		die_errno("F_GETFL");
+	flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		die_errno("F_SETFL");
+}
+
+int epoll_new(void)
+{
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd < 0)
+		die_errno("epoll_create1");
+	return epfd;
+}
+
+static void epoll_ctl_or_die(int epfd, int op, int fd, uint32_t events,
+			     uint64_t data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+
+	if (epoll_ctl(epfd, op, fd, &ev) < 0)
+		die_errno("epoll_ctl");
+}
+
+void epoll_add(int epfd, int fd, uint32_t events, uint64_t data)
+{
+	epoll_ctl_or_die(epfd, EPOLL_CTL_ADD, fd, events, data);
+}
+
+void epoll_mod(int epfd, int fd, uint32_t events, uint64_t data)
+{
+	epoll_ctl_or_die(epfd, EPOLL_CTL_MOD, fd, events, data);
+}
+
+static int compare_event_data(const void *a, const void *b)
+{
+	const struct epoll_event *x = a, *y = b;
+
+	return x->data.u64 < y->data.u64 ? -1 : x->data.u64 > y->data.u64;
+}
+
+int epoll_report(int epfd, int timeout_ms, const char *label,
+		 struct epoll_event *out, int max)
+{
+	struct epoll_event evs[16];
+	int n;
+
+	n = epoll_wait(epfd, evs, 16, timeout_ms);
+	if (n < 0) {
+		say("%s: %s", label, result_text(n));
+		return n;
+	}
+	qsort(evs, n, sizeof(evs[0]), compare_event_data);
+	printf("%s: n=%d", label, n);
+	for (int i = 0; i < n; i++)
+		printf(" [0x%llx %s]", (unsigned long long)evs[i].data.u64,
+		       epoll_event_names(evs[i].events));
+	putchar('\n');
+	if (out)
+		memcpy(out, evs, sizeof(evs[0]) * (n < max ? n : max));
+	return n;
+}
+
+short wait_fd(int fd, short events)
+{
+	return wait_fd_ms(fd, events, WAIT_MS);
+}
+
+short wait_fd_ms(int fd, short events, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int n;
+
+	do
+		n = poll(&pfd, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		die_errno("poll");
+	return n ? pfd.revents : 0;
+}
+
+size_t read_stream(int fd, void *buf, size_t len, bool *eof, int *err)
+{
+	size_t got = 0;
+
+	*eof = false;
+	*err = 0;
+	while (got < len) {
+		ssize_t n;
+
+		/* Wait first so that blocking descriptors never hang us. */
+		if (!wait_fd(fd, POLLIN)) {
+			*err = ETIMEDOUT;
+			break;
+		}
+		n = read(fd, (char *)buf + got, len - got);
+		if (n > 0) {
+			got += n;
+			continue;
+		}
+		if (n == 0) {
+			*eof = true;
+			break;
+		}
+		if (errno == EINTR || errno == EAGAIN)
+			continue;
+		*err = errno;
+		break;
+	}
+	return got;
+}
+
+void write_all(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+
+		if (n > 0) {
+			done += n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && wait_fd(fd, POLLOUT))
+			continue;
+		die_errno("write_all");
+	}
+}
+
+uint8_t pattern_byte(uint32_t seed, uint64_t offset)
+{
+	uint64_t x = (offset + 1) * 0x9e3779b97f4a7c15ull ^ seed;
+
+	return (uint8_t)(x >> 29 ^ x >> 47);
+}
+
+void pattern_fill(void *buf, size_t len, uint32_t seed, uint64_t offset)
+{
+	uint8_t *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		p[i] = pattern_byte(seed, offset + i);
+}
+
+size_t pattern_check(const void *buf, size_t len, uint32_t seed,
+		     uint64_t offset)
+{
+	const uint8_t *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != pattern_byte(seed, offset + i))
+			return i;
+	return len;
+}
+
+static void *stream_check_run(void *arg)
+{
+	struct stream_check *sc = arg;
+	size_t size = 256 * 1024;
+	uint8_t *buf = malloc(size);
+
+	if (!buf) {
+		sc->err = ENOMEM;
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n;
+		size_t ok;
+
+		if (!wait_fd_ms(sc->fd, POLLIN, STREAM_IDLE_MS)) {
+			sc->err = ETIMEDOUT;
+			break;
+		}
+		n = read(sc->fd, buf, size);
+		if (n == 0) {
+			sc->eof = true;
+			break;
+		}
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			sc->err = errno;
+			break;
+		}
+		ok = pattern_check(buf, n, sc->seed, sc->got);
+		if (ok < (size_t)n && sc->bad_at == UINT64_MAX)
+			sc->bad_at = sc->got + ok;
+		sc->got += n;
+	}
+	free(buf);
+	return NULL;
+}
+
+void stream_check_start(struct stream_check *sc, int fd, uint32_t seed)
+{
+	*sc = (struct stream_check){ .fd = fd, .seed = seed,
+				     .bad_at = UINT64_MAX };
+	errno = pthread_create(&sc->thread, NULL, stream_check_run, sc);
+	if (errno)
+		die_errno("pthread_create");
+}
+
+void stream_check_join(struct stream_check *sc)
+{
+	pthread_join(sc->thread, NULL);
+}

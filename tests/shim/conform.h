@@ -1,0 +1,101 @@
+/*
+ * conform.h - helpers shared by the shim conformance programs.
+ *
+ * Every program in tests/shim/ proves one semantic corner of the shim's
+ * contract. It prints a transcript of what the application observed (return
+ * values, errno names, bytes, epoll events with their data) on stdout and
+ * exits 0 when its own checks pass, 1 when one fails, 77 to skip. The bats
+ * suite runs each program plainly and under LD_PRELOAD=liburingshim.so and
+ * requires byte-identical transcripts, so nothing printed may depend on
+ * timing: values that do are checked with expect() and not printed.
+ */
+#ifndef CONFORM_H
+#define CONFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/types.h>
+
+/* Generous wait for anything that must happen: a hang guard, not a budget. */
+#define WAIT_MS 2000
+
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void expect_at(bool ok, const char *what, const char *file, int line);
+#define expect(cond) expect_at((cond), #cond, __FILE__, __LINE__)
+/* Print the verdict and return the exit status for main(). */
+int conform_finish(void);
+__attribute__((noreturn)) void die_errno(const char *what);
+__attribute__((noreturn)) void skip(const char *why);
+
+/* "EAGAIN" for EAGAIN, "0" for 0: stable names for transcripts. */
+const char *errno_name(int err);
+/* "IN|OUT|RDHUP": an epoll event mask as text (rotating static buffers). */
+const char *epoll_event_names(uint32_t events);
+/* "ret=5" or "ret=-1 EAGAIN" for a call's result, using the current errno. */
+const char *result_text(ssize_t ret);
+
+int tcp_listener(int family);
+/*
+ * tcp_pair - a connected loopback TCP pair: *client is connected with a
+ * blocking connect() and left blocking, *server is accepted with
+ * SOCK_NONBLOCK. Returns 0, or skips/dies on failure.
+ */
+void tcp_pair(int family, int *client, int *server);
+void tcp_pair_from(int listener, int *client, int *server);
+void set_nonblock(int fd, bool on);
+
+int epoll_new(void);
+void epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+void epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+/*
+ * epoll_report - epoll_wait once and print "<label>: n=<n> [<data> <events>]
+ * ..." with the events sorted by data so the kernel's ready-list order does
+ * not matter. Returns n; the events are copied to out[] when out is non-NULL.
+ */
+int epoll_report(int epfd, int timeout_ms, const char *label,
+		 struct epoll_event *out, int max);
+
+/* Wait up to WAIT_MS for poll events on fd; returns revents (0 on timeout). */
+short wait_fd(int fd, short events);
+short wait_fd_ms(int fd, short events, int timeout_ms);
+/*
+ * read_stream - read up to len bytes, waiting for readiness between reads,
+ * until len bytes, EOF or an error. Returns the byte count; *eof is set when
+ * EOF was seen, *err to the errno of a failed read (0 otherwise).
+ */
+size_t read_stream(int fd, void *buf, size_t len, bool *eof, int *err);
+/* write_all - write len bytes, waiting for writability when short. */
+void write_all(int fd, const void *buf, size_t len);
+
+/*
+ * stream_check - a thread reading fd to EOF and checking every byte against
+ * pattern seed; after stream_check_join, got is the byte count, bad_at the
+ * offset of the first wrong byte (UINT64_MAX when none), eof whether EOF was
+ * read, err the errno that ended the stream otherwise (ETIMEDOUT when idle
+ * for STREAM_IDLE_MS).
+ */
+#define STREAM_IDLE_MS 20000
+struct stream_check {
+	int fd;
+	uint32_t seed;
+	uint64_t got;
+	uint64_t bad_at;
+	bool eof;
+	int err;
+	pthread_t thread;
+};
+void stream_check_start(struct stream_check *sc, int fd, uint32_t seed);
+void stream_check_join(struct stream_check *sc);
+
+/* A position-dependent byte stream, so reordering or loss is detected. */
+uint8_t pattern_byte(uint32_t seed, uint64_t offset);
+void pattern_fill(void *buf, size_t len, uint32_t seed, uint64_t offset);
+/* Offset of the first mismatch, or len when every byte matches. */
+size_t pattern_check(const void *buf, size_t len, uint32_t seed,
+		     uint64_t offset);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * dup - duplicated socket descriptors share one byte stream.
+ *
+ * Writes through a socket and its duplicates (dup, dup2, dup3, F_DUPFD,
+ * F_DUPFD_CLOEXEC) arrive in the order they were made, whichever fd they
+ * went through. Closing one fd flushes nothing away and does not end the
+ * connection while another fd refers to it; EOF comes after the last close.
+ * dup2 over an fd with pending writes closes that fd's connection with its
+ * bytes delivered. Last, the epoll quirk: a registration belongs to the open
+ * file, so after close(fd) with a duplicate alive the set still reports it
+ * with the old epoll_data.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void put(int fd, const char *text)
+{
+	ssize_t ret = write(fd, text, strlen(text));
+
+	expect(ret == (ssize_t)strlen(text));
+}
+
+static void expect_stream(int peer, const char *label, const char *want)
+{
+	char buf[256];
+	bool eof;
+	int err;
+	size_t got = read_stream(peer, buf, sizeof(buf) - 1, &eof, &err);
+
+	buf[got] = '\0';
+	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
+	expect(!strcmp(buf, want) && eof);
+}
+
+int main(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, d1, d2, d3, d4, peer2, conn2, epfd, n;
+	char buf[16];
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	put(conn, "A");
+	d1 = dup(conn);
+	put(d1, "B");
+	put(conn, "C");
+	d2 = fcntl(conn, F_DUPFD, 100);
+	say("F_DUPFD 100 -> %s", d2 >= 100 ? ">= 100" : "below 100");
+	put(d2, "D");
+	d3 = fcntl(conn, F_DUPFD_CLOEXEC, 0);
+	say("F_DUPFD_CLOEXEC FD_CLOEXEC: %d", fcntl(d3, F_GETFD) & FD_CLOEXEC);
+	put(d3, "E");
+	d4 = 200;
+	ret = dup3(conn, d4, O_CLOEXEC);
+	say("dup3 -> 200: %s", ret == d4 ? "ok" : result_text(ret));
+	put(d4, "F");
+	ret = close(conn);
+	say("close original: %s", result_text(ret));
+	put(d1, "G");
+	close(d1);
+	put(d2, "H");
+	close(d2);
+	put(d3, "I");
+	close(d3);
+	/* dup2 onto itself is a no-op returning the fd. */
+	ret = dup2(d4, d4);
+	say("dup2 onto itself: %s", ret == d4 ? "ok" : result_text(ret));
+	put(d4, "J");
+	/* Still connected: the peer can answer through any remaining fd. */
+	put(peer, "reply");
+	ret = wait_fd(d4, POLLIN) & POLLIN ? read(d4, buf, sizeof(buf)) : -1;
+	say("read via dup3 fd: %s '%.*s'", result_text(ret),
+	    (int)(ret > 0 ? ret : 0), buf);
+	close(d4);
+	expect_stream(peer, "through five fds", "ABCDEFGHIJ");
+	close(peer);
+
+	/* dup2 over an fd with pending writes closes it, bytes delivered. */
+	tcp_pair(AF_INET, &peer, &conn);
+	tcp_pair(AF_INET, &peer2, &conn2);
+	put(conn, "to-first");
+	put(conn2, "to-second;");
+	ret = dup2(conn2, conn);
+	say("dup2 over pending fd: %s", ret == conn ? "ok" : result_text(ret));
+	put(conn, "via-dup2;");
+	close(conn);
+	put(conn2, "last");
+	close(conn2);
+	expect_stream(peer, "replaced connection", "to-first");
+	expect_stream(peer2, "target connection", "to-second;via-dup2;last");
+	close(peer);
+	close(peer2);
+
+	/* The registration outlives close(fd) while a duplicate is open. */
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 42);
+	d1 = dup(conn);
+	close(conn);
+	put(peer, "x");
+	n = epoll_report(epfd, WAIT_MS, "closed fd, dup alive", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 42);
+	ret = read(d1, buf, sizeof(buf));
+	say("read via dup: %s", result_text(ret));
+	close(d1);
+	n = epoll_report(epfd, 0, "last fd closed", ev, 4);
+	expect(n == 0);
+	close(epfd);
+	close(peer);
+	return conform_finish();
+}

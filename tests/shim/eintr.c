@@ -1,0 +1,162 @@
+/*
+ * eintr - a signal interrupts epoll_wait with EINTR, SA_RESTART or not.
+ *
+ * With a handler installed without SA_RESTART, a signal arriving during an
+ * idle epoll_wait makes it return -1 EINTR; with SA_RESTART it still does,
+ * because the kernel never restarts epoll_wait (signal(7)). A blocking
+ * recv is restarted under SA_RESTART and interrupted without it. Writes
+ * made before an interrupted wait are not lost. A helper thread keeps
+ * sending the signal every few milliseconds until the main thread is done,
+ * so there is no race against entering the wait; how many signals were
+ * handled is timing and only checked to be at least one.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int handled;
+static atomic_bool stop_kicking;
+static pthread_t main_thread;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&handled, 1);
+}
+
+static void *kicker_run(void *arg)
+{
+	struct timespec tick = { 0, 20 * 1000 * 1000 };
+
+	(void)arg;
+	while (!atomic_load(&stop_kicking)) {
+		nanosleep(&tick, NULL);
+		pthread_kill(main_thread, SIGUSR1);
+	}
+	return NULL;
+}
+
+static void install(int flags)
+{
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = flags };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) < 0)
+		die_errno("sigaction");
+}
+
+/* Run fn while the kicker thread signals us; returns fn's result. */
+static ssize_t kicked(ssize_t (*fn)(int), int fd)
+{
+	pthread_t kicker;
+	ssize_t ret;
+	int saved;
+
+	atomic_store(&handled, 0);
+	atomic_store(&stop_kicking, false);
+	pthread_create(&kicker, NULL, kicker_run, NULL);
+	ret = fn(fd);
+	saved = errno;
+	atomic_store(&stop_kicking, true);
+	pthread_join(kicker, NULL);
+	errno = saved;
+	return ret;
+}
+
+static ssize_t epoll_wait_idle(int epfd)
+{
+	struct epoll_event ev;
+
+	return epoll_wait(epfd, &ev, 1, WAIT_MS * 2);
+}
+
+/* Blocking recv that the peer answers only after several signals. */
+static int recv_peer = -1;
+static ssize_t recv_blocking(int fd)
+{
+	char buf[16];
+	ssize_t ret = recv(fd, buf, sizeof(buf), 0);
+
+	return ret;
+}
+
+static void *late_writer_run(void *arg)
+{
+	struct timespec delay = { 0, 150 * 1000 * 1000 };
+
+	(void)arg;
+	nanosleep(&delay, NULL);
+	if (write(recv_peer, "late", 4) != 4)
+		expect(!"late write");
+	return NULL;
+}
+
+int main(void)
+{
+	char buf[16];
+	pthread_t late;
+	int peer, conn, epfd, err;
+	ssize_t ret;
+	size_t got;
+	bool eof;
+
+	main_thread = pthread_self();
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 1);
+
+	install(0);
+	ret = write(conn, "before-wait", 11);
+	expect(ret == 11);
+	ret = kicked(epoll_wait_idle, epfd);
+	say("epoll_wait, no SA_RESTART: %s; handler ran: %s",
+	    result_text(ret), handled > 0 ? "yes" : "no");
+	expect(ret == -1 && errno == EINTR && handled > 0);
+
+	install(SA_RESTART);
+	ret = kicked(epoll_wait_idle, epfd);
+	say("epoll_wait, SA_RESTART: %s; handler ran: %s",
+	    result_text(ret), handled > 0 ? "yes" : "no");
+	expect(ret == -1 && errno == EINTR && handled > 0);
+
+	got = read_stream(peer, buf, 11, &eof, &err);
+	say("peer got the write made before the waits: %zu '%.*s'", got,
+	    (int)got, buf);
+	expect(got == 11 && !memcmp(buf, "before-wait", 11));
+
+	/* Ready data wins over a pending signal: no EINTR. */
+	ret = write(peer, "ready", 5);
+	expect(ret == 5);
+	wait_fd(conn, POLLIN);
+	ret = kicked(epoll_wait_idle, epfd);
+	say("epoll_wait with data ready: %s", result_text(ret));
+	expect(ret == 1);
+	ret = read(conn, buf, sizeof(buf));
+	expect(ret == 5);
+
+	/* A blocking recv: restarted with SA_RESTART, EINTR without. */
+	set_nonblock(conn, false);
+	recv_peer = peer;
+	pthread_create(&late, NULL, late_writer_run, NULL);
+	ret = kicked(recv_blocking, conn);
+	say("blocking recv, SA_RESTART: %s", result_text(ret));
+	expect(ret == 4);
+	pthread_join(late, NULL);
+	install(0);
+	ret = kicked(recv_blocking, conn);
+	say("blocking recv, no SA_RESTART: %s", result_text(ret));
+	expect(ret == -1 && errno == EINTR);
+
+	signal(SIGUSR1, SIG_DFL);
+	close(epfd);
+	close(conn);
+	close(peer);
+	return conform_finish();
+}

@@ -1,0 +1,92 @@
+/*
+ * et - edge-triggered epoll: one report per arrival.
+ *
+ * With EPOLLET a socket is reported once when data arrives; waiting again
+ * without new data reports nothing, even while bytes are still unread, and
+ * a partial read does not re-arm it. Each new arrival reports again, whether
+ * or not older bytes are still unread. The application reads to EAGAIN.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void read_print(int fd, size_t len, const char *label)
+{
+	char buf[64];
+	ssize_t ret = read(fd, buf, len);
+
+	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+}
+
+int main(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, epfd, n;
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN | EPOLLET, 9);
+
+	ret = write(peer, "first", 5);
+	expect(ret == 5);
+	n = epoll_report(epfd, WAIT_MS, "arrival", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 9);
+	n = epoll_report(epfd, 0, "no new data", ev, 4);
+	expect(n == 0);
+
+	read_print(conn, 2, "read 2");
+	n = epoll_report(epfd, 0, "after partial read", ev, 4);
+	expect(n == 0);
+	read_print(conn, 64, "read rest");
+	read_print(conn, 64, "read to EAGAIN");
+	expect(errno == EAGAIN);
+	n = epoll_report(epfd, 0, "drained", ev, 4);
+	expect(n == 0);
+
+	ret = write(peer, "second", 6);
+	expect(ret == 6);
+	n = epoll_report(epfd, WAIT_MS, "second arrival", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	n = epoll_report(epfd, 0, "second, again", ev, 4);
+	expect(n == 0);
+	read_print(conn, 64, "read second");
+
+	/* A new arrival reports again although "third" is still unread. */
+	ret = write(peer, "third", 5);
+	expect(ret == 5);
+	n = epoll_report(epfd, WAIT_MS, "third arrival", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	ret = write(peer, "fourth", 6);
+	expect(ret == 6);
+	n = epoll_report(epfd, WAIT_MS, "fourth arrival, third unread", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	n = epoll_report(epfd, 0, "fourth, again", ev, 4);
+	expect(n == 0);
+	read_print(conn, 64, "read both");
+	read_print(conn, 64, "read to EAGAIN");
+	expect(errno == EAGAIN);
+
+	/* Edge-triggered EPOLLOUT: reported once, not again while idle. */
+	epoll_mod(epfd, conn, EPOLLIN | EPOLLOUT | EPOLLET, 10);
+	n = epoll_report(epfd, WAIT_MS, "out edge", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLOUT);
+	n = epoll_report(epfd, 0, "out, again", ev, 4);
+	expect(n == 0);
+
+	/* Peer EOF is a new edge too. */
+	shutdown(peer, SHUT_WR);
+	n = epoll_report(epfd, WAIT_MS, "peer shutdown", ev, 4);
+	expect(n == 1 && (ev[0].events & EPOLLIN));
+	read_print(conn, 64, "read EOF");
+
+	close(epfd);
+	close(conn);
+	close(peer);
+	return conform_finish();
+}

@@ -1,0 +1,144 @@
+/*
+ * fd_reuse - a reused fd number inherits nothing from its last owner.
+ *
+ * A socket with unread input, a pending write and an epoll registration is
+ * closed; the next accept() returns the same number (lowest free fd). The
+ * new socket must show no stale data, no stale events, and its peer must not
+ * receive the old socket's bytes (those go to the old peer, then EOF). The
+ * same for a number reused by socket() + connect(), and by pipe().
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * The old socket is closed with unread input, so the kernel resets the
+ * connection: its peer reads the bytes sent before, then ECONNRESET.
+ */
+static void expect_stream(int fd, const char *label, const char *want,
+			  int want_err)
+{
+	char buf[128];
+	bool eof;
+	int err;
+	size_t got = read_stream(fd, buf, sizeof(buf) - 1, &eof, &err);
+
+	buf[got] = '\0';
+	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
+	expect(!strcmp(buf, want) && err == want_err && eof == !want_err);
+}
+
+/* Give fd unread input, a pending write and an epoll registration. */
+static void dirty(int epfd, int fd, int peer)
+{
+	ssize_t ret;
+
+	epoll_add(epfd, fd, EPOLLIN | EPOLLOUT, 1);
+	ret = write(peer, "stale-input", 11);
+	expect(ret == 11);
+	wait_fd(fd, POLLIN);
+	ret = write(fd, "stale-output", 12);
+	expect(ret == 12);
+}
+
+static void check_clean(int epfd, int fd, int peer, bool answer)
+{
+	char buf[32];
+	ssize_t ret;
+
+	epoll_report(epfd, 0, "set after close", NULL, 0);
+	ret = read(fd, buf, sizeof(buf));
+	say("read on new fd: %s", result_text(ret));
+	expect(ret == -1 && errno == EAGAIN);
+	epoll_add(epfd, fd, EPOLLIN, 2);
+	epoll_report(epfd, 0, "new fd registered", NULL, 0);
+	ret = write(peer, "fresh", 5);
+	expect(ret == 5);
+	epoll_report(epfd, WAIT_MS, "new fd, fresh data", NULL, 0);
+	ret = read(fd, buf, sizeof(buf));
+	say("read on new fd: %s '%.*s'", result_text(ret),
+	    (int)(ret > 0 ? ret : 0), buf);
+	expect(ret == 5 && !memcmp(buf, "fresh", 5));
+	if (answer) {
+		ret = write(fd, "new-output", 10);
+		expect(ret == 10);
+	}
+}
+
+int main(void)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+	int listener, epfd, old_peer, old, peer, fd, number, pipefd[2];
+	ssize_t ret;
+
+	listener = tcp_listener(AF_INET);
+	epfd = epoll_new();
+
+	/* Reused by accept(): the client socket exists before the close. */
+	tcp_pair_from(listener, &old_peer, &old);
+	dirty(epfd, old, old_peer);
+	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
+		die_errno("getsockname");
+	peer = socket(AF_INET, SOCK_STREAM, 0);
+	if (peer < 0 || connect(peer, (struct sockaddr *)&addr, len) < 0)
+		die_errno("connect");
+	number = old;
+	close(old);
+	wait_fd(listener, POLLIN);
+	fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+	say("accept reused the number: %s", fd == number ? "yes" : "no");
+	expect(fd == number);
+	check_clean(epfd, fd, peer, true);
+	close(fd);
+	expect_stream(old_peer, "old peer", "stale-output", ECONNRESET);
+	expect_stream(peer, "new peer", "new-output", 0);
+	close(old_peer);
+	close(peer);
+
+	/* Reused by socket() + connect(). */
+	tcp_pair_from(listener, &old, &old_peer);
+	set_nonblock(old, true);
+	dirty(epfd, old, old_peer);
+	number = old;
+	close(old);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	say("socket reused the number: %s", fd == number ? "yes" : "no");
+	expect(fd == number);
+	ret = connect(fd, (struct sockaddr *)&addr, len);
+	say("nonblocking connect: %s", result_text(ret));
+	expect(ret == 0 || errno == EINPROGRESS);
+	wait_fd(fd, POLLOUT);
+	wait_fd(listener, POLLIN);
+	peer = accept(listener, NULL, NULL);
+	check_clean(epfd, fd, peer, true);
+	close(fd);
+	expect_stream(old_peer, "old peer", "stale-output", ECONNRESET);
+	expect_stream(peer, "new peer", "new-output", 0);
+	close(old_peer);
+	close(peer);
+
+	/* Reused by pipe(): a non-socket must pass through cleanly. */
+	tcp_pair_from(listener, &old_peer, &old);
+	dirty(epfd, old, old_peer);
+	number = old;
+	close(old);
+	if (pipe2(pipefd, O_NONBLOCK) < 0)
+		die_errno("pipe");
+	say("pipe reused the number: %s", pipefd[0] == number ? "yes" : "no");
+	expect(pipefd[0] == number);
+	check_clean(epfd, pipefd[0], pipefd[1], false);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	expect_stream(old_peer, "old peer", "stale-output", ECONNRESET);
+	close(old_peer);
+
+	close(epfd);
+	close(listener);
+	return conform_finish();
+}

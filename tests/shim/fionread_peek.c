@@ -1,0 +1,118 @@
+/*
+ * fionread_peek - FIONREAD, MSG_PEEK and MSG_WAITALL see held input.
+ *
+ * Once a socket has been reported readable (the shim may by then hold the
+ * bytes in its own memory), FIONREAD/SIOCINQ count them, MSG_PEEK returns
+ * them without consuming, recvmsg with MSG_PEEK fills several iovecs, and
+ * reads then consume them in order. MSG_WAITALL on a non-blocking socket
+ * returns what is there; on a blocking socket it returns held bytes plus
+ * later arrivals, waiting for the full count.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static int queued(int fd, unsigned long request)
+{
+	int count = -1;
+
+	if (ioctl(fd, request, &count) < 0)
+		return -errno;
+	return count;
+}
+
+static void recv_print(int fd, size_t len, int flags, const char *label)
+{
+	char buf[64];
+	ssize_t ret = recv(fd, buf, len, flags);
+
+	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+}
+
+static int late_peer = -1;
+
+static void *late_writer_run(void *arg)
+{
+	struct timespec delay = { 0, 100 * 1000 * 1000 };
+
+	(void)arg;
+	nanosleep(&delay, NULL);
+	if (write(late_peer, "defgh", 5) != 5)
+		expect(!"late write");
+	return NULL;
+}
+
+int main(void)
+{
+	struct epoll_event ev;
+	char a[4], b[8];
+	struct iovec iov[2] = { { a, sizeof(a) }, { b, sizeof(b) } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	pthread_t late;
+	int peer, conn, epfd;
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 1);
+	say("FIONREAD idle: %d", queued(conn, FIONREAD));
+
+	expect(write(peer, "hello world", 11) == 11);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	say("FIONREAD: %d", queued(conn, FIONREAD));
+	say("SIOCINQ: %d", queued(conn, SIOCINQ));
+	recv_print(conn, 5, MSG_PEEK, "peek 5");
+	recv_print(conn, 64, MSG_PEEK, "peek all");
+	ret = recvmsg(conn, &msg, MSG_PEEK);
+	say("recvmsg peek 4+8: %s '%.4s' '%.*s'", result_text(ret), a,
+	    (int)(ret > 4 ? ret - 4 : 0), b);
+	say("FIONREAD after peeks: %d", queued(conn, FIONREAD));
+	recv_print(conn, 6, 0, "recv 6");
+	say("FIONREAD: %d", queued(conn, FIONREAD));
+	recv_print(conn, 64, MSG_PEEK | MSG_DONTWAIT, "peek rest");
+	recv_print(conn, 64, 0, "recv rest");
+	say("FIONREAD drained: %d", queued(conn, FIONREAD));
+	recv_print(conn, 64, MSG_PEEK, "peek drained");
+	expect(errno == EAGAIN);
+	expect(epoll_wait(epfd, &ev, 1, 0) == 0);
+
+	/* MSG_WAITALL on a non-blocking socket returns what is there. */
+	expect(write(peer, "abc", 3) == 3);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	recv_print(conn, 8, MSG_WAITALL | MSG_PEEK, "waitall peek, nonblock");
+	recv_print(conn, 8, MSG_WAITALL, "waitall, nonblocking");
+
+	/* Blocking MSG_WAITALL: held bytes first, then the late ones. */
+	expect(write(peer, "abc", 3) == 3);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	say("FIONREAD held: %d", queued(conn, FIONREAD));
+	set_nonblock(conn, false);
+	late_peer = peer;
+	pthread_create(&late, NULL, late_writer_run, NULL);
+	recv_print(conn, 8, MSG_WAITALL, "waitall, blocking");
+	pthread_join(late, NULL);
+
+	/* Peek sees EOF as 0 without consuming data before it. */
+	expect(write(peer, "end", 3) == 3);
+	shutdown(peer, SHUT_WR);
+	set_nonblock(conn, true);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	recv_print(conn, 64, MSG_PEEK, "peek before EOF");
+	recv_print(conn, 64, 0, "recv before EOF");
+	recv_print(conn, 64, MSG_PEEK, "peek at EOF");
+	say("FIONREAD at EOF: %d", queued(conn, FIONREAD));
+
+	close(epfd);
+	close(conn);
+	close(peer);
+	return conform_finish();
+}

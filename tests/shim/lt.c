@@ -1,0 +1,103 @@
+/*
+ * lt - level-triggered epoll re-reports unread data.
+ *
+ * A socket registered without EPOLLET is reported by every epoll_wait while
+ * unread bytes remain, including after a partial read, and stops being
+ * reported once read to EAGAIN. EPOLLOUT is level-triggered the same way.
+ * The application's epoll_data must come back unchanged.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(void)
+{
+	struct epoll_event ev[4];
+	char buf[64];
+	int peer, conn, epfd, n;
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 0x1122334455667788ull);
+
+	n = epoll_report(epfd, 0, "idle", ev, 4);
+	expect(n == 0);
+
+	ret = write(peer, "hello world", 11);
+	say("peer write: %s", result_text(ret));
+	expect(ret == 11);
+
+	n = epoll_report(epfd, WAIT_MS, "after arrival", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	expect(n == 1 && ev[0].data.u64 == 0x1122334455667788ull);
+	n = epoll_report(epfd, 0, "unread, again", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	n = epoll_report(epfd, WAIT_MS, "unread, third time", ev, 4);
+	expect(n == 1);
+
+	ret = read(conn, buf, 5);
+	say("read 5: %s '%.*s'", result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+	expect(ret == 5 && !memcmp(buf, "hello", 5));
+	n = epoll_report(epfd, 0, "partially read", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+
+	ret = read(conn, buf, sizeof(buf));
+	say("read rest: %s '%.*s'", result_text(ret),
+	    (int)(ret > 0 ? ret : 0), buf);
+	expect(ret == 6 && !memcmp(buf, " world", 6));
+	ret = read(conn, buf, sizeof(buf));
+	say("read empty: %s", result_text(ret));
+	expect(ret == -1 && errno == EAGAIN);
+	n = epoll_report(epfd, 0, "drained", ev, 4);
+	expect(n == 0);
+
+	/* Two arrivals before one wait: still one level-triggered report. */
+	ret = write(peer, "ab", 2);
+	expect(ret == 2);
+	ret = write(peer, "cd", 2);
+	expect(ret == 2);
+	n = epoll_report(epfd, WAIT_MS, "two arrivals", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	if (!(wait_fd(conn, POLLIN) & POLLIN))
+		expect(!"readable");
+	ret = recv(conn, buf, sizeof(buf), MSG_WAITALL);
+	/* Both segments are queued before the wait returns, plain or not. */
+	say("read both: %s '%.*s'", result_text(ret),
+	    (int)(ret > 0 ? ret : 0), buf);
+	expect(ret == 4 && !memcmp(buf, "abcd", 4));
+
+	/* EPOLLOUT stays reported while there is send space. */
+	epoll_mod(epfd, conn, EPOLLIN | EPOLLOUT, 7);
+	n = epoll_report(epfd, WAIT_MS, "out once", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLOUT);
+	n = epoll_report(epfd, 0, "out twice", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLOUT);
+
+	/* Data written by us reaches the peer once we wait. */
+	ret = write(conn, "pong", 4);
+	say("conn write: %s", result_text(ret));
+	expect(ret == 4);
+	n = epoll_report(epfd, 0, "after own write", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLOUT);
+	{
+		bool eof;
+		int err;
+		size_t got = read_stream(peer, buf, 4, &eof, &err);
+
+		say("peer read: %zu '%.*s' %s", got, (int)got, buf,
+		    errno_name(err));
+		expect(got == 4 && !memcmp(buf, "pong", 4));
+	}
+
+	close(epfd);
+	close(conn);
+	close(peer);
+	return conform_finish();
+}

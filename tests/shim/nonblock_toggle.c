@@ -1,0 +1,109 @@
+/*
+ * nonblock_toggle - O_NONBLOCK switched on and off with data in flight.
+ *
+ * Input that arrived while the socket was non-blocking (the shim may hold
+ * it) is returned first by a read after switching to blocking; a blocking
+ * read then waits for new input. Writes made non-blocking (possibly
+ * deferred) and then blocking keep their order. FIONBIO toggles the same
+ * flag, F_GETFL reports it, and after switching back a read with nothing
+ * there fails with EAGAIN.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int late_peer = -1;
+
+static void *late_writer_run(void *arg)
+{
+	struct timespec delay = { 0, 100 * 1000 * 1000 };
+
+	(void)arg;
+	nanosleep(&delay, NULL);
+	if (write(late_peer, "second", 6) != 6)
+		expect(!"late write");
+	return NULL;
+}
+
+static void read_print(int fd, const char *label)
+{
+	char buf[64];
+	ssize_t ret = read(fd, buf, sizeof(buf));
+
+	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+}
+
+int main(void)
+{
+	struct epoll_event ev;
+	pthread_t late;
+	char buf[64];
+	int peer, conn, epfd, on, err;
+	ssize_t ret;
+	size_t got;
+	bool eof;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 1);
+	say("O_NONBLOCK: %d", !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
+
+	expect(write(peer, "first", 5) == 5);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	set_nonblock(conn, false);
+	say("O_NONBLOCK: %d", !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
+	read_print(conn, "blocking read of earlier input");
+	late_peer = peer;
+	pthread_create(&late, NULL, late_writer_run, NULL);
+	read_print(conn, "blocking read waits");
+	pthread_join(late, NULL);
+
+	/* Writes: non-blocking, then blocking, order kept. */
+	set_nonblock(conn, true);
+	ret = write(conn, "third;", 6);
+	expect(ret == 6);
+	set_nonblock(conn, false);
+	ret = write(conn, "fourth;", 7);
+	expect(ret == 7);
+	on = 1;
+	ret = ioctl(conn, FIONBIO, &on);
+	say("FIONBIO on: %s, O_NONBLOCK: %d", result_text(ret),
+	    !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
+	ret = write(conn, "fifth;", 6);
+	expect(ret == 6);
+	read_print(conn, "nonblocking read, nothing there");
+	expect(errno == EAGAIN);
+	on = 0;
+	ret = ioctl(conn, FIONBIO, &on);
+	say("FIONBIO off: %s, O_NONBLOCK: %d", result_text(ret),
+	    !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
+	ret = shutdown(conn, SHUT_WR);
+	expect(ret == 0);
+	got = read_stream(peer, buf, sizeof(buf), &eof, &err);
+	say("peer got: '%.*s' eof=%d %s", (int)got, buf, eof,
+	    errno_name(err));
+	expect(got == 19 && !memcmp(buf, "third;fourth;fifth;", 19) && eof);
+
+	/* Held input survives a toggle to blocking and back. */
+	expect(write(peer, "held", 4) == 4);
+	set_nonblock(conn, true);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	set_nonblock(conn, false);
+	set_nonblock(conn, true);
+	read_print(conn, "read after two toggles");
+	read_print(conn, "read again");
+	expect(errno == EAGAIN);
+
+	close(epfd);
+	close(conn);
+	close(peer);
+	return conform_finish();
+}

@@ -1,0 +1,98 @@
+/*
+ * oneshot - EPOLLONESHOT disarms after one event until EPOLL_CTL_MOD.
+ *
+ * After the one report, nothing is reported for the socket (neither the
+ * unread bytes nor new arrivals) until the application re-arms it with
+ * EPOLL_CTL_MOD, which may change the events and the epoll_data; the next
+ * report then carries the new data. The check that nothing is reported
+ * while disarmed waits a short while after a new arrival.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* How long "no report while disarmed" is watched for. */
+#define QUIET_MS 200
+
+int main(void)
+{
+	struct epoll_event ev[4];
+	char buf[64];
+	int peer, conn, epfd, n;
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN | EPOLLONESHOT, 11);
+
+	ret = write(peer, "one", 3);
+	expect(ret == 3);
+	n = epoll_report(epfd, WAIT_MS, "first", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 11);
+	n = epoll_report(epfd, 0, "disarmed, unread", ev, 4);
+	expect(n == 0);
+
+	ret = write(peer, "two", 3);
+	expect(ret == 3);
+	n = epoll_report(epfd, QUIET_MS, "disarmed, new arrival", ev, 4);
+	expect(n == 0);
+
+	epoll_mod(epfd, conn, EPOLLIN | EPOLLONESHOT, 12);
+	n = epoll_report(epfd, WAIT_MS, "re-armed", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 12);
+	n = epoll_report(epfd, 0, "disarmed again", ev, 4);
+	expect(n == 0);
+
+	ret = recv(conn, buf, sizeof(buf), 0);
+	say("read: %s '%.*s'", result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+	expect(ret == 6 && !memcmp(buf, "onetwo", 6));
+
+	/* Re-armed with nothing to read: quiet until the next arrival. */
+	epoll_mod(epfd, conn, EPOLLIN | EPOLLONESHOT, 13);
+	n = epoll_report(epfd, 0, "armed, idle", ev, 4);
+	expect(n == 0);
+	ret = write(peer, "three", 5);
+	expect(ret == 5);
+	n = epoll_report(epfd, WAIT_MS, "armed, arrival", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 13);
+	ret = recv(conn, buf, sizeof(buf), 0);
+	say("read: %s '%.*s'", result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+
+	/* One-shot EPOLLOUT, and EPOLLET|EPOLLONESHOT together. */
+	epoll_mod(epfd, conn, EPOLLOUT | EPOLLONESHOT, 14);
+	n = epoll_report(epfd, WAIT_MS, "out once", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLOUT);
+	n = epoll_report(epfd, 0, "out disarmed", ev, 4);
+	expect(n == 0);
+	epoll_mod(epfd, conn, EPOLLIN | EPOLLET | EPOLLONESHOT, 15);
+	ret = write(peer, "four", 4);
+	expect(ret == 4);
+	n = epoll_report(epfd, WAIT_MS, "et+oneshot", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 15);
+	ret = write(peer, "five", 4);
+	expect(ret == 4);
+	n = epoll_report(epfd, QUIET_MS, "et+oneshot disarmed", ev, 4);
+	expect(n == 0);
+
+	/* A disarmed socket is still registered: ADD fails, DEL works. */
+	ret = epoll_ctl(epfd, EPOLL_CTL_ADD, conn,
+			&(struct epoll_event){ .events = EPOLLIN });
+	say("add while disarmed: %s", result_text(ret));
+	expect(ret == -1 && errno == EEXIST);
+	ret = epoll_ctl(epfd, EPOLL_CTL_DEL, conn, NULL);
+	say("del: %s", result_text(ret));
+	ret = epoll_ctl(epfd, EPOLL_CTL_DEL, conn, NULL);
+	say("del again: %s", result_text(ret));
+	expect(ret == -1 && errno == ENOENT);
+
+	close(epfd);
+	close(conn);
+	close(peer);
+	return conform_finish();
+}

@@ -1,0 +1,101 @@
+/*
+ * rdhup - peer shutdown(SHUT_WR): EPOLLIN|EPOLLRDHUP, data then 0.
+ *
+ * Bytes sent before the peer's FIN are read first, then read returns 0 and
+ * keeps returning 0; level-triggered readiness stays on after EOF. Our
+ * direction still works (half-close); once we shut it too the socket also
+ * reports EPOLLHUP and a send fails with EPIPE.
+ *
+ * Timing: the shim may learn of the data before the FIN, so the program
+ * waits until a report carries EPOLLRDHUP (internally bounded) and prints
+ * that report; plainly the first report already carries it.
+ */
+#include "conform.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void read_print(int fd, const char *label)
+{
+	char buf[64];
+	ssize_t ret = read(fd, buf, sizeof(buf));
+
+	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+}
+
+int main(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, epfd, n, tries;
+	ssize_t ret;
+	bool eof;
+	int err;
+	char buf[64];
+	size_t got;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP, 5);
+
+	ret = write(peer, "tail data", 9);
+	expect(ret == 9);
+	ret = shutdown(peer, SHUT_WR);
+	say("peer shutdown: %s", result_text(ret));
+
+	for (tries = 0; tries < 10; tries++) {
+		n = epoll_wait(epfd, ev, 4, WAIT_MS);
+		if (n == 1 && (ev[0].events & EPOLLRDHUP))
+			break;
+	}
+	expect(tries < 10);
+	say("report with RDHUP: %s", epoll_event_names(ev[0].events));
+	n = epoll_report(epfd, 0, "level, unread", ev, 4);
+	expect(n == 1 && ev[0].events == (EPOLLIN | EPOLLRDHUP));
+
+	read_print(conn, "read data");
+	read_print(conn, "read at EOF");
+	read_print(conn, "read at EOF again");
+	n = epoll_report(epfd, 0, "level, at EOF", ev, 4);
+	expect(n == 1 && ev[0].events == (EPOLLIN | EPOLLRDHUP));
+
+	/* Half-close: our direction still carries data. */
+	ret = write(conn, "reply", 5);
+	say("write after peer FIN: %s", result_text(ret));
+	expect(ret == 5);
+	got = read_stream(peer, buf, 5, &eof, &err);
+	say("peer got: %zu '%.*s'", got, (int)got, buf);
+	expect(got == 5 && !memcmp(buf, "reply", 5));
+
+	ret = shutdown(conn, SHUT_WR);
+	say("our shutdown: %s", result_text(ret));
+	got = read_stream(peer, buf, sizeof(buf), &eof, &err);
+	say("peer read: %zu eof=%d %s", got, eof, errno_name(err));
+	expect(got == 0 && eof);
+
+	epoll_mod(epfd, conn, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 6);
+	n = epoll_report(epfd, WAIT_MS, "both shut", ev, 4);
+	expect(n == 1 && (ev[0].events & EPOLLHUP));
+	ret = send(conn, "late", 4, MSG_NOSIGNAL);
+	say("send after our shutdown: %s", result_text(ret));
+	expect(ret == -1 && errno == EPIPE);
+
+	/* EPOLLRDHUP not requested: EOF reports plain EPOLLIN. */
+	close(epfd);
+	close(conn);
+	close(peer);
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 7);
+	close(peer);
+	n = epoll_report(epfd, WAIT_MS, "peer closed, no RDHUP asked", ev, 4);
+	expect(n == 1 && ev[0].events == EPOLLIN);
+	read_print(conn, "read");
+
+	close(epfd);
+	close(conn);
+	return conform_finish();
+}

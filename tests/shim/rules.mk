@@ -1,0 +1,28 @@
+# tests/shim/rules.mk - the shim conformance programs and the io_uring denier.
+#
+# Each corner tests/shim/<corner>.c becomes $(BUILD)/tests/shim/<corner>;
+# tests/bats/shim_semantics.bats runs it plainly and under the shim and
+# compares the transcripts, tests/bats/shim_fallback.bats runs it under
+# $(BUILD)/tests/deny_uring. Both are TEST_SUPPORT: the suites run them.
+
+SHIM_CORNERS := backpressure blocking close_flush dup eintr et fd_reuse \
+		fionread_peek fork ipv6 lt mixed_set nonblock_toggle oneshot \
+		peer_reset poll_select rdhup shutdown_flush threads writev_large
+SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
+CONFORM_OBJ := $(BUILD)/tests/shim/conform.o
+DENY_URING := $(BUILD)/tests/deny_uring
+
+TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING)
+
+$(SHIM_CORNER_BINS): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o \
+		     $(CONFORM_OBJ)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(DENY_URING): $(BUILD)/tests/tools/deny_uring.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lseccomp
+
+# Build just these: `make shim-conform`.
+.PHONY: shim-conform
+shim-conform: $(SHIM_CORNER_BINS) $(DENY_URING)

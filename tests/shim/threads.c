@@ -1,0 +1,174 @@
+/*
+ * threads - sockets accepted on one thread, served by another's epoll loop.
+ *
+ * An acceptor thread accepts connections and hands each fd over a pipe to
+ * a server thread, which registers it in its own epoll set and answers each
+ * request with the upper-cased text. The main thread is the clients. Then a
+ * few threads each stream 1 MiB to their own socket and close it; every
+ * stream must arrive whole and in order.
+ */
+#include "conform.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLIENTS	4
+#define WRITERS	3
+#define STREAM	(1 << 20)
+
+struct server {
+	int listener;
+	int handoff[2];		/* acceptor -> server: accepted fds */
+};
+
+static void *acceptor_run(void *arg)
+{
+	struct server *srv = arg;
+
+	for (int i = 0; i < CLIENTS; i++) {
+		int fd;
+
+		if (!wait_fd(srv->listener, POLLIN))
+			break;
+		fd = accept4(srv->listener, NULL, NULL, SOCK_NONBLOCK);
+		if (fd < 0)
+			break;
+		if (write(srv->handoff[1], &fd, sizeof(fd)) != sizeof(fd))
+			break;
+	}
+	close(srv->handoff[1]);
+	return NULL;
+}
+
+/* Answer one request per connection, then close it. */
+static void *server_run(void *arg)
+{
+	struct server *srv = arg;
+	struct epoll_event ev;
+	int epfd = epoll_new(), served = 0;
+	char buf[64];
+
+	epoll_add(epfd, srv->handoff[0], EPOLLIN, UINT64_MAX);
+	while (served < CLIENTS && epoll_wait(epfd, &ev, 1, WAIT_MS * 5) == 1) {
+		int fd;
+		ssize_t n;
+
+		if (ev.data.u64 == UINT64_MAX) {
+			if (read(srv->handoff[0], &fd, sizeof(fd)) !=
+			    sizeof(fd)) {
+				epoll_ctl(epfd, EPOLL_CTL_DEL,
+					  srv->handoff[0], NULL);
+				continue;
+			}
+			epoll_add(epfd, fd, EPOLLIN | EPOLLET, fd);
+			continue;
+		}
+		fd = ev.data.u64;
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		for (ssize_t i = 0; i < n; i++)
+			buf[i] = toupper((unsigned char)buf[i]);
+		if (n > 0 && write(fd, buf, n) != n)
+			expect(!"server write");
+		close(fd);
+		served++;
+	}
+	close(epfd);
+	return NULL;
+}
+
+struct writer {
+	int fd;
+	uint32_t seed;
+	bool ok;
+	pthread_t thread;
+};
+
+static void *writer_run(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t buf[8192];
+
+	for (size_t off = 0; off < STREAM; off += sizeof(buf)) {
+		pattern_fill(buf, sizeof(buf), w->seed, off);
+		write_all(w->fd, buf, sizeof(buf));
+	}
+	w->ok = close(w->fd) == 0;
+	return NULL;
+}
+
+int main(void)
+{
+	struct server srv;
+	struct writer writers[WRITERS];
+	struct stream_check readers[WRITERS];
+	pthread_t acceptor, server;
+	int clients[CLIENTS];
+
+	srv.listener = tcp_listener(AF_INET);
+	if (pipe(srv.handoff) < 0)
+		die_errno("pipe");
+	pthread_create(&server, NULL, server_run, &srv);
+	pthread_create(&acceptor, NULL, acceptor_run, &srv);
+
+	for (int i = 0; i < CLIENTS; i++) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		char req[32], resp[32];
+		bool eof;
+		int err;
+		size_t got;
+
+		/* Accepted by the acceptor thread, not by tcp_pair_from. */
+		if (getsockname(srv.listener, (struct sockaddr *)&addr,
+				&len) < 0)
+			die_errno("getsockname");
+		clients[i] = socket(addr.ss_family, SOCK_STREAM, 0);
+		if (clients[i] < 0 ||
+		    connect(clients[i], (struct sockaddr *)&addr, len) < 0)
+			die_errno("connect");
+		snprintf(req, sizeof(req), "hello %d", i);
+		write_all(clients[i], req, strlen(req));
+		got = read_stream(clients[i], resp, sizeof(resp) - 1, &eof,
+				  &err);
+		resp[got] = '\0';
+		say("client %d: '%s' eof=%d %s", i, resp, eof,
+		    errno_name(err));
+		expect(got == strlen(req) && eof);
+		close(clients[i]);
+	}
+	pthread_join(acceptor, NULL);
+	pthread_join(server, NULL);
+	close(srv.handoff[0]);
+	close(srv.listener);
+
+	for (int i = 0; i < WRITERS; i++) {
+		int peer;
+
+		tcp_pair(AF_INET, &peer, &writers[i].fd);
+		writers[i].seed = 0x7000 + i;
+		stream_check_start(&readers[i], peer, writers[i].seed);
+	}
+	for (int i = 0; i < WRITERS; i++)
+		pthread_create(&writers[i].thread, NULL, writer_run,
+			       &writers[i]);
+	for (int i = 0; i < WRITERS; i++) {
+		pthread_join(writers[i].thread, NULL);
+		stream_check_join(&readers[i]);
+		say("writer %d: close ok %d, peer got %llu bytes, bad byte %s, "
+		    "eof %d", i, writers[i].ok,
+		    (unsigned long long)readers[i].got,
+		    readers[i].bad_at == UINT64_MAX ? "none" : "FOUND",
+		    readers[i].eof);
+		expect(writers[i].ok && readers[i].got == STREAM);
+		expect(readers[i].bad_at == UINT64_MAX && readers[i].eof);
+		close(readers[i].fd);
+	}
+	return conform_finish();
+}
