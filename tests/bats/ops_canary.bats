@@ -169,3 +169,31 @@ decision() {
 	run "$CANARY" --config "$tmp/missing"
 	assert_failure 2
 }
+
+@test "the emitted drop-in and the shipped example parse cleanly in systemd" {
+	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
+	units=$tmp/units
+	mkdir -p "$units/demo.service.d"
+	printf '[Unit]\nDescription=demo\n[Service]\nExecStart=/bin/true\n' \
+		> "$units/demo.service"
+	printf 'URINGSHIM_LOG = /var/log/a b.log\nURINGSHIM_SEND = batch\n' \
+		> "$tmp/conf"
+	for drop_in in emitted example; do
+		if [ $drop_in = emitted ]; then
+			"$CANARY" --config "$tmp/conf" --host-id x --percent 100 \
+				--emit systemd > "$units/demo.service.d/u.conf"
+		else
+			cp "$TOP/packaging/systemd/uringshim.conf.example" \
+				"$units/demo.service.d/u.conf"
+		fi
+		grep -q '^Environment=LD_PRELOAD=' "$units/demo.service.d/u.conf"
+		SYSTEMD_UNIT_PATH=$units: run --separate-stderr \
+			systemd-analyze verify "$units/demo.service"
+		assert_equal "$drop_in: $stderr" "$drop_in: "
+	done
+	# The check is real: a broken line is reported.
+	echo 'Environment=A B "' >> "$units/demo.service.d/u.conf"
+	SYSTEMD_UNIT_PATH=$units: run --separate-stderr \
+		systemd-analyze verify "$units/demo.service"
+	[[ $stderr == *"u.conf:"* ]]
+}
