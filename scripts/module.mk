@@ -66,7 +66,8 @@ uninstall:
 		rm -f $(MANDIR)/man$$sect/$$page; \
 	done
 	$(Q)rm -f $(addprefix $(DOCDIR)/examples/,$(notdir $(DOC_FILES)))
-	$(Q)rmdir $(LIBDIR_SHIM) $(DOCDIR)/examples $(DOCDIR) 2>/dev/null || true
+	$(Q)rmdir $(LIBDIR_SHIM) $(DOCDIR)/examples $(DOCDIR) 2>/dev/null \
+		|| true
 
 # The package: a staged `make install` into /usr, then scripts/mkdeb.
 DEB_ROOT	:= $(BUILD)/deb/root
