@@ -5,13 +5,14 @@ SERVER_OBJS := $(SERVER_ENGINE_OBJS) \
 	$(BUILD)/demo_server/journal.o \
 	$(BUILD)/demo_server/server.o \
 	$(BUILD)/demo_server/loop_epoll.o \
+	$(BUILD)/demo_server/loop_uring.o \
 	$(BUILD)/demo_server/main.o
 
 PROGRAMS += $(BUILD)/matching_server
 
 $(BUILD)/matching_server: $(SERVER_OBJS)
 	$(quiet) LD $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -luring
 
 # The scripted protocol client the server suites drive (tests/tools/).
 TEST_SUPPORT += $(BUILD)/tests/proto_client

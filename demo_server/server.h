@@ -140,4 +140,13 @@ struct backend_config {
  */
 int loop_epoll_run(struct server *srv, const struct backend_config *cfg);
 
+/*
+ * loop_uring_probe - can this kernel run the io_uring backend? 0, or
+ * -errno with the reason on stderr. Call it before listening.
+ * loop_uring_run - as loop_epoll_run, natively on io_uring (loop_uring.c);
+ * edge_triggered is ignored.
+ */
+int loop_uring_probe(void);
+int loop_uring_run(struct server *srv, const struct backend_config *cfg);
+
 #endif

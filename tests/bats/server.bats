@@ -23,7 +23,7 @@ teardown() {
 		    --max-conns --max-outbuf --journal --fsync --quiet --help; do
 		assert_output --partial -- "$flag"
 	done
-	run "$SERVER_BIN" --io uring --port 0
+	run timeout 10 "$SERVER_BIN" --io bogus --port 0
 	assert_failure
 	assert_output --partial "unknown backend"
 }
