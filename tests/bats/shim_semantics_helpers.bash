@@ -1,0 +1,118 @@
+# shim_semantics_helpers.bash - run the shim conformance programs
+# (tests/shim/*.c) plainly and under the shim and compare their transcripts.
+#
+# A program's transcript is its stdout; its stderr (where the shim may log)
+# is kept apart. The plain transcript of a corner is made once per file and
+# reused by the shim runs of that corner.
+
+bats_require_minimum_version 1.5.0
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
+BUILD=${BUILD:-build}
+case $BUILD in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$TOP/$BUILD ;; esac
+SHIM_LIB=$BUILD_DIR/liburingshim.so
+CORNER_DIR=$BUILD_DIR/tests/shim
+DENY_URING=$BUILD_DIR/tests/deny_uring
+# Hang guard per run only; the programs bound their own waits.
+RUN_TIMEOUT=120
+
+# settings_env NAME - the environment of a named shim settings combination.
+settings_env() {
+	case $1 in
+	default)	echo "" ;;
+	adaptive0)	echo "URINGSHIM_ADAPTIVE=0" ;;
+	recv_single)	echo "URINGSHIM_ADAPTIVE=0 URINGSHIM_RECV=single" ;;
+	*)		echo "unknown settings $1" >&2; return 1 ;;
+	esac
+}
+
+# plain_transcript CORNER - run the program without the shim once per file;
+# prints the transcript path. Fails (with the output) when it does not pass,
+# skips when it skips.
+plain_transcript() {
+	local corner=$1 out=$BATS_FILE_TMPDIR/$1.plain status
+
+	[ -x "$CORNER_DIR/$corner" ] || fail "$CORNER_DIR/$corner not built"
+	if [ ! -f "$out.status" ]; then
+		status=0
+		timeout -k 5 "$RUN_TIMEOUT" "$CORNER_DIR/$corner" \
+			>"$out" 2>"$out.err" 3>&- || status=$?
+		echo "$status" >"$out.status"
+	fi
+	status=$(cat "$out.status")
+	if [ "$status" -eq 77 ]; then
+		skip "$corner: $(tail -n 1 "$out")"
+	elif [ "$status" -ne 0 ]; then
+		cat "$out" "$out.err"
+		fail "$corner exits $status without the shim"
+	fi
+	echo "$out"
+}
+
+# check_plain CORNER - the program passes on its own.
+check_plain() {
+	plain_transcript "$1" >/dev/null
+}
+
+require_shim() {
+	[ -f "$SHIM_LIB" ] || skip "shim not built"
+}
+
+# shim_run OUT CORNER SETTINGS [PREFIX...] - run the program under the shim
+# with the named settings, PREFIX (e.g. deny_uring) in front; stdout to OUT,
+# stderr to OUT.err, exit status to OUT.status.
+shim_run() {
+	local out=$1 corner=$2 settings=$3 status=0
+
+	shift 3
+	# shellcheck disable=SC2046 # settings_env is a list of words
+	timeout -k 5 "$RUN_TIMEOUT" "$@" env $(settings_env "$settings") \
+		URINGSHIM_STATS_DIR="$BATS_TEST_TMPDIR" \
+		LD_PRELOAD="$SHIM_LIB" "$CORNER_DIR/$corner" \
+		>"$out" 2>"$out.err" 3>&- || status=$?
+	echo "$status" >"$out.status"
+}
+
+# compare_transcripts PLAIN SHIM CORNER - same bytes and both exit 0.
+compare_transcripts() {
+	local plain=$1 shim=$2 corner=$3 status
+
+	status=$(cat "$shim.status")
+	if ! cmp -s "$plain" "$shim"; then
+		echo "transcripts differ (- plain, + shim):"
+		diff -u "$plain" "$shim" | tail -n +3
+		echo "shim stderr:"
+		head -n 20 "$shim.err"
+		fail "$corner: the shim changed what the application observed"
+	fi
+	if [ "$status" -ne 0 ]; then
+		cat "$shim.err"
+		fail "$corner exits $status under the shim"
+	fi
+}
+
+# check_shim CORNER SETTINGS - the transcript under the shim equals the
+# plain one. The shim must really be active: a passthrough line on stderr
+# means io_uring is unavailable here, and the comparison would prove
+# nothing.
+check_shim() {
+	local corner=$1 settings=$2 plain out
+
+	require_shim
+	plain=$(plain_transcript "$corner") || return
+	out=$BATS_TEST_TMPDIR/$corner.$settings
+	shim_run "$out" "$corner" "$settings"
+	if grep -q 'uringshim.*passthrough' "$out.err"; then
+		skip "io_uring unavailable, the shim ran in passthrough: $(
+			grep -m1 uringshim "$out.err")"
+	fi
+	compare_transcripts "$plain" "$out" "$corner"
+}
+
+# passthrough_lines FILE - how many stderr lines announce the fallback.
+passthrough_lines() {
+	grep -c 'uringshim.*passthrough' "$1" || true
+}
