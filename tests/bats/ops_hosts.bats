@@ -112,7 +112,7 @@ start_host() {
 		> "$out" 2> "$work/host$i.err" 3>&- &
 	pid[$i]=$!
 	echo "${pid[$i]}" >> "$OPS_STATE/pids"
-	for _ in $(seq 100); do
+	for _ in $(seq 200); do
 		grep -q '^listening on ' "$out" && break
 		kill -0 "${pid[$i]}" 2>/dev/null ||
 			fail "host $i server died: $(cat "$work/host$i.err")"
