@@ -583,6 +583,17 @@ int shim__fd_close(struct shim_fd *f)
 {
 	int fd = f->fd;
 
+	if (f->roff < f->rlen && f->state != FD_ORPHAN) {
+		/*
+		 * Closing with unread input makes the kernel reset the
+		 * connection; that input sits in our buffer, not the
+		 * kernel's, so ask for the reset explicitly.
+		 */
+		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+		STAT_INC(shim_syscalls);
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	}
 	while (f->nregs)
 		shim__reg_unlink(&f->regs[0]);
 	__atomic_store_n(&shim.fds[fd], NULL, __ATOMIC_RELEASE);

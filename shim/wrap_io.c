@@ -81,9 +81,24 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 		goto out_real;
 	}
 	if (dir == IO_RECV) {
+		bool draining = f->state == FD_DRAINING;
+
 		*ret = shim__fd_recv(f, iov, iovcnt, flags);
-		if (*ret == -EAGAIN && f->state == FD_DRAINING)
+		if (*ret == -EAGAIN && draining)
 			goto out_real;
+		if (draining && *ret > 0 && iovcnt == 1 &&
+		    (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
+		    (size_t)*ret < iov[0].iov_len) {
+			/* Released to blocking mode: the rest from the kernel. */
+			ssize_t more;
+
+			shim_unlock();
+			more = REAL(recv)(fd, (char *)iov[0].iov_base + *ret,
+					  iov[0].iov_len - *ret, flags);
+			if (more > 0)
+				*ret += more;
+			return true;
+		}
 	} else if (f->state == FD_DRAINING ||
 		   (shim.cfg.send_mode == MODE_SEND_DIRECT &&
 		    !f->send_inflight && f->stail == f->shead && !f->err)) {

@@ -1,0 +1,92 @@
+# shim_helpers.bash - run the matching server under liburingshim.so for the
+# shim suites (shim_digest.bats, shim_ops.bats).
+#
+# shim_server ENV... -- ARGS... starts $BUILD/matching_server with the
+# environment assignments ENV (e.g. LD_PRELOAD=... URINGSHIM_SEND=direct)
+# and server ARGS, through helpers.bash's PID bookkeeping, so teardown
+# kills exactly the servers this file started.
+
+load helpers
+
+SHIM_LIB=$BUILD_DIR/liburingshim.so
+SHIM_STAT=$BUILD_DIR/uringshim-stat
+LOADGEN_BIN=$BUILD_DIR/loadgen
+# A command the server runs under (e.g. deny_uring --), empty by default.
+SHIM_WRAP=()
+
+shim_server() {
+	local envs=() dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR} line i
+
+	while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+		envs+=("$1")
+		shift
+	done
+	[ "${1:-}" = "--" ] && shift
+	SERVER_OUT=$(mktemp "$dir/server.out.XXXXXX")
+	SERVER_LOG=$(mktemp "$dir/server.log.XXXXXX")
+	env "${envs[@]}" "${SHIM_WRAP[@]}" "$SERVER_BIN" --port 0 --quiet "$@" \
+		>"$SERVER_OUT" 2>"$SERVER_LOG" 3>&- &
+	SERVER_PID=$!
+	echo "$SERVER_PID" >>"$BATS_FILE_TMPDIR/server.pids"
+	for ((i = 0; i < 200; i++)); do
+		line=$(head -n 1 "$SERVER_OUT")
+		[[ $line == "listening on "* ]] && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [[ $line != "listening on "* ]]; then
+		echo "server did not start; stderr:" >&2
+		cat "$SERVER_LOG" >&2
+		return 1
+	fi
+	SERVER_PORT=${line##*:}
+}
+
+# loadgen_digest CONNS ORDERS - deterministic run against the started
+# server; prints the digest (fails when loadgen fails or prints none).
+loadgen_digest() {
+	local out
+
+	out=$(timeout -k 5 120 "$LOADGEN_BIN" --host 127.0.0.1 \
+		--port "$SERVER_PORT" --connections "$1" --orders "$2" \
+		--deterministic 2>&1) || { echo "$out" >&2; return 1; }
+	out=$(grep -m1 -oE 'digest: [0-9a-f]+' <<<"$out") ||
+		{ echo "no digest" >&2; return 1; }
+	echo "${out#digest: }"
+}
+
+# digest_of ENV... -- CONNS ORDERS [SERVER ARGS...] - fresh server, one
+# deterministic run, stop; prints the digest.
+digest_of() {
+	local envs=() conns orders d
+
+	while [ "$1" != "--" ]; do
+		envs+=("$1")
+		shift
+	done
+	shift
+	conns=$1 orders=$2
+	shift 2
+	shim_server "${envs[@]}" -- "$@" || return 1
+	d=$(loadgen_digest "$conns" "$orders") || return 1
+	stop_server INT
+	[ "$SERVER_STATUS" -eq 0 ] || { echo "server exit $SERVER_STATUS" >&2
+					return 1; }
+	echo "$d"
+}
+
+# stat_field PID NAME - one counter from uringshim-stat.
+stat_field() {
+	"$SHIM_STAT" "$1" | sed -n "s/^$2: //p"
+}
+
+# ring_fds PID - how many io_uring fds the process holds.
+ring_fds() {
+	ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'io_uring' || true
+}
+
+# require_io_uring - skip when this machine refuses io_uring.
+require_io_uring() {
+	[ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" \
+		= 0 ] || skip "io_uring disabled by sysctl"
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bats
+# shim_ops.bats - operating liburingshim.so: the stats file and
+# uringshim-stat, settings validation, the log file's safety rules, the
+# kill file, and the fallback to passthrough when io_uring is refused.
+
+load shim_helpers
+
+setup() {
+	export URINGSHIM_STATS_DIR=$BATS_TEST_TMPDIR
+}
+
+teardown() {
+	kill_started_servers
+}
+
+@test "stats file: mode 0600, readable while running, removed at exit" {
+	require_io_uring
+	local f
+
+	shim_server LD_PRELOAD="$SHIM_LIB" --
+	f=$URINGSHIM_STATS_DIR/uringshim.$SERVER_PID
+	[ -f "$f" ]
+	[ "$(stat -c %a "$f")" = 600 ]
+	run "$SHIM_STAT" "$SERVER_PID"
+	assert_success
+	assert_line --regexp '^state: (init|active)$'
+	assert_line --regexp '^call\.epoll_wait: [0-9]+$'
+	assert_line --regexp '^batch\.1: [0-9]+$'
+	stop_server INT
+	[ "$SERVER_STATUS" -eq 0 ]
+	[ ! -e "$f" ]
+	run "$SHIM_STAT" "$SERVER_PID"
+	assert_failure 1
+}
+
+@test "uringshim-stat --json is valid JSON with the counters" {
+	require_io_uring
+	shim_server LD_PRELOAD="$SHIM_LIB" --
+	[ -x "$LOADGEN_BIN" ] && loadgen_digest 2 200 >/dev/null
+	run "$SHIM_STAT" --json "$SERVER_PID"
+	assert_success
+	run jq -e '.pid > 0 and (.enters >= 0) and (.calls.epoll_wait >= 1)
+		   and (.batch_log2 | length) == 16' <<<"$output"
+	assert_success
+}
+
+@test "uringshim-stat -w repeats until the process exits" {
+	require_io_uring
+	shim_server LD_PRELOAD="$SHIM_LIB" --
+	(sleep 2.5; kill -INT "$SERVER_PID") &
+	run timeout 20 "$SHIM_STAT" -w 1 "$SERVER_PID"
+	assert_success
+	[ "$(grep -c '^pid: ' <<<"$output")" -ge 2 ]
+}
+
+@test "uringshim-stat: usage errors and foreign files" {
+	run "$SHIM_STAT"
+	assert_failure 2
+	run "$SHIM_STAT" notapid
+	assert_failure 2
+	echo junk >"$URINGSHIM_STATS_DIR/uringshim.4242"
+	run "$SHIM_STAT" 4242
+	assert_failure 1
+}
+
+@test "settings: unknown names and bad values warn once, defaults used" {
+	shim_server LD_PRELOAD="$SHIM_LIB" URINGSHIM_BOGUS=1 \
+		URINGSHIM_SEND=fast URINGSHIM_RING_ENTRIES=-4 --
+	run cat "$SERVER_LOG"
+	assert_line --partial 'unknown setting URINGSHIM_BOGUS ignored'
+	assert_line --partial 'URINGSHIM_SEND=fast (bad value)'
+	assert_line --partial 'URINGSHIM_RING_ENTRIES=-4 (bad value)'
+	[ "$(grep -c BOGUS "$SERVER_LOG")" -eq 1 ]
+	[ -x "$LOADGEN_BIN" ] || return 0
+	run loadgen_digest 2 100
+	assert_success
+}
+
+@test "log: created 0600, never follows a symlink nor clobbers others" {
+	local log=$BATS_TEST_TMPDIR/shim.log link=$BATS_TEST_TMPDIR/link.log
+	local victim=$BATS_TEST_TMPDIR/victim
+
+	shim_server LD_PRELOAD="$SHIM_LIB" URINGSHIM_LOG="$log" \
+		URINGSHIM_LOG_LEVEL=2 --
+	stop_server INT
+	[ "$(stat -c %a "$log")" = 600 ]
+	grep -q 'uringshim: loaded in pid' "$log"
+
+	echo precious >"$victim"
+	ln -s "$victim" "$link"
+	shim_server LD_PRELOAD="$SHIM_LIB" URINGSHIM_LOG="$link" \
+		URINGSHIM_LOG_LEVEL=2 --
+	stop_server INT
+	[ "$(cat "$victim")" = precious ]
+	grep -q 'cannot open log' "$SERVER_LOG"
+}
+
+@test "kill file: the process switches to passthrough and keeps serving" {
+	require_io_uring
+	[ -x "$LOADGEN_BIN" ] || skip "loadgen not built"
+	local kf=$BATS_TEST_TMPDIR/kill plain d
+
+	# The same two runs on a plain server give the reference digest.
+	shim_server --
+	loadgen_digest 4 100 >/dev/null
+	plain=$(loadgen_digest 4 400)
+	stop_server INT
+	shim_server LD_PRELOAD="$SHIM_LIB" URINGSHIM_KILLFILE="$kf" --
+	loadgen_digest 4 100 >/dev/null
+	touch "$kf"
+	d=$(loadgen_digest 4 400)
+	run stat_field "$SERVER_PID" state
+	assert_output killed
+	stop_server INT
+	[ "$SERVER_STATUS" -eq 0 ]
+	grep -q "kill file $kf found" "$SERVER_LOG"
+	# The run that crossed the switch served the same bytes.
+	[ "$d" = "$plain" ]
+}
+
+@test "io_uring refused by seccomp: one stderr line, passthrough, same bytes" {
+	local deny=$BUILD_DIR/tests/deny_uring plain d
+
+	[ -x "$deny" ] || skip "deny_uring not built"
+	[ -x "$LOADGEN_BIN" ] || skip "loadgen not built"
+	plain=$(digest_of -- 4 300)
+	SHIM_WRAP=("$deny" --)
+	shim_server LD_PRELOAD="$SHIM_LIB" --
+	SHIM_WRAP=()
+	d=$(loadgen_digest 4 300)
+	[ "$d" = "$plain" ]
+	run stat_field "$SERVER_PID" state
+	assert_output passthrough
+	run stat_field "$SERVER_PID" reason
+	assert_output --partial 'Operation not permitted'
+	[ "$(grep -c 'uringshim: io_uring unavailable (Operation not permitted): passthrough' "$SERVER_LOG")" -eq 1 ]
+	[ "$(ring_fds "$SERVER_PID")" -eq 0 ]
+}
+
+@test "fork: the child never touches the parent's ring" {
+	require_io_uring
+	local out
+
+	out=$(LD_PRELOAD="$SHIM_LIB" URINGSHIM_LOG=stderr \
+		URINGSHIM_LOG_LEVEL=2 timeout 30 \
+		"$BUILD_DIR/tests/shim/fork" 2>&1) || { echo "$out"; false; }
+	echo "$out"
+	grep -q PASS <<<"$out"
+}
