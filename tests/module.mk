@@ -15,3 +15,4 @@ $(TEST_LIST): FORCE
 .PHONY: FORCE
 FORCE:
 include tests/shim/rules.mk
+include tests/fuzz/rules.mk
