@@ -115,11 +115,18 @@ assert s["verdict"] == "promote" and s["canary"]["hosts"] == 2, s'
 				"p99_99": 60, "max": 90}}
 		JSON
 	done
-	echo '{"state": "active", "io_uring_enter": 1234}' > h1/stat.json
+	echo '{"state": "active", "enters": 1000}' > h1/stat-before.json
+	echo '{"state": "active", "enters": 51000}' > h1/stat.json
 	run "$COHORT" --out rep h1 h2
 	assert_success
-	grep -q '^| dir-1 | canary | on | active | 50,000.0 | 8.0 | 20.0 | 40.0 | 0 | 10.00 |$' rep/report.md
-	grep -q '^| dir-2 | control | off | - | .* | 15.00 |$' rep/report.md
+	grep -q '^| dir-1 | canary | on | active | 50,000.0 | 8.0 | 20.0 | 40.0 | 0 | 10.00 | 0.250 |$' rep/report.md
+	grep -q '^| dir-2 | control | off | - | .* | 15.00 | n/a |$' rep/report.md
+	grep -q '^| io_uring_enter per request | 0.250 | n/a | n/a |$' \
+		rep/report.md
+	# A state other than active carries its reason.
+	echo '{"state": "killed", "reason": "kill file present"}' > h1/stat.json
+	run "$COHORT" --out rep h1 h2
+	assert_line --partial "canary host dir-1 shim state is 'killed (kill file present)'"
 }
 
 @test "broken inputs are refused" {
