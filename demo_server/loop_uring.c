@@ -223,7 +223,8 @@ static int buf_ring_init(struct uring_loop *loop)
 		loop->buf_ring = NULL;
 		return -errno;
 	}
-	loop->recv_bufs = malloc((size_t)RECV_BUF_COUNT * RECV_BUF_SIZE);
+	/* Zeroed: valgrind cannot see the kernel fill them. */
+	loop->recv_bufs = calloc(RECV_BUF_COUNT, RECV_BUF_SIZE);
 	if (!loop->recv_bufs) {
 		ret = -ENOMEM;
 		goto out_unmap_ring;
@@ -530,6 +531,8 @@ static void on_accept(struct uring_loop *loop, const struct io_uring_cqe *cqe)
 	if (cqe->res == -EINVAL && loop->multishot_accept &&
 	    !loop->accepted_any) {
 		loop->multishot_accept = false;	/* before 5.19 */
+		fprintf(stderr, "matching_server: multishot accept refused, "
+			"using single accepts\n");
 		return;
 	}
 	/* EMFILE and friends: re-armed at the end of the iteration. */
@@ -573,6 +576,8 @@ static void on_recv(struct uring_loop *loop, const struct io_uring_cqe *cqe)
 	} else if (res == -EINVAL && loop->multishot_recv &&
 		   !loop->received_any) {
 		loop->multishot_recv = false;	/* before 6.0 */
+		fprintf(stderr, "matching_server: multishot recv refused, "
+			"using single recvs\n");
 	} else if (res < 0 && res != -ENOBUFS && res != -EINTR &&
 		   res != -EAGAIN && res != -ECANCELED) {
 		conn_eof(conn);
@@ -680,8 +685,8 @@ static void log_setup(const struct uring_loop *loop)
 
 	if (server_quiet(loop->srv))
 		return;
-	fprintf(stderr, "matching_server: io_uring backend:%s%s%s "
-		"multishot accept+recv, provided buffers %ux%u\n",
+	fprintf(stderr, "matching_server: io_uring backend:%s%s%s, "
+		"provided buffers %ux%u\n",
 		f & IORING_SETUP_SINGLE_ISSUER ? " single-issuer" : "",
 		f & IORING_SETUP_DEFER_TASKRUN ? " defer-taskrun" : "",
 		f & IORING_SETUP_COOP_TASKRUN ? " coop-taskrun" : "",

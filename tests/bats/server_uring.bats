@@ -1,0 +1,344 @@
+#!/usr/bin/env bats
+# server_uring.bats - the matching server's native io_uring backend
+# (--io uring): the scripted sessions of server.bats give byte-identical
+# output under both backends, and the uring backend alone handles many
+# connections and slot reuse, malformed frames, floods, slow consumers,
+# shutdown, the journal, and refuses to start where io_uring is denied.
+# Every test skips when this kernel cannot run the backend.
+
+load helpers
+load loadgen_helpers
+
+# One probe for the file: does --io uring start here? It refuses before
+# listening, with the reason, where the kernel cannot run it.
+setup_file() {
+	if start_server --io uring --quiet 2>/dev/null; then
+		stop_server
+	elif grep -q "io_uring unavailable" "$SERVER_LOG"; then
+		sed -n 's/.*io_uring unavailable: //p' "$SERVER_LOG" \
+			>"$BATS_FILE_TMPDIR/uring.skip"
+	fi
+	kill_started_servers
+}
+
+setup() {
+	if [ -f "$BATS_FILE_TMPDIR/uring.skip" ]; then
+		skip "io_uring unavailable: $(cat "$BATS_FILE_TMPDIR/uring.skip")"
+	fi
+}
+
+teardown() {
+	kill_started_servers
+}
+
+# no_backend_errors - the uring server's log shows no completion it could
+# not place and no request left over at shutdown.
+no_backend_errors() {
+	run grep -E "stale|did not finish|io_uring_enter|io_uring_submit" \
+		"$SERVER_LOG"
+	assert_failure
+}
+
+# same_output SERVER_ARGS SCRIPT [CLIENT_ARGS...] - run SCRIPT against a
+# fresh epoll server and a fresh uring server (both with SERVER_ARGS),
+# fail unless the outputs are identical; leaves the output in $output.
+same_output() {
+	local server_args=$1 script=$2 epoll_out
+
+	shift 2
+	# shellcheck disable=SC2086
+	start_server $server_args
+	run_script "$script" "$@"
+	assert_success
+	epoll_out=$output
+	stop_server
+	# shellcheck disable=SC2086
+	start_server --io uring $server_args
+	run_script "$script" "$@"
+	assert_success
+	assert_output "$epoll_out"
+	stop_server
+	[ "$SERVER_STATUS" -eq 0 ]
+	no_backend_errors
+	run echo "$epoll_out"	# for the caller's assert_line
+}
+
+@test "server_uring: the server says which backend runs and how" {
+	start_server --io uring
+	run_script "hello"
+	assert_success
+	assert_output "a: hello_ack version=1"
+	run grep -c "io_uring backend:.*provided buffers" "$SERVER_LOG"
+	assert_output "1"
+	run "$SERVER_BIN" --help
+	assert_output --partial "--io epoll|uring"
+}
+
+@test "server_uring: orders and a cross on both sides match epoll" {
+	same_output "" "conn maker
+hello
+new 3 S L G 101 5 cl=1
+new 3 S L G 100 5 cl=2
+conn taker
+hello
+new 3 B L G 102 7 cl=9"
+	assert_line "taker: executed sym=3 cl=9 mid=3:2 px=101 qty=2 leaves=0 side=B liq=R"
+}
+
+@test "server_uring: market data fan-out matches epoll" {
+	same_output "" "conn s1
+hello
+sub 5
+conn s2
+hello
+sub 5
+sub 6
+conn t
+hello
+new 5 S L G 50 4 cl=1
+new 5 B L I 50 1 cl=2
+new 6 B L G 10 1 cl=3"
+	assert_line "s2: tob sym=6 bid=10x1 ask=0x0"
+	[ "${#lines[@]}" -eq 18 ]
+}
+
+@test "server_uring: replace, IOC and market remainders match epoll" {
+	same_output "" "hello
+new 1 B L G 100 10 cl=1
+new 1 B L G 100 10 cl=2
+replace cl=1 new=3 12 100
+replace cl=2 new=4 6 100
+new 1 S L I 100 7 cl=5
+new 2 S L G 10 3 cl=6
+new 2 B M I 0 5 cl=7
+new 2 B L I 9 4 cl=8"
+	assert_line "a: replaced orig=2 new=4 oid=1:2 px=100 qty=6"
+	assert_line "a: canceled cl=8 qty=4 reason=IOC_REMAINDER"
+}
+
+@test "server_uring: every reject code matches epoll" {
+	same_output "--symbols 100 --max-orders 2" "new 1 B L G 10 1 cl=1
+hello
+new 100 B L G 10 1 cl=2
+new 1 B L G 0 1 cl=3
+new 1 B L G 10 0 cl=6
+new 1 Q L G 10 1 cl=8
+new 1 B Z G 10 1 cl=9
+new 1 B L G 10 1 cl=11
+new 1 B L G 10 1 cl=11
+cancel cl=99
+replace cl=98 new=12 1 10
+new 1 B L G 10 1 cl=13
+new 1 B L G 10 1 cl=14
+sub 100
+hello"
+	assert_line --index 0 "a: rejected reason=NOT_LOGGED_IN ref=O cl=1"
+	assert_line "a: rejected reason=CAPACITY ref=O cl=14"
+	[ "${#lines[@]}" -eq 15 ]
+}
+
+@test "server_uring: malformed frames are rejected and closed as with epoll" {
+	same_output "" "conn ok
+hello
+conn bad1
+raw 0400 5a00
+conn bad2
+hello
+raw 1000 4f00 0000 0000 0000 0000 0000 0000
+conn bad3
+raw 0800 6c00 0100 0000
+conn ok
+new 4 B L G 10 1 cl=1"
+	assert_line "bad1: rejected reason=MALFORMED ref=Z cl=0"
+	assert_line "bad1: closed"
+	assert_line "bad3: closed"
+	assert_line "ok: accepted sym=4 cl=1 oid=4:1 px=10 qty=1 side=B type=L tif=G"
+}
+
+@test "server_uring: frames split into 1- and 5-byte writes match epoll whole" {
+	local script="hello
+sub 9
+new 9 S L G 10 5 cl=1
+new 9 B L G 10 2 cl=2
+replace cl=1 new=3 2 11
+cancel cl=3" whole
+	start_server
+	run_script "$script"
+	assert_success
+	whole=$output
+	[ "$(grep -c . <<<"$whole")" -ge 10 ]
+	stop_server
+	for chunk in 1 5; do
+		start_server --io uring
+		run_script "$script" --chunk "$chunk" --chunk-delay-us 200
+		assert_success
+		assert_output "$whole"
+		stop_server
+	done
+}
+
+@test "server_uring: SIGTERM and SIGINT give the summary and exit 0" {
+	start_server --io uring --quiet
+	run_script "hello
+new 7 S L G 10 5 cl=1
+new 7 B L G 10 5 cl=2"
+	assert_success
+	run client --flood 100 --symbol 3 --cross
+	assert_success
+	stop_server TERM
+	[ "$SERVER_STATUS" -eq 0 ]
+	run cat "$SERVER_OUT"
+	assert_line --index 1 "summary: msgs_in=107 msgs_out=209 trades=51 connections=2"
+	[ "${#lines[@]}" -eq 2 ]
+	no_backend_errors
+
+	start_server --io uring --quiet
+	stop_server INT
+	[ "$SERVER_STATUS" -eq 0 ]
+	run cat "$SERVER_OUT"
+	assert_line --index 1 "summary: msgs_in=0 msgs_out=0 trades=0 connections=0"
+}
+
+# A stop while clients are still connected and one send is stuck on a
+# consumer that does not read: cancelled, drained, exit 0.
+@test "server_uring: SIGTERM with open and stalled connections exits cleanly" {
+	start_server --io uring
+	client --rcvbuf 4096 >/dev/null 2>&1 <<'EOF' &
+hello
+sub 1
+stall 4000
+EOF
+	local slow=$!
+	sleep 0.3
+	run client --flood 20000 --symbol 1 --cross --window 500
+	assert_success
+	stop_server TERM
+	[ "$SERVER_STATUS" -eq 0 ]
+	run grep -c "^summary: msgs_in=" "$SERVER_OUT"
+	assert_output "1"
+	no_backend_errors
+	wait "$slow" || true
+}
+
+@test "server_uring: 1200 connections twice (slots reused), more than the buffers" {
+	start_server --io uring --quiet
+	run client --many 1200 --symbols 1200
+	assert_success
+	assert_output "many: conns=1200 hello_acks=1200 accepted=1200"
+	run client --many 1200 --symbols 1200
+	assert_success
+	assert_output "many: conns=1200 hello_acks=1200 accepted=1200"
+	run_script "hello"
+	assert_output "a: hello_ack version=1"
+	stop_server
+	[ "$SERVER_STATUS" -eq 0 ]
+	run cat "$SERVER_OUT"
+	assert_line --index 1 --regexp "connections=2401$"
+	no_backend_errors
+}
+
+@test "server_uring: --max-conns refuses connections beyond it" {
+	start_server --io uring --max-conns 5
+	run client --many 6
+	assert_failure
+	assert_output --partial "hello_acks=5"
+	run grep -c -- "--max-conns reached" "$SERVER_LOG"
+	assert_output "1"
+}
+
+@test "server_uring: a pipelined flood of 60000 crossing orders is all served" {
+	start_server --io uring --quiet
+	run client --flood 60000 --symbol 2 --cross --window 2000
+	assert_success
+	assert_output "flood: sent=60000 accepted=60000 rejected=0 eof=0"
+	stop_server
+	run cat "$SERVER_OUT"
+	assert_line --index 1 "summary: msgs_in=60001 msgs_out=120001 trades=30000 connections=1"
+	no_backend_errors
+}
+
+@test "server_uring: a consumer that stops reading is disconnected, others served" {
+	start_server --io uring --max-outbuf 65536
+	client --rcvbuf 4096 >"$BATS_TEST_TMPDIR/slow.out" <<'EOF' &
+hello
+sub 1
+stall 3000
+drain
+EOF
+	local slow=$!
+	sleep 0.5
+	run client --flood 60000 --symbol 1 --cross --window 500
+	assert_success
+	assert_output "flood: sent=60000 accepted=60000 rejected=0 eof=0"
+	wait "$slow"
+	run grep -c "slow consumer: conn 1 .*exceeds --max-outbuf 65536" \
+		"$SERVER_LOG"
+	assert_output "1"
+	run cat "$BATS_TEST_TMPDIR/slow.out"
+	assert_line --index 0 "a: hello_ack version=1"
+	assert_line --regexp '^a: eof after [0-9]+ bytes$'
+	run_script "hello"
+	assert_output "a: hello_ack version=1"
+	no_backend_errors
+}
+
+@test "server_uring: --edge-triggered is accepted and ignored, IPv6 works" {
+	start_server --io uring --edge-triggered
+	run_script "hello"
+	assert_output "a: hello_ack version=1"
+	stop_server
+	if ! start_server --io uring --bind ::1; then
+		skip "no IPv6 loopback here"
+	fi
+	run client --host ::1 <<<"hello"
+	assert_success
+	assert_output "a: hello_ack version=1"
+}
+
+# --fsync batch: a uring run's journal replays into the same book an epoll
+# server then continues from.
+@test "server_uring: the journal with --fsync batch replays under epoll" {
+	local journal=$BATS_TEST_TMPDIR/journal
+	start_server --io uring --journal "$journal" --fsync batch
+	run_script "hello
+new 4 S L G 10 5 cl=1
+new 4 S L G 11 5 cl=2"
+	assert_success
+	assert_line "a: accepted sym=4 cl=2 oid=4:2 px=11 qty=5 side=S type=L tif=G"
+	stop_server
+	start_server --journal "$journal"
+	run grep -c "replayed 4 records, 2 resting orders" "$SERVER_LOG"
+	assert_output "1"
+	run_script "hello
+new 4 B L G 11 6 cl=1"
+	assert_success
+	assert_line "a: accepted sym=4 cl=1 oid=4:3 px=11 qty=6 side=B type=L tif=G"
+	assert_line "a: executed sym=4 cl=1 mid=4:1 px=10 qty=5 leaves=1 side=B liq=R"
+}
+
+@test "server_uring: loadgen --deterministic digest equals epoll's" {
+	[ -x "$LOADGEN_BIN" ] || skip "no $LOADGEN_BIN"
+	local epoll uring journaled
+	SERVER_ARGS=
+	epoll=$(fresh_digest --connections 16 --inflight 4 --orders 500)
+	[ -n "$epoll" ]
+	SERVER_ARGS="--io uring"
+	uring=$(fresh_digest --connections 16 --inflight 4 --orders 500)
+	SERVER_ARGS="--io uring --fsync batch --journal $BATS_TEST_TMPDIR/j"
+	journaled=$(fresh_digest --connections 16 --inflight 4 --orders 500)
+	echo "epoll $epoll uring $uring journaled $journaled"
+	[ "$uring" = "$epoll" ]
+	[ "$journaled" = "$epoll" ]
+}
+
+@test "server_uring: refused before listening where io_uring is denied" {
+	local deny=$BUILD_DIR/tests/deny_uring
+	[ -x "$deny" ] || skip "no $deny (tests/shim)"
+	for err in EPERM ENOSYS; do
+		run timeout -k 2 10 "$deny" --errno "$err" -- "$SERVER_BIN" \
+			--io uring --port 0
+		assert_failure 1
+		refute_output --partial "listening on"
+		assert_output --partial "--io uring: io_uring unavailable: io_uring_setup"
+	done
+}
