@@ -7,7 +7,7 @@ per-request figures, spreads across repetitions, paired ratios against the
 baseline, report.md, report.json, gnuplot PNGs and the one-line verdict.
 
   ab_report.py line RAW.json            one progress line for a run
-  ab_report.py capacity RAWDIR SCENARIO  median baseline throughput
+  ab_report.py capacity RAW.json        throughput of a capacity probe
   ab_report.py report OUTDIR            everything; exit 3 on a correctness
                                         failure (digest mismatch, errors)
 
@@ -170,6 +170,10 @@ def derive(raw, raw_dir):
         if None not in sw:
             run["ctxsw_per_req"] = per(sw[1] - sw[0], reqs)
     run["syscalls_per_req"] = None
+    if raw.get("rate") and throughput and throughput < 0.95 * raw["rate"]:
+        run["notes"].append("open loop reached %.0f of the %d requests/s "
+                            "asked: overloaded, latency is queueing"
+                            % (throughput, raw["rate"]))
     if raw.get("perf_window_covered") is False:
         run["notes"].append("load ended inside the perf window: "
                             "syscalls dropped")
@@ -365,14 +369,23 @@ def make_verdict(table, conditions, failures, skipped, runs):
             text += ", syscalls not measured"
         parts.append(text)
     losses = []
-    for scenario, conds in table.items():
-        if scenario == "digest":
-            continue
-        for cond in others:
+    for cond in others:
+        lost, compared = [], 0
+        for scenario, conds in table.items():
             r = conds.get(cond, {}).get("ratios", {}).get("cpu_us_per_req")
-            if r and r["median"] > LOSS_THRESHOLD:
-                losses.append("%s at %s (%sx)" % (cond, label(scenario),
-                                                  fmt(r["median"])))
+            if scenario == "digest" or not r:
+                continue
+            compared += 1
+            if r["median"] > LOSS_THRESHOLD:
+                lost.append((r["median"], label(scenario)))
+        lost.sort()
+        if len(lost) == 1:
+            losses.append("%s at %s (%sx)" % (cond, lost[0][1],
+                                              fmt(lost[0][0])))
+        elif lost:
+            losses.append("%s in %d/%d scenarios (%sx at %s to %sx at %s)"
+                          % (cond, len(lost), compared, fmt(lost[0][0]),
+                             lost[0][1], fmt(lost[-1][0]), lost[-1][1]))
     inactive = sorted({"%s: %s" % (r["condition"], r["shim_state"])
                        for r in runs if r.get("shim_state") not in
                        (None, "active")})
@@ -386,13 +399,15 @@ def make_verdict(table, conditions, failures, skipped, runs):
 
 
 def ratio_text(r, against=""):
-    """"0.81x (0.78-0.84)": median and range of paired ratios."""
+    """"0.81x (0.78-0.84)": median and range of paired ratios, marked
+    when the range spans 1 (no difference beyond the noise)."""
     if not r:
         return "-"
     if r["n"] == 1:
         return "%sx%s" % (fmt(r["median"]), against)
-    return "%sx%s (%s-%s)" % (fmt(r["median"]), against, fmt(r["min"]),
-                              fmt(r["max"]))
+    noise = ", spans 1" if r["min"] <= 1 <= r["max"] else ""
+    return "%sx%s (%s-%s%s)" % (fmt(r["median"]), against, fmt(r["min"]),
+                                fmt(r["max"]), noise)
 
 
 # ---- plots ----
@@ -517,8 +532,8 @@ def make_plots(out, table, conditions):
 
 # ---- report ----
 
-def write_markdown(out, meta, table, conditions, runs, digest_notes,
-                   failures, pngs, plot_errors, verdict):
+def write_markdown(out, meta, table, conditions, runs, probes,
+                   digest_notes, failures, pngs, plot_errors, verdict):
     md = []
     w = md.append
     w("# A/B report: does io_uring make the epoll server cheaper?\n")
@@ -605,9 +620,17 @@ def write_markdown(out, meta, table, conditions, runs, digest_notes,
     for e in plot_errors:
         w("- plot error: %s" % e)
     w("")
+    if probes:
+        w("## Capacity probes\n")
+        w("Open-loop rates are fractions of the baseline's throughput in a "
+          "saturating open loop of the same shape, measured right before "
+          "each repetition:\n")
+        for r in probes:
+            w("- %s: %s requests/s" % (r["tag"], fmt(r.get("throughput"))))
+        w("")
     noted = [r for r in runs if r.get("notes")]
     if noted:
-        w("## Dropped figures\n")
+        w("## Notes on runs\n")
         for r in noted:
             w("- %s: %s" % (r["tag"], "; ".join(r["notes"])))
         w("")
@@ -644,7 +667,9 @@ def print_summary(table, conditions):
 def cmd_report(out):
     meta = load_json(os.path.join(out, "meta.json")) or {}
     conditions = meta.get("conditions", "baseline").split()
-    runs = [r for r in load_runs(out) if r.get("rep") != 0]
+    runs = load_runs(out)
+    probes = [r for r in runs if r.get("kind") == "capacity"]
+    runs = [r for r in runs if r.get("kind") != "capacity"]
     scenarios = [s for s in meta.get("scenarios", "").split(",") if s]
     for r in runs:
         if r["scenario"] not in scenarios:
@@ -659,13 +684,14 @@ def cmd_report(out):
     verdict = make_verdict(table, conditions, failures, meta.get("skipped"),
                            runs)
     pngs, plot_errors = make_plots(out, table, conditions)
-    write_markdown(out, meta, table, conditions, runs, digest_notes,
-                   failures, pngs, plot_errors, verdict)
+    write_markdown(out, meta, table, conditions, runs, probes,
+                   digest_notes, failures, pngs, plot_errors, verdict)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump({"meta": meta, "verdict": verdict,
                    "correct": not failures, "failures": failures,
                    "digests": digest_notes, "summary": table,
-                   "plots": pngs, "runs": runs}, f, indent=1)
+                   "plots": pngs, "runs": runs,
+                   "capacity_probes": probes}, f, indent=1)
     print_summary(table, conditions)
     for e in plot_errors:
         print("ab: " + e, file=sys.stderr)
@@ -698,24 +724,19 @@ def cmd_line(path):
     return 0
 
 
-def cmd_capacity(raw_dir, scenario):
-    vals = []
-    for name in os.listdir(raw_dir):
-        if name.startswith(scenario + "-r") and \
-           name.endswith("-baseline.json"):
-            run = derive(load_json(os.path.join(raw_dir, name)) or {},
-                         raw_dir)
-            if not run["failures"] and run.get("throughput"):
-                vals.append(run["throughput"])
-    print("%d" % statistics.median(vals) if vals else "")
+def cmd_capacity(path):
+    """The throughput of one capacity probe run, or nothing."""
+    run = derive(load_json(path) or {}, os.path.dirname(path))
+    if not run["failures"] and run.get("throughput"):
+        print("%d" % run["throughput"])
     return 0
 
 
 def main(argv):
     if len(argv) == 3 and argv[1] == "line":
         return cmd_line(argv[2])
-    if len(argv) == 4 and argv[1] == "capacity":
-        return cmd_capacity(argv[2], argv[3])
+    if len(argv) == 3 and argv[1] == "capacity":
+        return cmd_capacity(argv[2])
     if len(argv) == 3 and argv[1] == "report":
         return cmd_report(argv[2])
     print(__doc__, file=sys.stderr)
