@@ -46,7 +46,7 @@ start_ms() {
 	ms_pid=$!
 	echo "$ms_pid" >>"$BATS_TEST_TMPDIR/pids"
 	for i in $(seq 200); do
-		line=$(head -n 1 "$ms_out")
+		line=$(head -n 1 "$ms_out" 2>/dev/null) || true
 		[[ $line == "listening on "* ]] && break
 		kill -0 "$ms_pid" 2>/dev/null || break
 		sleep 0.05
