@@ -32,11 +32,11 @@ teardown() {
 }
 
 # no_backend_errors - the uring server's log shows no completion it could
-# not place and no request left over at shutdown.
+# not place, no request left over at shutdown, no sanitizer report.
 no_backend_errors() {
-	run grep -E "stale|did not finish|io_uring_enter|io_uring_submit" \
-		"$SERVER_LOG"
-	assert_failure
+	run grep -E -e "stale|did not finish|io_uring_(enter|submit)" \
+		-e "Sanitizer|runtime error" "$SERVER_LOG"
+	assert_failure 1
 }
 
 # same_output SERVER_ARGS SCRIPT [CLIENT_ARGS...] - run SCRIPT against a
