@@ -12,6 +12,7 @@
 # happened; names carry this run's PID so parallel runs never clash.
 
 load ops_helpers
+source "$TOP/scripts/fleet-hosts.sh"
 
 SERVER=$OPS_BUILD/matching_server
 LOADGEN=$OPS_BUILD/loadgen
@@ -22,7 +23,7 @@ HOSTS=(host-a host-b host-c host-d)
 CANARY_HOSTS="host-b host-c"
 
 setup_file() {
-	local tag=us$$ subnet i ns addr
+	local tag=us$$ subnet
 
 	export OPS_STATE=$BATS_FILE_TMPDIR/state
 	mkdir -p "$OPS_STATE"
@@ -34,41 +35,21 @@ setup_file() {
 		return 0
 	fi
 	ip netns del "${tag}probe"
-
-	# A /24 under 10.99 that no interface uses yet.
-	subnet=$(( $$ % 250 ))
-	for _ in $(seq 250); do
-		ip -4 -o addr show | grep -q " 10\.99\.$subnet\." || break
-		subnet=$(( (subnet + 1) % 250 ))
-	done
+	subnet=$(fleet_free_subnet)
 	echo "$subnet" > "$OPS_STATE/subnet"
-	for i in 0 1 2 3; do
-		ns=${tag}h$i
-		ip netns add "$ns" &&
-		ip link add "${tag}r$i" type veth peer name "${tag}n$i" &&
-		ip link set "${tag}n$i" netns "$ns" &&
-		ip addr add "10.99.$subnet.$((4 * i + 1))/30" dev "${tag}r$i" &&
-		ip link set "${tag}r$i" up &&
-		ip -n "$ns" addr add "10.99.$subnet.$((4 * i + 2))/30" \
-			dev "${tag}n$i" &&
-		ip -n "$ns" link set "${tag}n$i" up &&
-		ip -n "$ns" link set lo up ||
-		{ echo "setting up $ns failed" > "$OPS_STATE/skip"; return 0; }
-	done
+	fleet_up "$tag" 4 "$subnet" 2> "$OPS_STATE/up.err" || {
+		echo "setting up the namespaces failed:" \
+		     "$(head -n 1 "$OPS_STATE/up.err")" > "$OPS_STATE/skip"
+	}
 }
 
 teardown_file() {
-	local tag pid i
+	local pid
 
-	tag=$(cat "$OPS_STATE/tag")
 	while read -r pid; do
 		kill -KILL "$pid" 2>/dev/null || true
 	done < "$OPS_STATE/pids"
-	for i in 0 1 2 3; do
-		ip link del "${tag}r$i" 2>/dev/null || true
-		ip netns del "${tag}h$i" 2>/dev/null || true
-	done
-	! ip netns list | grep -q "^${tag}h"
+	fleet_down "$(cat "$OPS_STATE/tag")" 4
 }
 
 setup() {
@@ -93,7 +74,7 @@ require_hosts() {
 
 # host_addr I - the server address of host I.
 host_addr() {
-	echo "10.99.$subnet.$(( 4 * $1 + 2 ))"
+	fleet_addr "$subnet" "$1"
 }
 
 # start_host I CONFIG [ENV=VALUE...] - start host I's server in its
@@ -105,21 +86,27 @@ start_host() {
 	local args
 	mapfile -t args < <("$CANARY" --config "$config" \
 		--host-id "${HOSTS[$i]}" --emit run-args 2>/dev/null)
-	out=$work/host$i.out
+	# A fresh file per start: a restarted host must not be read from the
+	# previous server's listening line.
+	starts=$(( ${starts:-0} + 1 ))
+	out=$work/host$i.$starts.out
+	err=$work/host$i.$starts.err
+	: > "$out"
 	# fd 3 closed: bats waits for it to close before it ends a test.
 	env "$@" ip netns exec "${tag}h$i" "$RUN" "${args[@]}" -- \
 		"$SERVER" --bind "$(host_addr "$i")" --port 0 \
-		> "$out" 2> "$work/host$i.err" 3>&- &
+		> "$out" 2> "$err" 3>&- &
 	pid[$i]=$!
 	echo "${pid[$i]}" >> "$OPS_STATE/pids"
 	for _ in $(seq 200); do
 		grep -q '^listening on ' "$out" && break
 		kill -0 "${pid[$i]}" 2>/dev/null ||
-			fail "host $i server died: $(cat "$work/host$i.err")"
+			fail "host $i server died: $(cat "$err")"
 		sleep 0.05
 	done
 	port[$i]=$(sed -n '1s/^listening on .*:\([0-9]*\)$/\1/p' "$out")
-	[ -n "${port[$i]}" ] || fail "host $i printed no listening line"
+	[ -n "${port[$i]}" ] || fail "host $i printed no listening line" \
+		"(stderr: $(cat "$err"); $(ps -o stat=,args= -p "${pid[$i]}"))"
 }
 
 # start_hosts CONFIG [ENV=VALUE...] - all four.
