@@ -76,3 +76,9 @@ deb: $(INSTALL_LIB) $(INSTALL_BIN) $(MAN_GZ)
 	$(Q)$(MAKE) --no-print-directory install PREFIX=/usr \
 		DESTDIR=$(abspath $(DEB_ROOT))
 	$(Q)scripts/mkdeb $(DEB_ROOT) $(VERSION_NUMBER) $(BUILD)
+
+# A rehearsal of the whole rollout on four namespace hosts (root, ~30 s):
+# make ops-demo OPS_DEMO_FLAGS="--duration 10 --percent 50"
+.PHONY: ops-demo
+ops-demo: all
+	$(Q)scripts/ops-demo --build $(BUILD) $(OPS_DEMO_FLAGS)
