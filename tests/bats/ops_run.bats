@@ -58,6 +58,11 @@ fake_tree() {
 	assert_line "uringshim-run: URINGSHIM_LOG=stderr"
 	assert_line "uringshim-run: URINGSHIM_SQPOLL=1"
 	assert_line "uringshim-run: LD_PRELOAD=$tmp/b/liburingshim.so"
+	# Settings the environment already holds are shown, unless overridden.
+	URINGSHIM_DISABLE=1 URINGSHIM_SEND=direct run "$tmp/b/uringshim-run" \
+		-n --set SEND=batch -- true
+	assert_line "uringshim-run: inherited URINGSHIM_DISABLE=1"
+	refute_line --partial "inherited URINGSHIM_SEND"
 }
 
 @test "bad settings are refused, unknown names warned about" {
@@ -79,6 +84,10 @@ fake_tree() {
 	assert_success
 	assert_line "uringshim-run: shim off"
 	assert_line "uringshim-run: LD_PRELOAD=/opt/other.so"
+	# Entries are taken literally (no globbing), blanks and colons split.
+	LD_PRELOAD="/a/x.so  /old/liburingshim.so:/c/*.so" run "$RUN" -n \
+		--off -- true
+	assert_line "uringshim-run: LD_PRELOAD=/a/x.so:/c/*.so"
 	LD_PRELOAD=/old/liburingshim.so run "$RUN" --off -- \
 		sh -c 'echo "preload=${LD_PRELOAD-unset}"'
 	assert_line "preload=unset"
