@@ -343,6 +343,10 @@ def make_verdict(table, conditions, failures, skipped, runs):
                 % (len(failures), failures[0]))
     head = headline_scenario(table)
     if head is None:
+        if table.get("digest", {}).get("baseline"):
+            return ("verdict: same digest under %s; no performance "
+                    "scenario ran" % ", ".join(c for c in conditions
+                                               if c in table["digest"]))
         return "verdict: no successful baseline run - nothing to compare"
     entries = table[head]
     base = entries["baseline"]["values"]
