@@ -40,6 +40,7 @@ int main(void)
 
 	/* One small write, closed at once. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	stream_check_start(&reader, peer, SEED);
 	pattern_fill(buf, 10, SEED, 0);
 	ret = write(conn, buf, 10);
@@ -54,6 +55,7 @@ int main(void)
 
 	/* A thousand 7-byte writes, closed at once. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	stream_check_start(&reader, peer, SEED);
 	for (off = 0; off < 7000; off += 7) {
 		pattern_fill(buf, 7, SEED, off);
@@ -69,6 +71,7 @@ int main(void)
 
 	/* 64 KiB (plus odd tail) through write_all, then close. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	stream_check_start(&reader, peer, SEED);
 	pattern_fill(buf, sizeof(buf), SEED, 0);
 	write_all(conn, buf, sizeof(buf));

@@ -201,6 +201,15 @@ int epoll_new(void)
 	return epfd;
 }
 
+void serve_fd(int fd)
+{
+	static int server_epfd = -1;
+
+	if (server_epfd < 0)
+		server_epfd = epoll_new();
+	epoll_add(server_epfd, fd, EPOLLIN | EPOLLOUT | EPOLLET, fd);
+}
+
 static void epoll_ctl_or_die(int epfd, int op, int fd, uint32_t events,
 			     uint64_t data)
 {

@@ -46,6 +46,7 @@ int main(void)
 	ssize_t ret;
 
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	put(conn, "A");
 	d1 = dup(conn);
 	put(d1, "B");
@@ -84,6 +85,8 @@ int main(void)
 	/* dup2 over an fd with pending writes closes it, bytes delivered. */
 	tcp_pair(AF_INET, &peer, &conn);
 	tcp_pair(AF_INET, &peer2, &conn2);
+	serve_fd(conn);
+	serve_fd(conn2);
 	put(conn, "to-first");
 	put(conn2, "to-second;");
 	ret = dup2(conn2, conn);

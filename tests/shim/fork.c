@@ -56,6 +56,7 @@ int main(void)
 
 	/* Child writes and exits with exit(). */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	put(conn, "parent-1;");
 	fflush(stdout);
 	pid = fork();
@@ -73,6 +74,7 @@ int main(void)
 
 	/* Child writes and leaves with _exit(): no atexit handlers run. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	put(conn, "parent-1;");
 	fflush(stdout);
 	pid = fork();
@@ -89,6 +91,7 @@ int main(void)
 
 	/* The parent writes while the child is alive; then the child exits. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	if (pipe(go) < 0)
 		die_errno("pipe");
 	put(conn, "A;");
@@ -117,6 +120,7 @@ int main(void)
 
 	/* The child closes its copy: the parent's socket stays usable. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	put(conn, "before;");
 	fflush(stdout);
 	pid = fork();

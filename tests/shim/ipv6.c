@@ -80,6 +80,7 @@ int main(void)
 		       SOCK_NONBLOCK);
 	if (conn < 0)
 		die_errno("accept4");
+	serve_fd(conn);
 	inet_ntop(AF_INET6, &from.sin6_addr, text, sizeof(text));
 	say("accepted v4 client as %s", text);
 	expect(write(client, "mapped", 6) == 6);

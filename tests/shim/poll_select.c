@@ -60,6 +60,7 @@ int main(void)
 	ssize_t ret;
 
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	if (pipe2(pipefd, O_NONBLOCK) < 0)
 		die_errno("pipe2");
 	pfd[0] = (struct pollfd){ .fd = conn, .events = POLLIN | POLLRDHUP };
@@ -112,6 +113,7 @@ int main(void)
 
 	/* A reset shows as POLLERR|POLLHUP without asking for them. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	pfd[0].fd = conn;
 	pfd[0].events = POLLIN;
 	setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));

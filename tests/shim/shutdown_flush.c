@@ -27,6 +27,7 @@ int main(void)
 	bool eof;
 
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	pattern_fill(buf, sizeof(buf), SEED, 0);
 	ret = write(conn, buf, 100);
 	say("write 100: %s", result_text(ret));
@@ -60,6 +61,7 @@ int main(void)
 
 	/* SHUT_RDWR after a write larger than one segment. */
 	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
 	stream_check_start(&reader, peer, SEED);
 	write_all(conn, buf, sizeof(buf));
 	ret = shutdown(conn, SHUT_RDWR);

@@ -152,6 +152,7 @@ int main(void)
 		int peer;
 
 		tcp_pair(AF_INET, &peer, &writers[i].fd);
+		serve_fd(writers[i].fd);
 		writers[i].seed = 0x7000 + i;
 		stream_check_start(&readers[i], peer, writers[i].seed);
 	}
