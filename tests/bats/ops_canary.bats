@@ -164,6 +164,11 @@ decision() {
 	run "$CANARY" --config "$tmp/conf" --host-id x
 	assert_failure 2
 	assert_output --partial "conf:2: expected"
+	printf 'pecent = 10\n' > "$tmp/conf"
+	run --separate-stderr "$CANARY" --config "$tmp/conf" --host-id x
+	assert_success
+	assert_equal "$stderr" \
+		"uringshim-canary: $tmp/conf:1: warning: unknown key 'pecent' ignored"
 	run "$CANARY" --host-id x --emit yaml
 	assert_failure 2
 	run "$CANARY" --config "$tmp/missing"

@@ -141,6 +141,10 @@ assert s["verdict"] == "promote" and s["canary"]["hosts"] == 2, s'
 	run "$COHORT" --out rep c1.json c1.json
 	assert_failure 2
 	assert_output --partial "the same host appears twice"
+	printf 'percent = 5\nrollback_p99_regresion_pct = 1\n' > conf
+	run --separate-stderr "$COHORT" --config conf --out rep c1.json
+	assert_success
+	assert_equal "$stderr" "uringshim-cohort: conf:2: warning: unknown key 'rollback_p99_regresion_pct' ignored"
 	echo "min_hosts = many" > conf
 	run "$COHORT" --config conf --out rep c1.json
 	assert_failure 2
