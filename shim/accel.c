@@ -650,23 +650,39 @@ int shim__fd_close(struct shim_fd *f)
 	return 0;
 }
 
+/*
+ * shutdown: the FIN must follow the queued bytes, never overtake them.
+ * The loop thread pushes the queue first (the usual case drains at once);
+ * when the kernel is full the real SHUT_WR is made by the send completion
+ * that empties the queue.  Reads after SHUT_RD see buffered bytes, then 0.
+ */
 int shim__fd_shutdown(struct shim_fd *f, int how)
 {
-	if (how == SHUT_WR || how == SHUT_RDWR) {
+	int fd = f->fd;
+
+	if (how == SHUT_RD || how == SHUT_RDWR)
+		f->eof = true;
+	if ((how == SHUT_WR || how == SHUT_RDWR) &&
+	    (f->stail > f->shead || f->send_inflight) && !f->hup) {
 		if (f->shut_wr)
 			return 0;
-		f->shut_wr = true;
+		if (shim__on_loop_thread() && !kick_locked(f))
+			return -EBADF;
 		if (f->stail > f->shead || f->send_inflight) {
-			/* FIN after the queued bytes, never before. */
+			f->shut_wr = true;
 			f->shut_wr_pending = true;
 			if (how == SHUT_RDWR)
-				real_shutdown(f->fd, SHUT_RD);
+				real_shutdown(fd, SHUT_RD);
 			shim__fd_notify(f);
+			if (!shim__on_loop_thread())
+				shim__ring_wake();
 			return 0;
 		}
 	}
+	if (how == SHUT_WR || how == SHUT_RDWR)
+		f->shut_wr = true;
 	shim__fd_notify(f);
-	return real_shutdown(f->fd, how) ? -errno : 0;
+	return real_shutdown(fd, how) ? -errno : 0;
 }
 
 /* ---- the flush: turn dirty fds into SQEs (loop thread) ---- */

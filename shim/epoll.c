@@ -86,6 +86,23 @@ static bool ep_has_ready(struct shim_ep *ep)
 	return false;
 }
 
+/*
+ * Mechanism 5: a wait point that carries fewer than two
+ * writes on average cannot pay for the ring (an enter costs about two
+ * plain syscalls, and a send completion that arrives alone forces a
+ * second enter): writes then go straight to the kernel while it has room.
+ */
+#define ADAPT_MIN_BATCH_X16	(2 * 16)
+
+static void adapt(void)
+{
+	shim.send_batch_avg = (shim.send_batch_avg * 7 +
+			       shim.iter_sends * 16) / 8;
+	shim.iter_sends = 0;
+	shim.direct_sends = shim.cfg.adaptive &&
+			    shim.send_batch_avg < ADAPT_MIN_BATCH_X16;
+}
+
 static void ts_sub(struct timespec *a, const struct timespec *b)
 {
 	a->tv_sec -= b->tv_sec;
@@ -137,6 +154,7 @@ int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
 
 		shim_lock();
 		STAT_INC(wait_points);
+		adapt();
 		killfile_check();
 		shim__ring_flush_dirty();
 		if (!ep->kpoll_armed && !ep->kready)

@@ -155,6 +155,9 @@ struct shim_global {
 	uint64_t queued_total;		/* bytes in all send queues */
 	int wake_fd;			/* eventfd the loop thread polls */
 	bool release_all;		/* kill switch pending */
+	unsigned int iter_sends;	/* writes since the last wait point */
+	unsigned int send_batch_avg;	/* EWMA of iter_sends, x16 */
+	bool direct_sends;		/* adaptive: batches too small */
 	unsigned int killfile_tick;
 };
 

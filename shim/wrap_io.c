@@ -61,6 +61,50 @@ void shim__flush_before_block(void)
 	shim_unlock();
 }
 
+#define DIRECT_IOV_MAX	16
+
+/*
+ * The direct path (URINGSHIM_SEND=direct, or adaptive with small
+ * batches): one real send while the kernel has room; whatever it does not
+ * take goes to the queue, so EAGAIN and EPOLLOUT keep their meaning.
+ * Lock held, queue empty.
+ */
+static ssize_t send_direct(struct shim_fd *f, const struct iovec *iov,
+			   int iovcnt, int flags)
+{
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov,
+			      .msg_iovlen = iovcnt };
+	struct iovec rest[DIRECT_IOV_MAX];
+	size_t total = 0, skip;
+	ssize_t n, more;
+	int i, cnt = 0;
+
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	STAT_INC(shim_syscalls);
+	n = real_sendmsg(f->fd, &msg, (flags & ~MSG_MORE) | MSG_DONTWAIT |
+			 MSG_NOSIGNAL);
+	if (n < 0 && errno != EAGAIN)
+		return -errno;
+	if (n < 0)
+		n = 0;
+	if ((size_t)n == total)
+		return n;
+	for (i = 0, skip = n; i < iovcnt; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		rest[cnt].iov_base = (char *)iov[i].iov_base + skip;
+		rest[cnt++].iov_len = iov[i].iov_len - skip;
+		skip = 0;
+	}
+	more = shim__fd_send(f, rest, cnt, flags);
+	if (more < 0)
+		return n ? n : more;
+	return n + more;
+}
+
 /*
  * Serve an I/O call on fd if the shim owns it.  Returns true with *ret set
  * (>= 0 or -errno), or false when the caller must use the real call.
@@ -99,11 +143,16 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 				*ret += more;
 			return true;
 		}
-	} else if (f->state == FD_DRAINING ||
-		   (shim.cfg.send_mode == MODE_SEND_DIRECT &&
-		    !f->send_inflight && f->stail == f->shead && !f->err)) {
+	} else if (f->state == FD_DRAINING) {
 		goto out_real;
+	} else if ((shim.cfg.send_mode == MODE_SEND_DIRECT ||
+		    shim.direct_sends) && !f->send_inflight &&
+		   f->stail == f->shead && !f->err && !f->hup &&
+		   !f->shut_wr && iovcnt <= DIRECT_IOV_MAX) {
+		shim.iter_sends++;
+		*ret = send_direct(f, iov, iovcnt, flags);
 	} else {
+		shim.iter_sends++;
 		*ret = shim__fd_send(f, iov, iovcnt, flags);
 	}
 	shim_unlock();
