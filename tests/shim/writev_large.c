@@ -106,6 +106,10 @@ int main(void)
 	epoll_add(epfd, conn, EPOLLOUT | EPOLLET, 1);
 	stream_check_start(&reader, peer, SEED);
 
+	/* Valid iovecs, so only the count can be what is refused. */
+	buf[0] = 0;
+	for (int i = 0; i <= IOV_MAX; i++)
+		iov[i] = (struct iovec){ buf, 1 };
 	ret = writev(conn, iov, 0);
 	say("writev iovcnt 0: %s", result_text(ret));
 	expect(ret == 0);
