@@ -159,7 +159,7 @@ canary_set() {
 	assert_equal "$(canary_set "$work/list.conf")" "host-a host-d"
 }
 
-@test "hosts: canary hosts run the shim, the others do not, all serve" {
+@test "hosts: canary hosts run the shim, the others do not, all serve; by list too" {
 	require_hosts
 	require_shim_lib
 	start_hosts "$work/rollout.conf"
@@ -173,6 +173,16 @@ canary_set() {
 		esac
 		assert_equal "${HOSTS[$i]}:$(maps_shim "$i")" "${HOSTS[$i]}:$want"
 	done
+	# The same fleet chosen by list: host-a and host-d, not host-c (deny).
+	stop_hosts
+	printf 'percent = 0\nallow = host-a, host-c, host-d\ndeny = host-c\n' \
+		> "$work/list.conf"
+	start_hosts "$work/list.conf"
+	got=""
+	for i in 0 1 2 3; do
+		got+="${HOSTS[$i]}:$(maps_shim "$i") "
+	done
+	assert_equal "$got" "host-a:on host-b:off host-c:off host-d:on "
 }
 
 @test "hosts: loadgen drives all four; the cohort report shows who ran the shim" {
