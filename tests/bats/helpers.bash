@@ -71,6 +71,21 @@ kill_started_servers() {
 	return 0
 }
 
+# no_sanitizer_reports - fail if any server log of this test holds an
+# ASan/UBSan/LSan report (meaningful with SAN= builds; cheap otherwise).
+no_sanitizer_reports() {
+	local dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR} f
+
+	for f in "$dir"/server.log.*; do
+		[ -e "$f" ] || continue
+		if grep -E -q "Sanitizer|runtime error" "$f"; then
+			echo "sanitizer report in $f:" >&2
+			cat "$f" >&2
+			return 1
+		fi
+	done
+}
+
 # client [ARGS...] - run proto_client against the started server, with a
 # hang guard.
 client() {

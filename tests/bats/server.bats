@@ -7,6 +7,7 @@ load helpers
 
 teardown() {
 	kill_started_servers
+	no_sanitizer_reports
 }
 
 @test "server: hello is acknowledged with the protocol version" {

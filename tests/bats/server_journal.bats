@@ -10,6 +10,7 @@ load helpers
 
 teardown() {
 	kill_started_servers
+	no_sanitizer_reports
 }
 
 # sweep_bids SYMBOL OUT - sell into every bid of SYMBOL, write the filled

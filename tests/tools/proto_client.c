@@ -61,8 +61,8 @@ struct client_conn {
 	char name[16];
 	int fd;
 	bool closed;
-	unsigned char buf[4096];
 	size_t len;
+	_Alignas(8) unsigned char buf[4096];	/* frames start at buf[0] */
 };
 
 static const char *host = "127.0.0.1";
@@ -195,7 +195,8 @@ static bool decode(const char *name, const unsigned char *frame)
 		struct msg_top_of_book q;
 	} m;
 
-	memcpy(&m, frame, ((const struct msg_hdr *)frame)->len);
+	memcpy(&m.h, frame, sizeof(m.h));
+	memcpy(&m, frame, m.h.len);
 	if (m.h.type == MSG_REJECTED && m.j.cl_ord_id == SYNC_ID &&
 	    m.j.ref_type == MSG_CANCEL)
 		return true;
