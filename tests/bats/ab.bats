@@ -105,8 +105,8 @@ print(len(d["digests"]))'
 		run head -c 4 "$QUICK_OUT/plots/$png.png"
 		assert_output --partial PNG
 	done
-	if [ "$(ab_json "$QUICK_OUT/report.json" 'print(d["meta"]["perf"])')" = 1 ]
-	then
+	perf=$(ab_json "$QUICK_OUT/report.json" 'print(d["meta"]["perf"])')
+	if [ "$perf" = 1 ]; then
 		run head -c 4 "$QUICK_OUT/plots/syscalls_per_request.png"
 		assert_output --partial PNG
 	fi
@@ -171,7 +171,9 @@ print(len(d["digests"]))'
 	# baseline: 100 ticks = 1 s of CPU / 100000 requests = 10 us, and
 	# 300000 syscalls over the same count = 3 per request; cheap: 5 and
 	# 6 us (ratios 0.5 and 0.6, median 0.55), 0.2 syscalls.
-	assert_line --index -1 'verdict: cheap CPU/request 0.55x baseline (0.5-0.6) at N=16, syscalls/request 0.2 vs 3'
+	expected='verdict: cheap CPU/request 0.55x baseline (0.5-0.6) at N=16,'
+	expected+=' syscalls/request 0.2 vs 3'
+	assert_line --index -1 "$expected"
 	run ab_json "$out/report.json" '
 v = d["summary"]["c16"]["baseline"]["values"]
 assert abs(v["cpu_us_per_req"]["median"] - 10) < 1e-9, v
@@ -193,4 +195,15 @@ print("ok")'
 	run python3 "$TOP/bench/ab_report.py" report "$out"
 	assert_success
 	assert_line --index -1 --partial '; loses: dear at N=16 (1.3x)'
+}
+
+@test "ab: a server that does not start under a condition is a failure" {
+	needs_binaries
+	run timeout -k 5 60 "$TOP/bench/ab" --scenarios c16 --reps 1 \
+		--duration 0.5 --warmup 0.1 --conditions baseline \
+		--condition 'nostart:NOSHIM=1,SERVER_ARGS=--no-such-option' \
+		--out "$BATS_TEST_TMPDIR/out"
+	assert_equal "$status" 3
+	assert_output --partial 'c16-r1-nostart: FAILED (server did not start)'
+	assert_line --index -1 --regexp '^verdict: CORRECTNESS FAILURE'
 }
