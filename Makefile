@@ -70,3 +70,56 @@ clean:
 	$(Q)rm -rf $(BUILD) $(CLEAN_EXTRA)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ===== Hardening: real servers, sanitizers, valgrind, fuzzing, soak =====
+# (owned by the hardening work; see README "Real servers and hardening")
+#   make test-sanitize  everything built with ASan+UBSan into build-san/,
+#                       then the suites run against it
+#   make test-tsan      the same with TSan into build-tsan/ (threaded suites)
+#   make valgrind       the memcheck suite (demo server +- shim under valgrind)
+#   make fuzz           every libFuzzer target for FUZZ_TIME seconds (120)
+#   make soak           the stress suite with longer, larger loads
+.PHONY: deps-real test-sanitize test-tsan valgrind fuzz soak
+
+deps-real:
+	$(Q)scripts/deps.sh real
+test: deps-real
+
+# A preloaded ASan shim in a server without ASan needs the ASan runtime
+# first in LD_PRELOAD (SHIM_PRELOAD_PREFIX, read by the real-server suites);
+# servers built here have it linked, so the link-order check is relaxed.
+SAN_ASAN_RT = $(shell $(CC) -print-file-name=libasan.so)
+test-sanitize:
+	$(MAKE) BUILD=build-san SAN=address,undefined all
+	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	SHIM_PRELOAD_PREFIX=$(SAN_ASAN_RT) \
+		$(MAKE) BUILD=build-san SAN=address,undefined test
+
+TSAN_FILTER ?= shim|stress|real_memcached|threads
+test-tsan:
+	$(MAKE) BUILD=build-tsan SAN=thread all
+	TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
+	TESTS_FILTER='$(TSAN_FILTER)' \
+	SHIM_PRELOAD_PREFIX=$(shell $(CC) -print-file-name=libtsan.so) \
+		$(MAKE) BUILD=build-tsan SAN=thread test
+
+valgrind: deps-test all $(TEST_SUPPORT)
+	$(Q)BUILD=$(BUILD) TESTS_FILTER='^memcheck' tests/run
+
+FUZZ_TIME ?= 120
+fuzz: $(FUZZ_BINS)
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz-work/$$t; \
+		echo "fuzz: $$t for $(FUZZ_TIME) s"; \
+		$(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_TIME) \
+			-artifact_prefix=$(BUILD)/fuzz-work/ \
+			$(BUILD)/fuzz-work/$$t tests/fuzz/corpus/$$t \
+			2>$(BUILD)/fuzz-work/$$t.log || \
+			{ tail -n 40 $(BUILD)/fuzz-work/$$t.log; exit 1; }; \
+		grep '^Done' $(BUILD)/fuzz-work/$$t.log; \
+	done
+
+soak: deps-test all $(TEST_SUPPORT)
+	$(Q)STRESS_SCALE=$${STRESS_SCALE:-10} BUILD=$(BUILD) \
+		TESTS_FILTER='^stress' tests/run

@@ -65,10 +65,17 @@ stop_ms() {
 }
 
 # lg ARGS... - loadgen --deterministic against the started server; must
-# exit 0 with "errors 0"; sets digest.
+# exit 0 with "errors 0"; sets digest. STRESS_SCALE (make soak) multiplies
+# every --orders count.
 lg() {
-	run timeout 120 "$BUILD_DIR/loadgen" --host 127.0.0.1 \
-		--port "$ms_port" --deterministic --quiet "$@"
+	local a=() prev=
+	for arg in "$@"; do
+		[ "$prev" = --orders ] && arg=$((arg * ${STRESS_SCALE:-1}))
+		a+=("$arg")
+		prev=$arg
+	done
+	run timeout $((120 * ${STRESS_SCALE:-1})) "$BUILD_DIR/loadgen" \
+		--host 127.0.0.1 --port "$ms_port" --deterministic --quiet "${a[@]}"
 	[ "$status" -eq 0 ] || { echo "$output"; fail "loadgen exit $status"; }
 	assert_output --regexp 'errors +0'
 	digest=$(sed -n 's/^digest: //p' <<<"$output")

@@ -9,3 +9,26 @@ TEST_SUPPORT += $(HARDEN_SIGCOUNT)
 $(HARDEN_SIGCOUNT): $(BUILD)/tests/harden/sigcount.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(LIBS)
+
+# libFuzzer targets, always built with clang and ASan+UBSan whatever CC
+# and SAN are (libFuzzer is clang's). Each links the sources it fuzzes.
+FUZZ_CC		?= clang
+FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -Wall -Wextra \
+		   -Werror -fsanitize=fuzzer,address,undefined \
+		   -fno-sanitize-recover=undefined
+FUZZ_DIR	:= $(BUILD)/tests/fuzz
+FUZZ_TARGETS	:= fuzz_frames
+FUZZ_BINS	:= $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+
+$(FUZZ_DIR)/fuzz_frames: tests/fuzz/fuzz_frames.c demo_server/server.c \
+		demo_server/engine.c demo_server/book.c demo_server/journal.c \
+		$(wildcard demo_server/*.h)
+	$(quiet) FUZZCC $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+# The short bounded run `make test` does (tests/fuzz/fuzz_short.sh).
+TEST_PROGS += $(FUZZ_DIR)/fuzz_short
+$(FUZZ_DIR)/fuzz_short: tests/fuzz/fuzz_short.sh $(FUZZ_BINS)
+	$(Q)mkdir -p $(@D)
+	$(Q)cp $< $@ && chmod +x $@

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# fuzz_short - a short bounded libFuzzer run of every fuzz target (part of
+# `make test`): FUZZ_RUNS inputs each (default 3000), seeded by the
+# committed corpus tests/fuzz/corpus/<target>/, new inputs kept in a
+# temporary directory (the committed corpus is never written). Exit 0 when
+# no target crashed, 1 otherwise, 77 when a target is missing. `make fuzz`
+# is the long run.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=${TOP:-$(cd "$here/../../.." && pwd)}
+runs=${FUZZ_RUNS:-3000}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rc=0
+for target in fuzz_frames; do
+	bin=$here/$target
+	[ -x "$bin" ] || { echo "$target not built"; exit 77; }
+	mkdir -p "$work/$target"
+	if ! "$bin" -runs="$runs" -artifact_prefix="$work/" \
+		"$work/$target" "$top/tests/fuzz/corpus/$target" \
+		>"$work/$target.log" 2>&1; then
+		echo "FAIL $target:"
+		tail -n 40 "$work/$target.log"
+		cp "$work"/crash-* "$work"/leak-* "$top/${BUILD:-build}/" \
+			2>/dev/null
+		rc=1
+	else
+		echo "ok $target: $(grep -E '^Done' "$work/$target.log")"
+	fi
+done
+exit $rc
