@@ -227,7 +227,7 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 	if (flags & MSG_PEEK)
 		return done;
 	f->roff += done;
-	if (f->roff == f->rlen && !f->recv_armed)
+	if (f->roff == f->rlen && !f->recv_single)
 		f->roff = f->rlen = 0;
 	if (f->state == FD_ACCEL)
 		shim__fd_mark_dirty(f);
@@ -378,13 +378,71 @@ static bool transient(int res)
 	       res == -ENOMEM;
 }
 
-void shim__on_recv(struct shim_fd *f, int res)
+/*
+ * Append bytes a multishot receive left in a ring buffer.  rbuf belongs to
+ * us alone in that mode, so it may move: compact, else grow (only when
+ * the app lags; the arm condition stops pulling past one rcap unread).
+ */
+static void recv_append(struct shim_fd *f, const char *data, size_t len)
 {
-	f->inflight--;
-	f->recv_armed = false;
+	if (f->rlen + len > f->rcap && f->roff) {
+		memmove(f->rbuf, f->rbuf + f->roff, f->rlen - f->roff);
+		f->rlen -= f->roff;
+		f->roff = 0;
+	}
+	if (f->rlen + len > f->rcap) {
+		size_t cap = f->rcap * 2;
+		char *p;
+
+		while (cap < f->rlen + len)
+			cap *= 2;
+		p = realloc(f->rbuf, cap);
+		if (!p) {
+			/* Nowhere to put them: the stream is broken. */
+			f->err = ENOMEM;
+			f->hup = f->eof = true;
+			return;
+		}
+		f->rbuf = p;
+		f->rcap = cap;
+	}
+	memcpy(f->rbuf + f->rlen, data, len);
+	f->rlen += len;
+}
+
+/*
+ * A receive completion.  more: a multishot receive stays armed.  data:
+ * the ring buffer holding the bytes (multishot), NULL when the kernel
+ * wrote them into rbuf directly (single-shot).
+ */
+void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data)
+{
+	bool was_single = f->recv_single;
+
+	if (!more) {
+		f->inflight--;
+		f->recv_armed = false;
+		f->recv_single = false;
+	}
+	if (f->state == FD_ORPHAN) {
+		if (!more)
+			maybe_free_orphan(f);
+		return;
+	}
 	if (res > 0) {
-		f->rlen += res;
+		if (data)
+			recv_append(f, data, res);
+		else if (was_single)
+			f->rlen += res;
+		else
+			res = 0;	/* a buffer-less multishot result */
 		STAT_ADD(bytes_recv, res);
+	} else if (res == -EINVAL && !more && shim.multishot && !was_single) {
+		/* Multishot refused (before 6.0): single-shot from now on. */
+		shim.multishot = false;
+		shim__log(LOG_INFO, "uringshim: multishot recv refused: "
+			  "single-shot receives\n");
+		STAT_INC(fallbacks);
 	} else if (res == 0) {
 		f->eof = true;
 	} else if (res == -ECANCELED) {
@@ -399,15 +457,11 @@ void shim__on_recv(struct shim_fd *f, int res)
 		STAT_INC(deferred_errors);
 	}
 	if (f->state == FD_ACCEL) {
-		if (f->release_req)
-			f->recv_cancel = true;	/* stays disarmed */
 		shim__fd_notify(f);
-		shim__fd_mark_dirty(f);
-	} else if (f->state == FD_ORPHAN) {
-		maybe_free_orphan(f);
-		return;
+		if (!more)
+			shim__fd_mark_dirty(f);
 	}
-	if (f->release_req)
+	if (f->release_req && !more)
 		finish_release(f);
 }
 
@@ -704,7 +758,9 @@ void shim__ring_flush_dirty(void)
 		    !f->recv_armed && !f->eof && !f->hup) {
 			if (f->roff == f->rlen)
 				f->roff = f->rlen = 0;
-			if (f->rlen < f->rcap)
+			/* Pause pulling while a whole buffer sits unread. */
+			if (shim.multishot ? f->rlen - f->roff < f->rcap :
+					     f->rlen < f->rcap)
 				shim__ring_prep_recv(f);
 		}
 		if ((f->state == FD_ORPHAN || f->release_req) &&

@@ -101,6 +101,7 @@ struct shim_fd {
 	bool eof;
 	bool recv_armed;
 	bool recv_cancel;		/* cancel submitted */
+	bool recv_single;		/* armed into rbuf (not multishot) */
 
 	/* send side: bytes [shead, stail) queued, [shead, sinfl) in flight */
 	char *sbuf;
@@ -158,6 +159,7 @@ struct shim_global {
 	unsigned int iter_sends;	/* writes since the last wait point */
 	unsigned int send_batch_avg;	/* EWMA of iter_sends, x16 */
 	bool direct_sends;		/* adaptive: batches too small */
+	bool multishot;			/* multishot recv + buffer ring */
 	unsigned int killfile_tick;
 };
 
@@ -263,6 +265,7 @@ void shim__reg_unlink(struct shim_reg *r);
 void shim__reg_ready(struct shim_reg *r);
 void shim__reg_unready(struct shim_reg *r);
 void shim__release_everything(void);
+void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data);
 
 /* epoll.c */
 int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,

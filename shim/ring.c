@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -27,6 +28,60 @@
 static struct io_uring ring;
 static unsigned int pending_sqes;
 static uint64_t wake_buf;
+
+/*
+ * Provided buffer ring for multishot receives (5.19+ registration, 6.0+
+ * multishot): completions name a buffer, whose bytes are copied to the
+ * fd's own buffer and the buffer handed straight back.
+ */
+#define BUF_GROUP	0
+#define BUF_COUNT	1024
+#define BUF_SIZE	4096
+static struct io_uring_buf_ring *buf_ring;
+static char *bufs;
+
+static void buf_recycle(unsigned int bid)
+{
+	if (bid >= BUF_COUNT)
+		return;
+	io_uring_buf_ring_add(buf_ring, bufs + (size_t)bid * BUF_SIZE,
+			      BUF_SIZE, bid, io_uring_buf_ring_mask(BUF_COUNT),
+			      0);
+	io_uring_buf_ring_advance(buf_ring, 1);
+}
+
+/* Returns 0 or -errno; on failure receives stay single-shot. */
+static int buf_ring_setup(void)
+{
+	struct io_uring_buf_reg reg;
+	size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+	void *mem;
+	unsigned int i;
+	int ret;
+
+	mem = mmap(NULL, ring_bytes + (size_t)BUF_COUNT * BUF_SIZE,
+		   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return -ENOMEM;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uintptr_t)mem;
+	reg.ring_entries = BUF_COUNT;
+	reg.bgid = BUF_GROUP;
+	ret = io_uring_register_buf_ring(&ring, &reg, 0);
+	if (ret) {
+		munmap(mem, ring_bytes + (size_t)BUF_COUNT * BUF_SIZE);
+		return ret;
+	}
+	buf_ring = mem;
+	bufs = (char *)mem + ring_bytes;
+	io_uring_buf_ring_init(buf_ring);
+	for (i = 0; i < BUF_COUNT; i++)
+		io_uring_buf_ring_add(buf_ring, bufs + (size_t)i * BUF_SIZE,
+				      BUF_SIZE, i,
+				      io_uring_buf_ring_mask(BUF_COUNT), i);
+	io_uring_buf_ring_advance(buf_ring, BUF_COUNT);
+	return 0;
+}
 
 /* ---- fault injection (URINGSHIM_FAULT, test only, inert unless set) ---- */
 
@@ -179,6 +234,13 @@ int shim__ring_setup(void)
 		goto out_exit_ring;
 	}
 	io_uring_ring_dontfork(&ring);
+	if (shim.cfg.recv_mode == MODE_RECV_MULTISHOT) {
+		ret = buf_ring_setup();
+		shim.multishot = !ret;
+		if (ret)
+			shim__log(LOG_INFO, "uringshim: no buffer ring (%s): "
+				  "single-shot receives\n", strerror(-ret));
+	}
 	shim.wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (shim.wake_fd < 0) {
 		ret = -errno;
@@ -243,7 +305,15 @@ int shim__ring_prep_recv(struct shim_fd *f)
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_recv(sqe, f->fd, f->rbuf + f->rlen, f->rcap - f->rlen, 0);
+	if (shim.multishot) {
+		io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = BUF_GROUP;
+	} else {
+		io_uring_prep_recv(sqe, f->fd, f->rbuf + f->rlen,
+				   f->rcap - f->rlen, 0);
+		f->recv_single = true;
+	}
 	io_uring_sqe_set_data64(sqe, ud_make(f, UD_RECV));
 	f->recv_armed = true;
 	f->inflight++;
@@ -363,7 +433,6 @@ int shim__ring_submit_wait(unsigned int wait_nr, const struct timespec *ts,
 
 /* ---- completions ---- */
 
-void shim__on_recv(struct shim_fd *f, int res);
 void shim__on_send(struct shim_fd *f, int res);
 void shim__on_cancel(struct shim_fd *f);
 void shim__on_eppoll(struct shim_ep *ep, int res);
@@ -383,10 +452,21 @@ int shim__ring_reap(void)
 
 		n++;
 		switch (kind) {
-		case UD_RECV:
+		case UD_RECV: {
+			bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+			unsigned int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			const char *data = NULL;
+
+			if (has_buf && res > 0 && bid < BUF_COUNT)
+				data = bufs + (size_t)bid * BUF_SIZE;
 			shim__fault_hit(kind, &res);
-			shim__on_recv(p, res);
+			shim__on_recv(p, res, cqe->flags & IORING_CQE_F_MORE,
+				      data);
+			/* After the copy: the buffer goes straight back. */
+			if (has_buf)
+				buf_recycle(bid);
 			break;
+		}
 		case UD_SEND:
 			shim__fault_hit(kind, &res);
 			shim__on_send(p, res);
