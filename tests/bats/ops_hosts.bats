@@ -128,6 +128,11 @@ stop_hosts() {
 			sleep 0.05
 		done
 		kill -KILL "${pid[$i]}" 2>/dev/null || true
+		# A shim process that execs a program without the shim (ip
+		# netns exec under LD_PRELOAD, then uringshim-run --off) leaves
+		# its stats file behind: remove the dead server's.
+		[ -d "/proc/${pid[$i]}" ] ||
+			rm -f "/dev/shm/uringshim.${pid[$i]}"
 	done
 	pid=()
 }
