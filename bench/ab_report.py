@@ -545,11 +545,14 @@ def write_markdown(out, meta, table, conditions, runs, probes,
     md = []
     w = md.append
     w("# A/B report: does io_uring make the epoll server cheaper?\n")
-    w("Started %s on %s (kernel %s, %s CPUs); pinning %s. Conditions: %s. "
-      "%s repetitions of %ss measured runs after %ss warm-up."
+    w("Started %s on %s (kernel %s, %s CPUs) at commit %s (%s uncommitted "
+      "paths in the tree); pinning %s. Conditions: %s. %s repetitions of "
+      "%ss measured runs after %ss warm-up."
       % (meta.get("started"), meta.get("host"), meta.get("kernel"),
-         meta.get("cpus"), meta.get("pinning"), ", ".join(conditions),
-         meta.get("reps"), meta.get("duration_s"), meta.get("warmup_s")))
+         meta.get("cpus"), meta.get("commit") or "?",
+         meta.get("tree_changes", "?"), meta.get("pinning"),
+         ", ".join(conditions), meta.get("reps"), meta.get("duration_s"),
+         meta.get("warmup_s")))
     if meta.get("skipped"):
         w("\nSkipped conditions: %s." % meta["skipped"])
     w("\n%s.\n" % meta.get("perf_note", ""))
