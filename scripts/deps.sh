@@ -8,7 +8,7 @@ pkgs_for() {
 	build)	echo gcc make liburing-dev libseccomp-dev pkg-config ;;
 	test)	echo bats bats-assert bats-support clang valgrind iproute2 \
 		     gnuplot-nox python3 \
-		     linux-perf procps psmisc ;;
+		     linux-perf procps psmisc man-db ;;
 	bench)	echo gnuplot-nox linux-perf util-linux procps python3 ;;
 	real)	echo redis-server redis-tools nginx-light memcached \
 		     libmemcached-tools wrk ;;
