@@ -54,6 +54,19 @@ static void *idmap_get(const struct idmap *map, uint64_t key)
 	}
 }
 
+/* idmap_ref - where key's value is stored, or NULL if key is absent. */
+static void **idmap_ref(struct idmap *map, uint64_t key)
+{
+	if (!map->count)
+		return NULL;
+	for (uint32_t i = idmap_slot(map, key);; i = (i + 1) & (map->cap - 1)) {
+		if (map->keys[i] == key)
+			return &map->vals[i];
+		if (!map->keys[i])
+			return NULL;
+	}
+}
+
 static void idmap_place(struct idmap *map, uint64_t key, void *val)
 {
 	uint32_t i = idmap_slot(map, key);
@@ -133,14 +146,16 @@ struct session {
 	uint32_t no;		/* 0 until logged in */
 	struct idmap live;	/* cl_ord_id -> resting struct order */
 	/*
-	 * Ids used by the session: the contiguous run [run_lo, run_hi] plus
-	 * the ones outside it. Clients that number their orders sequentially
-	 * keep `used_other` empty, so the set costs nothing per order.
+	 * Ids used by the session: the contiguous run [run_lo, run_hi] plus,
+	 * outside it, a bitmap in blocks of 64 ids (key: id / 64 + 1, value:
+	 * the mask). Sequential ids keep the bitmap empty; after a gap (an id
+	 * the client skipped or lost to a reject) used ids cost about one
+	 * bit each, so a busy session never grows its memory per order much.
 	 */
 	bool has_run;
 	uint64_t run_lo;
 	uint64_t run_hi;
-	struct idmap used_other;
+	struct idmap used_bits;
 	uint32_t *subs;		/* subscribed symbols */
 	uint32_t nr_subs;
 	uint32_t cap_subs;
@@ -155,13 +170,51 @@ struct engine {
 	struct engine_stats stats;
 };
 
+static inline uint64_t id_block(uint64_t id)
+{
+	return (id >> 6) + 1;	/* never 0, the empty key */
+}
+
+static bool id_in_bits(const struct session *sess, uint64_t id)
+{
+	uintptr_t mask = (uintptr_t)idmap_get(&sess->used_bits, id_block(id));
+
+	return mask >> (id & 63) & 1;
+}
+
+/* Clear id's bit if set; true if it was. Empty blocks are dropped. */
+static bool id_take_bit(struct session *sess, uint64_t id)
+{
+	void **ref = idmap_ref(&sess->used_bits, id_block(id));
+	uintptr_t bit = (uintptr_t)1 << (id & 63);
+
+	if (!ref || !((uintptr_t)*ref & bit))
+		return false;
+	*ref = (void *)((uintptr_t)*ref & ~bit);
+	if (!*ref)
+		idmap_del(&sess->used_bits, id_block(id));
+	return true;
+}
+
+static int id_set_bit(struct session *sess, uint64_t id)
+{
+	void **ref = idmap_ref(&sess->used_bits, id_block(id));
+	uintptr_t bit = (uintptr_t)1 << (id & 63);
+
+	if (ref) {
+		*ref = (void *)((uintptr_t)*ref | bit);
+		return 0;
+	}
+	return idmap_put(&sess->used_bits, id_block(id), (void *)bit);
+}
+
 static bool id_is_used(const struct session *sess, uint64_t id)
 {
 	if (id == 0)		/* reserved: never a valid cl_ord_id */
 		return true;
 	if (sess->has_run && id >= sess->run_lo && id <= sess->run_hi)
 		return true;
-	return idmap_get(&sess->used_other, id) != NULL;
+	return id_in_bits(sess, id);
 }
 
 /* id_mark_used - the caller checked !id_is_used(). 0 or -ENOMEM. */
@@ -173,15 +226,14 @@ static int id_mark_used(struct session *sess, uint64_t id)
 	} else if (id == sess->run_hi + 1) {
 		sess->run_hi = id;
 		while (sess->run_hi != UINT64_MAX &&
-		       idmap_del(&sess->used_other, sess->run_hi + 1))
+		       id_take_bit(sess, sess->run_hi + 1))
 			sess->run_hi++;
 	} else if (id == sess->run_lo - 1) {
 		sess->run_lo = id;
-		while (sess->run_lo > 1 &&
-		       idmap_del(&sess->used_other, sess->run_lo - 1))
+		while (sess->run_lo > 1 && id_take_bit(sess, sess->run_lo - 1))
 			sess->run_lo--;
 	} else {
-		return idmap_put(&sess->used_other, id, (void *)1);
+		return id_set_bit(sess, id);
 	}
 	return 0;
 }
@@ -219,7 +271,7 @@ void engine_session_destroy(struct engine *eng, struct session *sess)
 	for (uint32_t i = 0; i < sess->nr_subs; i++)
 		book_unsubscribe(eng->books[sess->subs[i]], sess);
 	idmap_free(&sess->live);
-	idmap_free(&sess->used_other);
+	idmap_free(&sess->used_bits);
 	free(sess->subs);
 	free(sess);
 }

@@ -35,3 +35,11 @@ $(BUILD)/tests/unit/frame_parser: $(BUILD)/tests/unit/frame_parser.o \
 		$(BUILD)/demo_server/journal.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# make bench-book: in-process matching throughput (not a test).
+.PHONY: bench-book
+bench-book: $(BUILD)/book_bench
+	$(Q)$(BUILD)/book_bench
+$(BUILD)/book_bench: $(BUILD)/demo_server/book_bench.o $(SERVER_ENGINE_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

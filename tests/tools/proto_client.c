@@ -69,7 +69,7 @@ static const char *host = "127.0.0.1";
 static int port = -1;
 static int chunk;		/* split every send into chunks of this size */
 static int chunk_delay_us = 1000;
-static int rcvbuf;		/* SO_RCVBUF for script connections, 0: default */
+static int rcvbuf;		/* SO_RCVBUF of script connections; 0: default */
 
 static struct client_conn conns[MAX_CONNS];
 static int nr_conns;
@@ -206,7 +206,8 @@ static bool decode(const char *name, const unsigned char *frame)
 		printf("hello_ack version=%u", m.ack.version);
 		break;
 	case MSG_ACCEPTED:
-		printf("accepted sym=%u cl=%" PRIu64, m.a.symbol, m.a.cl_ord_id);
+		printf("accepted sym=%u cl=%" PRIu64, m.a.symbol,
+		       m.a.cl_ord_id);
 		print_id("oid", m.a.order_id);
 		printf(" px=%" PRId64 " qty=%u side=%c type=%c tif=%c",
 		       m.a.price, m.a.qty, printable(m.a.side),
@@ -218,15 +219,16 @@ static bool decode(const char *name, const unsigned char *frame)
 		       m.j.cl_ord_id);
 		break;
 	case MSG_EXECUTED:
-		printf("executed sym=%u cl=%" PRIu64, m.e.symbol, m.e.cl_ord_id);
+		printf("executed sym=%u cl=%" PRIu64, m.e.symbol,
+		       m.e.cl_ord_id);
 		print_id("mid", m.e.match_id);
 		printf(" px=%" PRId64 " qty=%u leaves=%u side=%c liq=%c",
 		       m.e.price, m.e.qty, m.e.leaves_qty,
 		       printable(m.e.side), printable(m.e.liquidity));
 		break;
 	case MSG_CANCELED:
-		printf("canceled cl=%" PRIu64 " qty=%u reason=%s", m.c.cl_ord_id,
-		       m.c.canceled_qty,
+		printf("canceled cl=%" PRIu64 " qty=%u reason=%s",
+		       m.c.cl_ord_id, m.c.canceled_qty,
 		       m.c.reason == CXL_USER ? "USER" :
 		       m.c.reason == CXL_IOC_REMAINDER ? "IOC_REMAINDER" : "?");
 		break;
@@ -467,7 +469,9 @@ static void run_command(char *line)
 		m.cl_ord_id = parse_num(args[6], "cl=");
 		send_msg(cur->fd, &m, MSG_NEW_ORDER);
 	} else if (!strcmp(cmd, "cancel")) {
-		struct msg_cancel m = { .cl_ord_id = parse_num(args[0], "cl=") };
+		struct msg_cancel m = {
+			.cl_ord_id = parse_num(args[0], "cl="),
+		};
 
 		send_msg(cur->fd, &m, MSG_CANCEL);
 	} else if (!strcmp(cmd, "replace")) {

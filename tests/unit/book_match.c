@@ -336,6 +336,21 @@ static void test_duplicate_ids(void)
 		 ENGINE_JOURNAL);
 	check_accepted(&ca, 200, oid(5, 7));
 	check_canceled(&ca, 200, 1, CXL_IOC_REMAINDER);
+	/* Filling the gap 62..97 merges 60 and 61 into the run. */
+	for (uint64_t id = 97, seq = 8; id >= 62; id--, seq++) {
+		CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
+				   1, id), ENGINE_JOURNAL);
+		check_accepted(&ca, id, oid(5, seq));
+		check_canceled(&ca, id, 1, CXL_IOC_REMAINDER);
+	}
+	for (uint64_t id = 60; id <= 101; id++) {
+		CHECK_EQ(limit(eng, a, 5, SIDE_BUY, 1, 1, id), 0);
+		check_rejected(&ca, REJ_DUPLICATE_ID, id);
+	}
+	CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1, 1, 59),
+		 ENGINE_JOURNAL);
+	check_accepted(&ca, 59, oid(5, 44));
+	check_canceled(&ca, 59, 1, CXL_IOC_REMAINDER);
 	drained();
 }
 
