@@ -69,7 +69,7 @@ static const char *host = "127.0.0.1";
 static int port = -1;
 static int chunk;		/* split every send into chunks of this size */
 static int chunk_delay_us = 1000;
-static int rcvbuf;		/* SO_RCVBUF of script connections; 0: default */
+static int rcvbuf;		/* SO_RCVBUF of script conns; 0: default */
 
 static struct client_conn conns[MAX_CONNS];
 static int nr_conns;
