@@ -27,3 +27,11 @@ ab: all deps-bench
 ab-full: all deps-bench
 	$(Q)BUILD=$(BUILD) bench/ab --full $(AB_FLAGS)
 # ---- end of A/B harness block ----
+
+# ---- real-server A/B (owner: hardening) ----
+# make ab-real   redis/nginx/memcached baseline vs shim (bench/ab_real);
+# AB_REAL_FLAGS="--reps 5 --duration 5" passes options.
+.PHONY: ab-real
+ab-real: all deps-bench deps-real
+	$(Q)BUILD=$(BUILD) bench/ab_real $(AB_REAL_FLAGS)
+# ---- end of real-server A/B block ----
