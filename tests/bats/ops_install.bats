@@ -50,6 +50,9 @@ man1/uringshim-canary.1.gz man1/uringshim-cohort.1.gz"
 	# The installed launcher finds the installed library and loads it.
 	run "$p/bin/uringshim-run" --print-library
 	assert_output "$p/lib/uringshim/liburingshim.so"
+	run --separate-stderr "$p/bin/uringshim-canary" --host-id x \
+		--percent 100 --emit env
+	assert_output "LD_PRELOAD=$p/lib/uringshim/liburingshim.so"
 	run "$p/bin/uringshim-run" --set STATS=0 -- sh -c \
 		'grep -c "'"$p"'/lib/uringshim/liburingshim.so" /proc/$$/maps'
 	assert_success
