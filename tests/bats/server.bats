@@ -327,3 +327,30 @@ EOF
 	run_script "hello"
 	assert_output "a: hello_ack version=1"
 }
+
+# A subscriber that stalls while ~9.6 MB of market data is produced for it
+# (more than the kernel buffers hold, so the server must wait for EPOLLOUT)
+# and then reads gets every message, in both epoll modes.
+@test "server: a slow reader that catches up gets every message (LT and ET)" {
+	local mode out=$BATS_TEST_TMPDIR/slow.out slow
+	for mode in --max-outbuf=64M --edge-triggered; do
+		start_server --quiet --max-outbuf 64M "$mode"
+		client --rcvbuf 4096 >"$out" <<'SCRIPT' &
+hello
+sub 1
+stall 1500
+count
+SCRIPT
+		slow=$!
+		sleep 0.3
+		run client --flood 200000 --symbol 1 --cross --window 500
+		assert_success
+		wait "$slow"
+		run cat "$out"
+		assert_output "a: hello_ack version=1
+a: tob sym=1 bid=0x0 ask=0x0
+a: counted hello_ack=0 accepted=0 rejected=0 executed=0 canceled=0 replaced=0 trade=100000 tob=200000"
+		stop_server
+		[ "$SERVER_STATUS" -eq 0 ]
+	done
+}

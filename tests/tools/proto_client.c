@@ -19,6 +19,9 @@
  *   stall MS                      sleep without reading or syncing
  *   drain                         read until the server closes; print
  *                                 "eof after N bytes"
+ *   count                         sync, but tally this connection's
+ *                                 responses by type and print one line
+ *                                 "counted hello_ack=N accepted=N ..."
  *   # comment
  *
  * Flood mode (--flood N): one connection, Hello, then N GTC limit orders
@@ -61,6 +64,8 @@ struct client_conn {
 	char name[16];
 	int fd;
 	bool closed;
+	bool counting;		/* tally responses instead of printing them */
+	uint64_t counts[256];	/* by message type */
 	size_t len;
 	_Alignas(8) unsigned char buf[4096];	/* frames start at buf[0] */
 };
@@ -178,6 +183,14 @@ static void print_id(const char *key, uint64_t id)
 static char printable(uint8_t c)
 {
 	return isprint(c) ? c : '?';
+}
+
+static bool is_sync_reply(const unsigned char *frame)
+{
+	struct msg_rejected j;
+
+	memcpy(&j, frame, sizeof(j));
+	return j.cl_ord_id == SYNC_ID && j.ref_type == MSG_CANCEL;
 }
 
 /* Print one response; returns true if it was the sync marker's reply. */
@@ -306,6 +319,10 @@ static bool print_until_sync(struct client_conn *c, const unsigned char *f,
 			     void *arg)
 {
 	(void)arg;
+	if (c->counting && !(f[2] == MSG_REJECTED && is_sync_reply(f))) {
+		c->counts[f[2]]++;
+		return false;
+	}
 	return decode(c->name, f);
 }
 
@@ -420,6 +437,28 @@ static void drain(void)
 	fflush(stdout);
 }
 
+/* Sync, tallying this connection's responses by type; print the tally. */
+static void count_responses(void)
+{
+	static const struct { uint8_t type; const char *name; } names[] = {
+		{ MSG_HELLO_ACK, "hello_ack" }, { MSG_ACCEPTED, "accepted" },
+		{ MSG_REJECTED, "rejected" }, { MSG_EXECUTED, "executed" },
+		{ MSG_CANCELED, "canceled" }, { MSG_REPLACED, "replaced" },
+		{ MSG_TRADE, "trade" }, { MSG_TOP_OF_BOOK, "tob" },
+	};
+
+	memset(cur->counts, 0, sizeof(cur->counts));
+	cur->counting = true;
+	sync_all();
+	cur->counting = false;
+	printf("%s: counted", cur->name);
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		printf(" %s=%" PRIu64, names[i].name,
+		       cur->counts[names[i].type]);
+	printf("\n");
+	fflush(stdout);
+}
+
 static void run_command(char *line)
 {
 	char *save, *cmd, *args[8] = { 0 };
@@ -493,6 +532,9 @@ static void run_command(char *line)
 		return;
 	} else if (!strcmp(cmd, "drain")) {
 		drain();
+		return;
+	} else if (!strcmp(cmd, "count")) {
+		count_responses();
 		return;
 	} else {
 		fail("unknown script command");
