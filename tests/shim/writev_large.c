@@ -137,8 +137,11 @@ int main(void)
 		expect(done == totals[t]);
 		offset += done;
 	}
-	/* No socket buffer takes 16 MiB at once: some writev was short. */
-	expect(shorts > 0);
+	/*
+	 * Usually some writev was short, but not necessarily: with the peer
+	 * draining on another CPU the kernel may take 16 MiB in one call.
+	 */
+	(void)shorts;
 
 	/* Many tiny iovecs, then close at once: still byte-exact. */
 	pattern_fill(buf, IOV_MAX, SEED, offset);
