@@ -68,7 +68,7 @@ start_bg() {
 	local mode=$1 log=$2
 	shift 2
 	# shellcheck disable=SC2046
-	env $(mode_env "$mode") "$@" >"$log" 2>&1 &
+	env $(mode_env "$mode") "$@" >"$log" 2>&1 3>&- &
 	started_pid=$!
 	echo "$started_pid" >>"$BATS_TEST_TMPDIR/pids"
 }
