@@ -65,13 +65,20 @@ int main(void)
 	expect(ret == 2);
 	n = epoll_report(epfd, WAIT_MS, "two arrivals", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN);
-	if (!(wait_fd(conn, POLLIN) & POLLIN))
-		expect(!"readable");
-	ret = recv(conn, buf, sizeof(buf), MSG_WAITALL);
-	/* Both segments are queued before the wait returns, plain or not. */
-	say("read both: %s '%.*s'", result_text(ret),
-	    (int)(ret > 0 ? ret : 0), buf);
-	expect(ret == 4 && !memcmp(buf, "abcd", 4));
+	{
+		/*
+		 * Plainly both segments are queued when the wait returns; the
+		 * shim may report the first alone, so read until both came.
+		 */
+		bool eof;
+		int err;
+		size_t got = read_stream(conn, buf, 4, &eof, &err);
+
+		say("read both: %zu '%.*s'", got, (int)got, buf);
+		expect(got == 4 && !memcmp(buf, "abcd", 4));
+	}
+	ret = read(conn, buf, sizeof(buf));
+	say("read empty: %s", result_text(ret));
 
 	/* EPOLLOUT stays reported while there is send space. */
 	epoll_mod(epfd, conn, EPOLLIN | EPOLLOUT, 7);
