@@ -17,6 +17,11 @@ setup() {
 	require_cmd valgrind
 	[ -x "$BUILD_DIR/matching_server" ] || skip "matching_server not built"
 	[ -x "$BUILD_DIR/loadgen" ] || skip "loadgen not built"
+	# valgrind cannot run a binary built with ASan or TSan (their shadow
+	# memory); `make valgrind` uses the plain build.
+	! nm -D "$BUILD_DIR/matching_server" 2>/dev/null |
+		grep -qE '__(asan|tsan)_init' ||
+		skip "sanitizer build: valgrind cannot run it (use make valgrind)"
 }
 
 teardown() {
