@@ -331,6 +331,53 @@ new 4 B L G 11 6 cl=1"
 	[ "$journaled" = "$epoll" ]
 }
 
+# The opt-in completion model and the single-shot fallback paths (what a
+# kernel before 5.19/6.0 gets) serve the same conversation and volume.
+@test "server_uring: DEFER_TASKRUN and single-shot accept/recv also match epoll" {
+	local script="conn s
+hello
+sub 3
+conn m
+hello
+new 3 S L G 10 5 cl=1
+conn t
+hello
+new 3 B L G 10 7 cl=2
+conn bad
+raw 0400 5a00" epoll_out mode
+	start_server
+	run_script "$script"
+	assert_success
+	epoll_out=$output
+	assert_line "bad: closed"
+	stop_server
+	for mode in MATCHING_SERVER_TASKRUN=defer \
+		    MATCHING_SERVER_NO_MULTISHOT=1; do
+		export "${mode?}"
+		start_server --io uring
+		run grep -c "io_uring backend:" "$SERVER_LOG"
+		assert_output "1"
+		if [[ $mode == *defer ]]; then
+			run grep -c "defer-taskrun," "$SERVER_LOG"
+		else
+			run grep -c "single-shot accept and recv" "$SERVER_LOG"
+		fi
+		assert_output "1"
+		run_script "$script"
+		assert_success
+		assert_output "$epoll_out"
+		run client --flood 20000 --symbol 2 --cross --window 1000
+		assert_success
+		assert_output "flood: sent=20000 accepted=20000 rejected=0 eof=0"
+		run client --many 300 --symbols 300
+		assert_output "many: conns=300 hello_acks=300 accepted=300"
+		stop_server
+		[ "$SERVER_STATUS" -eq 0 ]
+		no_backend_errors
+		unset "${mode%%=*}"
+	done
+}
+
 @test "server_uring: refused before listening where io_uring is denied" {
 	local deny=$BUILD_DIR/tests/deny_uring
 	[ -x "$deny" ] || skip "no $deny (tests/shim)"
