@@ -54,19 +54,6 @@ static void *idmap_get(const struct idmap *map, uint64_t key)
 	}
 }
 
-/* idmap_ref - where key's value is stored, or NULL if key is absent. */
-static void **idmap_ref(struct idmap *map, uint64_t key)
-{
-	if (!map->count)
-		return NULL;
-	for (uint32_t i = idmap_slot(map, key);; i = (i + 1) & (map->cap - 1)) {
-		if (map->keys[i] == key)
-			return &map->vals[i];
-		if (!map->keys[i])
-			return NULL;
-	}
-}
-
 static void idmap_place(struct idmap *map, uint64_t key, void *val)
 {
 	uint32_t i = idmap_slot(map, key);
@@ -104,14 +91,6 @@ static int idmap_reserve(struct idmap *map, uint32_t more)
 	return 0;
 }
 
-static int idmap_put(struct idmap *map, uint64_t key, void *val)
-{
-	if (idmap_reserve(map, 1))
-		return -ENOMEM;
-	idmap_place(map, key, val);
-	return 0;
-}
-
 /* idmap_del - remove key; backward-shift keeps probe chains tombstone-free. */
 static bool idmap_del(struct idmap *map, uint64_t key)
 {
@@ -141,21 +120,26 @@ static bool idmap_del(struct idmap *map, uint64_t key)
 
 /* ===== sessions ===== */
 
+/* How many of its latest ids a session remembers one by one. */
+#define ID_WINDOW	4096u
+
 struct session {
 	void *owner;		/* output goes to it; NULL discards */
 	uint32_t no;		/* 0 until logged in */
 	struct idmap live;	/* cl_ord_id -> resting struct order */
 	/*
-	 * Ids used by the session: the contiguous run [run_lo, run_hi] plus,
-	 * outside it, a bitmap in blocks of 64 ids (key: id / 64 + 1, value:
-	 * the mask). Sequential ids keep the bitmap empty; after a gap (an id
-	 * the client skipped or lost to a reject) used ids cost about one
-	 * bit each, so a busy session never grows its memory per order much.
+	 * Used ids: every id <= id_floor, plus the last ID_WINDOW ids used
+	 * (a FIFO ring and a set). The ring's oldest id, when pushed out,
+	 * raises the floor. Memory stays bounded however many orders the
+	 * session sends and whatever its ids look like, and an id once used
+	 * is never accepted again (see PROTOCOL.md, "Identifiers").
 	 */
-	bool has_run;
-	uint64_t run_lo;
-	uint64_t run_hi;
-	struct idmap used_bits;
+	uint64_t id_floor;
+	uint64_t *id_ring;
+	uint32_t id_ring_cap;
+	uint32_t id_ring_len;
+	uint32_t id_ring_head;	/* oldest, once the ring is full */
+	struct idmap id_recent;
 	uint32_t *subs;		/* subscribed symbols */
 	uint32_t nr_subs;
 	uint32_t cap_subs;
@@ -170,71 +154,44 @@ struct engine {
 	struct engine_stats stats;
 };
 
-static inline uint64_t id_block(uint64_t id)
-{
-	return (id >> 6) + 1;	/* never 0, the empty key */
-}
-
-static bool id_in_bits(const struct session *sess, uint64_t id)
-{
-	uintptr_t mask = (uintptr_t)idmap_get(&sess->used_bits, id_block(id));
-
-	return mask >> (id & 63) & 1;
-}
-
-/* Clear id's bit if set; true if it was. Empty blocks are dropped. */
-static bool id_take_bit(struct session *sess, uint64_t id)
-{
-	void **ref = idmap_ref(&sess->used_bits, id_block(id));
-	uintptr_t bit = (uintptr_t)1 << (id & 63);
-
-	if (!ref || !((uintptr_t)*ref & bit))
-		return false;
-	*ref = (void *)((uintptr_t)*ref & ~bit);
-	if (!*ref)
-		idmap_del(&sess->used_bits, id_block(id));
-	return true;
-}
-
-static int id_set_bit(struct session *sess, uint64_t id)
-{
-	void **ref = idmap_ref(&sess->used_bits, id_block(id));
-	uintptr_t bit = (uintptr_t)1 << (id & 63);
-
-	if (ref) {
-		*ref = (void *)((uintptr_t)*ref | bit);
-		return 0;
-	}
-	return idmap_put(&sess->used_bits, id_block(id), (void *)bit);
-}
-
 static bool id_is_used(const struct session *sess, uint64_t id)
 {
-	if (id == 0)		/* reserved: never a valid cl_ord_id */
-		return true;
-	if (sess->has_run && id >= sess->run_lo && id <= sess->run_hi)
-		return true;
-	return id_in_bits(sess, id);
+	/* 0 is reserved: never a valid cl_ord_id. */
+	return id == 0 || id <= sess->id_floor ||
+	       idmap_get(&sess->id_recent, id) != NULL;
 }
 
 /* id_mark_used - the caller checked !id_is_used(). 0 or -ENOMEM. */
 static int id_mark_used(struct session *sess, uint64_t id)
 {
-	if (!sess->has_run) {
-		sess->has_run = true;
-		sess->run_lo = sess->run_hi = id;
-	} else if (id == sess->run_hi + 1) {
-		sess->run_hi = id;
-		while (sess->run_hi != UINT64_MAX &&
-		       id_take_bit(sess, sess->run_hi + 1))
-			sess->run_hi++;
-	} else if (id == sess->run_lo - 1) {
-		sess->run_lo = id;
-		while (sess->run_lo > 1 && id_take_bit(sess, sess->run_lo - 1))
-			sess->run_lo--;
-	} else {
-		return id_set_bit(sess, id);
+	uint64_t oldest;
+
+	if (sess->id_ring_len < ID_WINDOW) {
+		/* Still filling: the ring is not wrapped yet, so it may move. */
+		if (sess->id_ring_len == sess->id_ring_cap) {
+			uint32_t cap = sess->id_ring_cap ? sess->id_ring_cap * 2
+							 : 64;
+			uint64_t *ring = realloc(sess->id_ring,
+						 cap * sizeof(*ring));
+
+			if (!ring)
+				return -ENOMEM;
+			sess->id_ring = ring;
+			sess->id_ring_cap = cap;
+		}
+		if (idmap_reserve(&sess->id_recent, 1))
+			return -ENOMEM;
+		sess->id_ring[sess->id_ring_len++] = id;
+		idmap_place(&sess->id_recent, id, (void *)1);
+		return 0;
 	}
+	oldest = sess->id_ring[sess->id_ring_head];
+	idmap_del(&sess->id_recent, oldest);
+	if (oldest > sess->id_floor)
+		sess->id_floor = oldest;
+	sess->id_ring[sess->id_ring_head] = id;
+	sess->id_ring_head = (sess->id_ring_head + 1) % ID_WINDOW;
+	idmap_place(&sess->id_recent, id, (void *)1);
 	return 0;
 }
 
@@ -271,7 +228,8 @@ void engine_session_destroy(struct engine *eng, struct session *sess)
 	for (uint32_t i = 0; i < sess->nr_subs; i++)
 		book_unsubscribe(eng->books[sess->subs[i]], sess);
 	idmap_free(&sess->live);
-	idmap_free(&sess->used_bits);
+	idmap_free(&sess->id_recent);
+	free(sess->id_ring);
 	free(sess->subs);
 	free(sess);
 }

@@ -7,7 +7,8 @@
  * market remainders, cancel, replace keeping priority (reduce at the same
  * price) and losing it (price change, quantity increase), a replace that
  * crosses, top-of-book publication only on change, duplicate ids (also
- * after a fill and out of order), and orders outliving their session.
+ * after a fill and out of order), the bounded window of remembered ids,
+ * and orders outliving their session.
  */
 #include "engine_util.h"
 
@@ -354,6 +355,38 @@ static void test_duplicate_ids(void)
 	drained();
 }
 
+/*
+ * A session remembers its last 4096 ids one by one and, below them, only
+ * the highest id it forgot: ids 2, 4, ..., 10000 leave 1810..10000 (even)
+ * remembered and the floor at 1808.
+ */
+static void test_id_window(void)
+{
+	struct capture cd = { 0 };
+	struct session *d = engine_session_create(eng, &cd);
+	static const uint64_t dup[] = { 2, 1807, 1808, 1810, 5000, 10000 };
+	static const uint64_t fresh[] = { 1809, 5001, 9999, 10001 };
+
+	CHECK_EQ(hello(eng, d), ENGINE_JOURNAL);
+	for (uint64_t id = 2; id <= 10000; id += 2)
+		CHECK_EQ(new_order(eng, d, 9, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
+				   1, id), ENGINE_JOURNAL);
+	capture_reset(&cd);
+	for (unsigned i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
+		CHECK_EQ(limit(eng, d, 9, SIDE_BUY, 1, 1, dup[i]), 0);
+		check_rejected(&cd, REJ_DUPLICATE_ID, dup[i]);
+	}
+	for (unsigned i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++) {
+		CHECK_EQ(new_order(eng, d, 9, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
+				   1, fresh[i]), ENGINE_JOURNAL);
+		check_accepted(&cd, fresh[i], oid(9, 5001 + i));
+		check_canceled(&cd, fresh[i], 1, CXL_IOC_REMAINDER);
+	}
+	CHECK_DRAINED(&cd);
+	engine_session_destroy(eng, d);
+	capture_free(&cd);
+}
+
 /* Orders outlive their session; fills then go to nobody. */
 static void test_orders_outlive_session(void)
 {
@@ -409,6 +442,7 @@ int main(void)
 	test_replace();
 	test_top_of_book_only_on_change();
 	test_duplicate_ids();
+	test_id_window();
 	test_orders_outlive_session();
 
 	engine_session_destroy(eng, b);
