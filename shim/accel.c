@@ -25,7 +25,7 @@ void shim__fd_mark_dirty(struct shim_fd *f)
 		return;
 	f->dirty = true;
 	f->dirty_next = shim.dirty;
-	shim.dirty = f;
+	WR(shim.dirty, f);
 }
 
 /*
@@ -69,7 +69,7 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 	f->rcap = shim.cfg.recv_buf;
 	f->scap = shim.cfg.send_max_fd;
 	__atomic_store_n(&shim.fds[fd], f, __ATOMIC_RELEASE);
-	shim.accel_now++;
+	__atomic_add_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 	shim__stats->accel_now = shim.accel_now;
 	STAT_INC(accel_total);
 	shim__fd_mark_dirty(f);
@@ -80,12 +80,12 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 void shim__fd_free(struct shim_fd *f)
 {
 	if (f->state == FD_ORPHAN)
-		shim.orphans_n--;
+		__atomic_sub_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
 	if (shim.closing == f)
 		shim.closing = NULL;
 	if (f->own_fd)
 		real_close(f->fd);
-	shim.queued_total -= f->stail - f->shead;
+	__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
 	free(f->rbuf);
 	free(f->sbuf);
 	free(f);
@@ -324,7 +324,7 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 				memcpy(f->sbuf + f->stail,
 				       (char *)iov[i].iov_base + skip, take);
 				f->stail += take;
-				shim.queued_total += take;
+				__atomic_add_fetch(&shim.queued_total, take, __ATOMIC_RELAXED);
 				done += take;
 				n -= take;
 				skip = 0;
@@ -475,7 +475,7 @@ void shim__on_send(struct shim_fd *f, int res)
 		if ((uint32_t)res > inflight_len)
 			res = inflight_len;
 		f->shead += res;
-		shim.queued_total -= res;
+		__atomic_sub_fetch(&shim.queued_total, res, __ATOMIC_RELAXED);
 		STAT_ADD(bytes_sent, res);
 	} else if (transient(res)) {
 		STAT_INC(fallbacks);
@@ -484,7 +484,7 @@ void shim__on_send(struct shim_fd *f, int res)
 			f->err = -res;
 		f->hup = true;
 		STAT_INC(deferred_errors);
-		shim.queued_total -= f->stail - f->shead;
+		__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
 		f->shead = f->stail = f->sinfl = 0;
 	}
 	if (f->shead == f->stail) {
@@ -530,7 +530,7 @@ static void drained_draining(struct shim_fd *f)
 	__atomic_store_n(&shim.fds[f->fd], NULL, __ATOMIC_RELEASE);
 	if (f->inflight || f->dirty) {
 		f->state = FD_ORPHAN;	/* last completion frees it */
-		shim.orphans_n++;
+		__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	shim__fd_free(f);
@@ -544,7 +544,7 @@ static void finish_release(struct shim_fd *f)
 		return;
 	f->release_req = false;
 	f->state = FD_DRAINING;
-	shim.accel_now--;
+	__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 	shim__stats->accel_now = shim.accel_now;
 	STAT_INC(fallbacks);
 	for (i = 0; i < f->nregs; i++) {
@@ -616,13 +616,13 @@ void shim__release_everything(void)
 		f->inflight = 0;
 		f->recv_armed = f->send_inflight = false;
 		f->dirty = false;
-		shim.queued_total -= f->stail - f->shead;
+		__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
 		f->shead = f->stail = 0;
 		f->release_req = true;
 		finish_release(f);
 	}
 	if (!shim.ring_ok)
-		shim.dirty = NULL;
+		WR(shim.dirty, NULL);
 }
 
 /* ---- close / shutdown ---- */
@@ -652,7 +652,7 @@ int shim__fd_close(struct shim_fd *f)
 		shim__reg_unlink(&f->regs[0]);
 	__atomic_store_n(&shim.fds[fd], NULL, __ATOMIC_RELEASE);
 	if (f->state == FD_ACCEL) {
-		shim.accel_now--;
+		__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 		shim__stats->accel_now = shim.accel_now;
 	}
 	if (f->state == FD_ORPHAN)
@@ -665,12 +665,12 @@ int shim__fd_close(struct shim_fd *f)
 			f->fd = dupfd;
 			f->own_fd = true;
 		} else {
-			shim.queued_total -= f->stail - f->shead;
+			__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
 			f->shead = f->stail = 0;
 		}
 	}
 	f->state = FD_ORPHAN;
-	shim.orphans_n++;
+	__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
 	f->release_req = false;
 	if (!f->inflight && f->stail == f->shead) {
 		if (!f->dirty)
@@ -745,8 +745,14 @@ void shim__ring_flush_dirty(void)
 {
 	struct shim_fd *f, *next;
 
+	while (shim.dead_eps) {
+		struct shim_ep *ep = shim.dead_eps;
+
+		shim.dead_eps = ep->dead_next;
+		shim__ring_prep_cancel_ep(ep);
+	}
 	f = shim.dirty;
-	shim.dirty = NULL;
+	WR(shim.dirty, NULL);
 	for (; f; f = next) {
 		next = f->dirty_next;
 		f->dirty = false;

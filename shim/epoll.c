@@ -122,7 +122,7 @@ static void killfile_check(void)
 		return;
 	shim__say("uringshim: kill file %s found: passthrough\n",
 		  shim.cfg.killfile);
-	shim.state = SHIM_STATE_KILLED;
+	WR(shim.state, SHIM_STATE_KILLED);
 	shim__stats_set_state(SHIM_STATE_KILLED, "kill file present");
 	shim__release_everything();
 }

@@ -1,14 +1,13 @@
 /*
  * fdtab.c - fd number -> state the shim owns.
  *
- * Two pointer arrays indexed by fd, sized from RLIMIT_NOFILE at init and
- * mapped lazily (untouched pages cost nothing).  A NULL slot means "pure
+ * Two pointer arrays indexed by fd, sized from RLIMIT_NOFILE at init, zero
+ * pages touched only where used.  A NULL slot means "pure
  * passthrough": that one load is all a non-accelerated fd costs.  Slots
  * change only under shim.lock; wrappers read them racily first and
  * re-check under the lock.
  */
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "internal.h"
@@ -27,9 +26,12 @@ int shim__fdtab_init(void)
 	if (n > FDTAB_MAX)
 		n = FDTAB_MAX;
 	bytes = n * sizeof(void *);
-	p = mmap(NULL, 2 * bytes + n, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	/*
+	 * calloc, not mmap: big enough to come from fresh zero pages
+	 * anyway, and leak checkers then see the structs it points to.
+	 */
+	p = calloc(1, 2 * bytes + n);
+	if (!p)
 		return -ENOMEM;
 	shim.eps = (struct shim_ep **)((char *)p + bytes);
 	shim.kreg = (uint8_t *)p + 2 * bytes;
@@ -58,7 +60,7 @@ struct shim_ep *shim__ep_get_locked(int epfd)
 		if (!ep)
 			return NULL;
 		ep->epfd = epfd;
-		shim.eps[epfd] = ep;
+		WR(shim.eps[epfd], ep);
 	}
 	return ep;
 }

@@ -36,7 +36,9 @@ pid_t shim__gettid(void)
 
 bool shim__on_loop_thread(void)
 {
-	return shim.loop_tid && shim__gettid() == shim.loop_tid;
+	pid_t owner = RD(shim.loop_tid);
+
+	return owner && shim__gettid() == owner;
 }
 
 /* ---- settings ---- */
@@ -204,7 +206,7 @@ static void atfork_child(void)
 	shim__stats_reopen_child();
 	if (shim.ring_ok)
 		shim__ring_teardown_child();
-	shim.loop_tid = 0;
+	WR(shim.loop_tid, 0);
 	shim.ring_ok = false;
 	shim.ring_tried = true;	/* no ring in a child; keep it simple */
 	shim__release_everything();
@@ -221,7 +223,7 @@ static void init_once_fn(void)
 {
 	shim.pid = getpid();
 	if (shim__resolve_real()) {
-		shim.state = SHIM_STATE_PASSTHROUGH;
+		WR(shim.state, SHIM_STATE_PASSTHROUGH);
 		return;
 	}
 	config_read(&shim.cfg);
@@ -229,20 +231,20 @@ static void init_once_fn(void)
 	warn_unknown_vars();
 	shim__stats_open();
 	if (shim.cfg.disable) {
-		shim.state = SHIM_STATE_DISABLED;
+		WR(shim.state, SHIM_STATE_DISABLED);
 		shim__stats_set_state(SHIM_STATE_DISABLED,
 				      "URINGSHIM_DISABLE=1");
 		shim__log(LOG_INFO, "uringshim: disabled\n");
 		return;
 	}
 	if (shim__fdtab_init()) {
-		shim.state = SHIM_STATE_PASSTHROUGH;
+		WR(shim.state, SHIM_STATE_PASSTHROUGH);
 		shim__stats_set_state(SHIM_STATE_PASSTHROUGH,
 				      "no memory for the fd table");
 		return;
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	shim.state = SHIM_STATE_INIT;
+	WR(shim.state, SHIM_STATE_INIT);
 	shim__stats_set_state(SHIM_STATE_INIT, "no event loop seen yet");
 	shim__log(LOG_INFO, "uringshim: loaded in pid %d\n", (int)shim.pid);
 }
@@ -278,6 +280,8 @@ bool shim__ready(void)
 {
 	if (unlikely(!real_read))
 		shim__resolve_real();
-	return shim.fds && (shim.state == SHIM_STATE_INIT ||
-			    shim.state == SHIM_STATE_ACTIVE);
+	int state = RD(shim.state);
+
+	return shim.fds && (state == SHIM_STATE_INIT ||
+			    state == SHIM_STATE_ACTIVE);
 }

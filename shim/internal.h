@@ -28,6 +28,9 @@
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 #define SHIM_EXPORT	__attribute__((visibility("default")))
+/* Hints read without the lock (written under it): relaxed atomics. */
+#define RD(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WR(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* ---- real libc entry points (real.c) ---- */
 #define SHIM_CALL(ret, name, params) extern ret (*real_##name) params;
@@ -130,6 +133,7 @@ struct shim_ep {
 	bool kpoll_armed;		/* POLL_ADD on epfd in the ring */
 	bool kready;			/* kernel set has events */
 	bool dead;			/* app closed it; free on poll CQE */
+	struct shim_ep *dead_next;	/* waiting for the loop's cancel */
 	int nemul;			/* emulated registrations */
 	struct shim_reg *ready_head, *ready_tail;
 };
@@ -150,6 +154,7 @@ struct shim_global {
 	uint8_t *kreg;			/* kernel epoll ADDs, 255: unknown */
 
 	struct shim_fd *dirty;		/* need SQEs at the next flush */
+	struct shim_ep *dead_eps;	/* closed epfds with a poll armed */
 	int orphans_n;			/* closed fds with ring work left */
 	struct shim_fd *closing;	/* fd close() is finishing */
 	int accel_now;

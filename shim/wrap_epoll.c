@@ -32,14 +32,14 @@ static void ring_try_create(void)
 	if (ret) {
 		snprintf(reason, sizeof(reason), "io_uring unavailable (%s)",
 			 strerror(-ret));
-		shim.state = SHIM_STATE_PASSTHROUGH;
+		WR(shim.state, SHIM_STATE_PASSTHROUGH);
 		shim__stats_set_state(SHIM_STATE_PASSTHROUGH, reason);
 		STAT_INC(fallbacks);
 		return;
 	}
 	shim.ring_ok = true;
-	shim.loop_tid = shim__gettid();
-	shim.state = SHIM_STATE_ACTIVE;
+	WR(shim.loop_tid, shim__gettid());
+	WR(shim.state, SHIM_STATE_ACTIVE);
 	shim__stats->features = SHIM_FEAT_RECV_RING | SHIM_FEAT_WAIT_RING |
 		(shim.cfg.send_mode == MODE_SEND_BATCH ?
 		 SHIM_FEAT_SEND_BATCH : 0) |
@@ -110,7 +110,7 @@ SHIM_EXPORT int epoll_create1(int flags)
 /* May the calling thread make an epoll set its own (own the ring)? */
 static bool can_bind(void)
 {
-	if (shim.loop_tid)
+	if (RD(shim.loop_tid))
 		return shim__on_loop_thread() && shim.ring_ok;
 	return !shim.ring_tried;
 }
@@ -186,12 +186,12 @@ static void kreg_track(int op, int fd, int ret)
 	if (ret || fd < 0 || fd >= shim.nfds || !shim.kreg)
 		return;
 	k = &shim.kreg[fd];
-	if (*k == UINT8_MAX)
+	if (RD(*k) == UINT8_MAX)
 		return;
 	if (op == EPOLL_CTL_ADD)
-		(*k)++;
-	else if (op == EPOLL_CTL_DEL && *k)
-		(*k)--;
+		WR(*k, RD(*k) + 1);
+	else if (op == EPOLL_CTL_DEL && RD(*k))
+		WR(*k, RD(*k) - 1);
 }
 
 SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -204,10 +204,9 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
 		return REAL(epoll_ctl)(epfd, op, fd, ev);
 	if (!fd_lookup_racy(fd) &&
-	    (op == EPOLL_CTL_DEL || !ev || !shim.eps[epfd] ||
-	     (!shim.eps[epfd]->bound && !can_bind()) ||
-	     (shim.state != SHIM_STATE_ACTIVE &&
-	      shim.state != SHIM_STATE_INIT))) {
+	    (op == EPOLL_CTL_DEL || !ev || !RD(shim.eps[epfd]) ||
+	     (!RD(RD(shim.eps[epfd])->bound) && !can_bind()) ||
+	     !shim__ready())) {
 		ret = REAL(epoll_ctl)(epfd, op, fd, ev);
 		kreg_track(op, fd, ret);
 		return ret;
@@ -231,8 +230,8 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (r)
 			shim__reg_unlink(r);
 	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
-		   (op == EPOLL_CTL_ADD ? shim.kreg[fd] == 0 :
-		    op == EPOLL_CTL_MOD && shim.kreg[fd] == 1) &&
+		   (op == EPOLL_CTL_ADD ? RD(shim.kreg[fd]) == 0 :
+		    op == EPOLL_CTL_MOD && RD(shim.kreg[fd]) == 1) &&
 		   (ep->bound || can_bind()) && shim__fd_accelerable(fd)) {
 		/*
 		 * Only sockets no other kernel epoll set watches.  The
@@ -241,7 +240,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (!shim.ring_tried && shim.state == SHIM_STATE_INIT)
 			ring_try_create();
 		if (shim.ring_ok && shim__on_loop_thread())
-			ep->bound = shim.state == SHIM_STATE_ACTIVE;
+			WR(ep->bound, shim.state == SHIM_STATE_ACTIVE);
 		if (ep->bound)
 			f = shim__accel_try(fd, true);
 		if (f && op == EPOLL_CTL_MOD) {
@@ -251,7 +250,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				shim__fd_release(f);
 				f = NULL;
 			} else {
-				shim.kreg[fd] = 0;
+				WR(shim.kreg[fd], 0);
 			}
 		}
 		if (f) {
@@ -273,7 +272,7 @@ static void ep_unbind(struct shim_ep *ep)
 {
 	int fd;
 
-	ep->bound = false;
+	WR(ep->bound, false);
 	for (fd = 0; fd < shim.nfds && ep->nemul > 0; fd++) {
 		struct shim_fd *f = shim.fds[fd];
 
@@ -306,7 +305,7 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		shim_unlock();
 		return INT_MIN;
 	}
-	ep->bound = shim.state == SHIM_STATE_ACTIVE;
+	WR(ep->bound, shim.state == SHIM_STATE_ACTIVE);
 	if (!shim.accel_now && !shim__ring_has_work() && !ep->ready_head) {
 		/* Nothing of ours anywhere: the plain wait costs less. */
 		shim_unlock();
@@ -499,7 +498,7 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 	/* The loop thread must keep the ring moving while it blocks here. */
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
-	if (!shim.accel_now)
+	if (!RD(shim.accel_now))
 		return false;
 	for (i = 0; i < n; i++)
 		if (fd_lookup_racy(fds[i].fd))
@@ -546,7 +545,7 @@ static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
-	if (!shim.accel_now)
+	if (!RD(shim.accel_now))
 		return false;
 	for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||

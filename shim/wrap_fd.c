@@ -31,14 +31,14 @@ static void fd_forget(int fd)
 
 	if (fd < 0 || fd >= shim.nfds || !shim.fds)
 		return;
-	shim.kreg[fd] = 0;
+	WR(shim.kreg[fd], 0);
 	f = shim.fds[fd];
 	if (f)
 		shim__fd_close(f);
 	ep = shim.eps[fd];
 	if (!ep)
 		return;
-	shim.eps[fd] = NULL;
+	WR(shim.eps[fd], NULL);
 	/* Closing an epoll fd drops its emulated registrations too. */
 	for (i = 0; i < shim.nfds && ep->nemul > 0; i++) {
 		struct shim_fd *g = shim.fds[i];
@@ -52,8 +52,13 @@ static void fd_forget(int fd)
 	}
 	if (ep->kpoll_armed) {
 		ep->dead = true;	/* freed by its poll completion */
-		if (shim__on_loop_thread())
+		if (shim__on_loop_thread()) {
 			shim__ring_prep_cancel_ep(ep);
+		} else {
+			ep->dead_next = shim.dead_eps;
+			shim.dead_eps = ep;
+			shim__ring_wake();
+		}
 	} else {
 		free(ep);
 	}
@@ -63,7 +68,7 @@ static void fd_forget(int fd)
 static bool forget_locked(int fd)
 {
 	if (fd < 0 || fd >= shim.nfds || !shim.fds ||
-	    (!fd_lookup_racy(fd) && !shim.eps[fd] && !shim.kreg[fd]))
+	    (!fd_lookup_racy(fd) && !RD(shim.eps[fd]) && !RD(shim.kreg[fd])))
 		return false;
 	shim_lock();
 	fd_forget(fd);
@@ -73,8 +78,17 @@ static bool forget_locked(int fd)
 SHIM_EXPORT int close(int fd)
 {
 	STAT_CALL(close);
-	if (!shim__depth && forget_locked(fd))
+	if (!shim__depth && forget_locked(fd)) {
+		if (shim.ring_ok && shim__on_loop_thread() &&
+		    shim__ring_pending_sqes()) {
+			/* A closed epfd's poll: cancel it now, not later. */
+			shim_unlock();
+			shim__ring_submit_wait(0, NULL, NULL);
+			shim_lock();
+			shim__ring_reap();
+		}
 		shim_unlock();
+	}
 	STAT_INC(passthrough);
 	return REAL(close)(fd);
 }
@@ -145,7 +159,7 @@ static void release_fd(int fd)
 static void mark_shared(int fd)
 {
 	if (fd >= 0 && fd < shim.nfds && shim.kreg)
-		shim.kreg[fd] = UINT8_MAX;
+		WR(shim.kreg[fd], UINT8_MAX);
 }
 
 SHIM_EXPORT int dup(int fd)
@@ -316,7 +330,9 @@ SHIM_EXPORT pid_t fork(void)
  */
 static void flush_for_exec(void)
 {
-	if (shim.loop_tid && syscall(SYS_gettid) == shim.loop_tid &&
+	pid_t owner = RD(shim.loop_tid);
+
+	if (owner && syscall(SYS_gettid) == owner &&
 	    getpid() == shim.pid)
 		shim__flush_all_sync();
 }
