@@ -19,7 +19,7 @@ LOADGEN_BIN=$BUILD_DIR/loadgen
 SYSCTL=/proc/sys/kernel/io_uring_disabled
 CORNERS=(backpressure blocking close_flush dup eintr et fd_reuse fionread_peek
 	 fork ipv6 lt mixed_set nonblock_toggle oneshot peer_reset poll_select
-	 rdhup shutdown_flush threads writev_large)
+	 rdhup sendfile_order shutdown_flush threads writev_large)
 
 setup() {
 	[ -x "$DENY_URING" ] || fail "$DENY_URING not built"

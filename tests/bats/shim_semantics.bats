@@ -95,6 +95,11 @@ load shim_semantics_helpers
 @test "rdhup: shim adaptive0" { check_shim rdhup adaptive0; }
 @test "rdhup: shim recv_single" { check_shim rdhup recv_single; }
 
+@test "sendfile_order: plain" { check_plain sendfile_order; }
+@test "sendfile_order: shim default" { check_shim sendfile_order default; }
+@test "sendfile_order: shim adaptive0" { check_shim sendfile_order adaptive0; }
+@test "sendfile_order: shim recv_single" { check_shim sendfile_order recv_single; }
+
 @test "shutdown_flush: plain" { check_plain shutdown_flush; }
 @test "shutdown_flush: shim default" { check_shim shutdown_flush default; }
 @test "shutdown_flush: shim adaptive0" { check_shim shutdown_flush adaptive0; }

@@ -7,7 +7,8 @@
 
 SHIM_CORNERS := backpressure blocking close_flush dup eintr et fd_reuse \
 		fionread_peek fork ipv6 lt mixed_set nonblock_toggle oneshot \
-		peer_reset poll_select rdhup shutdown_flush threads writev_large
+		peer_reset poll_select rdhup sendfile_order shutdown_flush threads \
+		writev_large
 SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
 CONFORM_OBJ := $(BUILD)/tests/shim/conform.o
 DENY_URING := $(BUILD)/tests/deny_uring
