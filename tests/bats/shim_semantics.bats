@@ -55,6 +55,11 @@ load shim_semantics_helpers
 @test "fork: shim adaptive0" { check_shim fork adaptive0; }
 @test "fork: shim recv_single" { check_shim fork recv_single; }
 
+@test "fortify: plain" { check_plain fortify; }
+@test "fortify: shim default" { check_shim fortify default; }
+@test "fortify: shim adaptive0" { check_shim fortify adaptive0; }
+@test "fortify: shim recv_single" { check_shim fortify recv_single; }
+
 @test "ipv6: plain" { check_plain ipv6; }
 @test "ipv6: shim default" { check_shim ipv6 default; }
 @test "ipv6: shim adaptive0" { check_shim ipv6 adaptive0; }
