@@ -167,7 +167,7 @@ static int id_mark_used(struct session *sess, uint64_t id)
 	uint64_t oldest;
 
 	if (sess->id_ring_len < ID_WINDOW) {
-		/* Still filling: the ring is not wrapped yet, so it may move. */
+		/* Not wrapped yet: growing the ring may move it. */
 		if (sess->id_ring_len == sess->id_ring_cap) {
 			uint32_t cap = sess->id_ring_cap ? sess->id_ring_cap * 2
 							 : 64;
