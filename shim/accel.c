@@ -606,23 +606,96 @@ void shim__release_everything(void)
 	for (fd = 0; fd < shim.nfds && shim.accel_now > 0; fd++) {
 		struct shim_fd *f = shim.fds[fd];
 
-		if (!f || f->state != FD_ACCEL)
-			continue;
-		if (shim.ring_ok) {
+		if (f && f->state == FD_ACCEL)
 			shim__fd_release(f);
-			continue;
-		}
-		/* No ring (fork child): nothing is in flight for us. */
-		f->inflight = 0;
-		f->recv_armed = f->send_inflight = false;
-		f->dirty = false;
-		__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
-		f->shead = f->stail = 0;
-		f->release_req = true;
-		finish_release(f);
 	}
-	if (!shim.ring_ok)
-		WR(shim.dirty, NULL);
+}
+
+/* Registrations a fork child re-adds to the kernel on its first epoll use. */
+struct child_readd {
+	int epfd, fd;
+	struct epoll_event ev;
+};
+static struct child_readd *child_readd;
+static int child_readd_n;
+
+/*
+ * Fork child: the parent's ring and everything in flight are not ours.
+ * Every fd the shim held becomes plain passthrough.  Its registrations go
+ * back into the kernel epoll sets only when the child itself first uses
+ * epoll: those sets are shared with the parent, which keeps emulating
+ * them, and would otherwise start seeing kernel events for its own
+ * accelerated sockets.
+ */
+void shim__forget_all_child(void)
+{
+	int fd, i, n = 0;
+
+	for (fd = 0; fd < shim.nfds; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		if (f && f->state != FD_ORPHAN)
+			n += f->nregs;
+	}
+	child_readd = n ? calloc(n, sizeof(*child_readd)) : NULL;
+	for (fd = 0; fd < shim.nfds; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		if (!f)
+			continue;
+		for (i = 0; child_readd && i < f->nregs; i++) {
+			struct shim_reg *r = &f->regs[i];
+			struct child_readd *c = &child_readd[child_readd_n++];
+
+			c->epfd = r->ep->epfd;
+			c->fd = fd;
+			c->ev.events = r->oneshot_fired ? 0 : r->events;
+			c->ev.data = r->data;
+		}
+		shim.fds[fd] = NULL;
+		free(f->rbuf);
+		free(f->sbuf);
+		free(f);
+	}
+	for (fd = 0; fd < shim.nfds; fd++) {
+		struct shim_ep *ep = shim.eps[fd];
+
+		if (!ep)
+			continue;
+		ep->ready_head = ep->ready_tail = NULL;
+		ep->nemul = 0;
+		ep->kpoll_armed = ep->kready = false;
+		ep->bound = false;
+	}
+	shim.dirty = NULL;
+	shim.dead_eps = NULL;
+	shim.accel_now = 0;
+	shim.queued_total = 0;
+	shim.orphans_n = 0;
+	shim__stats->accel_now = 0;
+}
+
+/* The child's first epoll call: its registrations back to the kernel. */
+void shim__child_readd(void)
+{
+	int i;
+
+	shim_lock();
+	for (i = 0; i < child_readd_n; i++) {
+		struct child_readd *c = &child_readd[i];
+
+		STAT_INC(shim_syscalls);
+		real_epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->fd, &c->ev);
+	}
+	free(child_readd);
+	child_readd = NULL;
+	WR(child_readd_n, 0);
+	shim_unlock();
+}
+
+bool shim__child_readd_pending(void)
+{
+	return RD(child_readd_n) != 0;
 }
 
 /* ---- close / shutdown ---- */

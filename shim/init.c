@@ -209,7 +209,7 @@ static void atfork_child(void)
 	WR(shim.loop_tid, 0);
 	shim.ring_ok = false;
 	shim.ring_tried = true;	/* no ring in a child; keep it simple */
-	shim__release_everything();
+	shim__forget_all_child();
 	if (shim.state == SHIM_STATE_ACTIVE || shim.state == SHIM_STATE_INIT)
 		shim__stats_set_state(SHIM_STATE_PASSTHROUGH,
 				      "forked child: passthrough");

@@ -270,6 +270,9 @@ void shim__reg_unlink(struct shim_reg *r);
 void shim__reg_ready(struct shim_reg *r);
 void shim__reg_unready(struct shim_reg *r);
 void shim__release_everything(void);
+void shim__forget_all_child(void);
+void shim__child_readd(void);
+bool shim__child_readd_pending(void);
 void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data);
 
 /* epoll.c */

@@ -201,6 +201,8 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	int ret;
 
 	STAT_CALL(epoll_ctl);
+	if (unlikely(shim__child_readd_pending()))
+		shim__child_readd();
 	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
 		return REAL(epoll_ctl)(epfd, op, fd, ev);
 	if (!fd_lookup_racy(fd) &&
@@ -291,6 +293,8 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 	struct shim_ep *ep;
 	bool mine;
 
+	if (unlikely(shim__child_readd_pending()))
+		shim__child_readd();
 	if (!shim__ready() || shim__depth || maxev <= 0 || !ev ||
 	    epfd < 0 || epfd >= shim.nfds)
 		return INT_MIN;
