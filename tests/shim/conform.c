@@ -10,13 +10,15 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int failures;
+/* Atomic: checks also run on helper threads. */
+static atomic_int failures;
 
 void say(const char *fmt, ...)
 {
@@ -32,7 +34,7 @@ void expect_at(bool ok, const char *what, const char *file, int line)
 {
 	if (ok)
 		return;
-	failures++;
+	atomic_fetch_add(&failures, 1);
 	/* stdout too, so the failing check sits in the transcript diff. */
 	printf("CHECK FAILED %s:%d: %s\n", file, line, what);
 	fflush(stdout);
@@ -40,9 +42,14 @@ void expect_at(bool ok, const char *what, const char *file, int line)
 
 int conform_finish(void)
 {
-	say(failures ? "FAIL (%d checks)" : "PASS", failures);
+	int failed = atomic_load(&failures);
+
+	if (failed)
+		say("FAIL (%d checks)", failed);
+	else
+		say("PASS");
 	fflush(stdout);
-	return failures ? 1 : 0;
+	return failed ? 1 : 0;
 }
 
 void die_errno(const char *what)

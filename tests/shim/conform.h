@@ -42,7 +42,7 @@ int tcp_listener(int family);
 /*
  * tcp_pair - a connected loopback TCP pair: *client is connected with a
  * blocking connect() and left blocking, *server is accepted with
- * SOCK_NONBLOCK. Returns 0, or skips/dies on failure.
+ * SOCK_NONBLOCK. Skips (77) when ::1 is missing, dies on other failures.
  */
 void tcp_pair(int family, int *client, int *server);
 void tcp_pair_from(int listener, int *client, int *server);
