@@ -51,8 +51,9 @@ stop_server() {
 
 	kill -"$sig" "$SERVER_PID" 2>/dev/null
 	SERVER_STATUS=0
-	# wait cannot hang: the server exits on TERM/INT/KILL.
-	wait "$SERVER_PID" || SERVER_STATUS=$?
+	# wait cannot hang: the server exits on TERM/INT/KILL. Quietly: no
+	# "Killed" line from the shell.
+	{ wait "$SERVER_PID"; } 2>/dev/null || SERVER_STATUS=$?
 }
 
 # kill_started_servers - teardown: SIGKILL every server this file started
@@ -65,7 +66,7 @@ kill_started_servers() {
 		kill -0 "$pid" 2>/dev/null || continue
 		kill -KILL "$pid"
 		# Reap it here, quietly, so the shell prints no "Killed" line.
-		wait "$pid" 2>/dev/null
+		{ wait "$pid"; } 2>/dev/null
 	done <"$BATS_FILE_TMPDIR/server.pids"
 	: >"$BATS_FILE_TMPDIR/server.pids"
 	return 0
