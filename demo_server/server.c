@@ -12,6 +12,8 @@
 
 /* First output buffer of a connection; it doubles as needed. */
 #define OUTBUF_INITIAL	4096
+/* A drained buffer larger than this is freed (bursts, slow readers). */
+#define OUTBUF_KEEP	(1u << 20)
 
 struct server {
 	struct server_config cfg;
@@ -111,8 +113,16 @@ static void engine_send(void *owner, const void *msg, unsigned len)
 void conn_out_consume(struct conn *conn, size_t n)
 {
 	conn->out_head += n;
-	if (conn->out_head == conn->out_tail)
-		conn->out_head = conn->out_tail = 0;
+	if (conn->out_head != conn->out_tail)
+		return;
+	conn->out_head = conn->out_tail = 0;
+	/* A backlog that grew the buffer past normal use is over: give the
+	 * memory back rather than hold megabytes per idle connection. */
+	if (conn->out_cap > OUTBUF_KEEP) {
+		free(conn->out);
+		conn->out = NULL;
+		conn->out_cap = 0;
+	}
 }
 
 /* Bad framing: say why, then close once the reply is out. */

@@ -108,6 +108,10 @@ void conn_mark_dirty(struct conn *conn);
 
 static inline size_t conn_out_peek(const struct conn *conn, const void **data)
 {
+	if (!conn->out) {	/* nothing queued yet, or buffer given back */
+		*data = NULL;
+		return 0;
+	}
 	*data = conn->out + conn->out_head;
 	return conn->out_tail - conn->out_head;
 }

@@ -9,7 +9,8 @@
  * malformed frames: an unknown type, a wrong length for a known type, an
  * outbound type, a zero length, each also split inside its header: the
  * connection gets Rejected(REJ_MALFORMED), is marked closing, and nothing
- * after the bad frame is processed.
+ * after the bad frame is processed. Last, a large output backlog: its
+ * buffer is given back once drained and output goes on normally.
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -179,6 +180,75 @@ static void test_malformed(const unsigned char bad_hdr[4], uint8_t ref)
 	}
 }
 
+/*
+ * A subscriber's backlog of ~2.9 MB grows its buffer; once drained the
+ * buffer is given back, and the next message is queued as usual.
+ */
+static void test_outbuf_given_back(void)
+{
+	struct server_config cfg = {
+		.engine = { .symbols = 8, .max_orders = 1000 },
+		.max_conns = 4,
+		.max_outbuf = 64 << 20,
+		.quiet = true,
+	};
+	struct server *srv = server_create(&cfg);
+	struct conn *sub = server_conn_open(srv, -1);
+	struct conn *trader = server_conn_open(srv, -1);
+	struct msg_hello hello = { .version = PROTO_VERSION };
+	struct msg_subscribe m = { .symbol = 2 };
+	const void *data;
+	size_t n;
+
+	stream_len = 0;
+	add(&hello, MSG_HELLO);
+	add(&m, MSG_SUBSCRIBE);
+	conn_input(sub, stream, stream_len);
+	stream_len = 0;
+	add(&hello, MSG_HELLO);
+	conn_input(trader, stream, stream_len);
+	for (uint64_t i = 1; i <= 60000; i++) {
+		struct msg_new_order o = {
+			.symbol = 2, .cl_ord_id = i, .price = 10, .qty = 1,
+			.side = i % 2 ? SIDE_BUY : SIDE_SELL,
+			.ord_type = ORD_LIMIT, .tif = TIF_GTC,
+		};
+
+		stream_len = 0;
+		add(&o, MSG_NEW_ORDER);
+		conn_input(trader, stream, stream_len);
+	}
+	/* HelloAck, snapshot, then 3 messages of 32 bytes per pair. */
+	n = conn_out_peek(sub, &data);
+	CHECK_EQ(n, 8 + 32 + 30000 * 96);
+	CHECK(sub->out_cap > (1u << 20));
+	conn_out_consume(sub, n - 100);
+	CHECK_EQ(conn_out_peek(sub, &data), 100);
+	conn_out_consume(sub, 100);
+	CHECK_EQ(sub->out_cap, 0);
+	CHECK_EQ(conn_out_peek(sub, &data), 0);
+	CHECK(data == NULL);
+
+	stream_len = 0;
+	{
+		struct msg_new_order o = {
+			.symbol = 2, .cl_ord_id = 60001, .price = 10, .qty = 1,
+			.side = SIDE_BUY, .ord_type = ORD_LIMIT, .tif = TIF_GTC,
+		};
+
+		add(&o, MSG_NEW_ORDER);
+	}
+	conn_input(trader, stream, stream_len);
+	n = conn_out_peek(sub, &data);
+	CHECK_EQ(n, sizeof(struct msg_top_of_book));
+	if (n == sizeof(struct msg_top_of_book))
+		CHECK_EQ(((const struct msg_hdr *)data)->type,
+			 MSG_TOP_OF_BOOK);
+	server_conn_close(srv, sub);
+	server_conn_close(srv, trader);
+	server_destroy(srv);
+}
+
 int main(void)
 {
 	static const unsigned char unknown_type[4] = { 16, 0, 'Z', 0 };
@@ -203,6 +273,7 @@ int main(void)
 	test_malformed(too_long, MSG_CANCEL);
 	test_malformed(zero_len, MSG_HELLO);
 	test_malformed(outbound, MSG_HELLO_ACK);
+	test_outbuf_given_back();
 
 	munmap(pages, 3 * page);
 	return finish("frame_parser");
