@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz_short - a short bounded libFuzzer run of every fuzz target (part of
-# `make test`): FUZZ_RUNS inputs each (default 3000), seeded by the
+# `make test`): FUZZ_RUNS inputs each (default 3000; fuzz_shim_io, whose
+# inputs are socket I/O, a third of it), seeded by the
 # committed corpus tests/fuzz/corpus/<target>/, new inputs kept in a
 # temporary directory (the committed corpus is never written). Exit 0 when
 # no target crashed, 1 otherwise, 77 when a target is missing. `make fuzz`
@@ -12,11 +13,13 @@ runs=${FUZZ_RUNS:-3000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rc=0
-for target in fuzz_frames; do
+for target in fuzz_frames fuzz_shim_io; do
 	bin=$here/$target
 	[ -x "$bin" ] || { echo "$target not built"; exit 77; }
 	mkdir -p "$work/$target"
-	if ! "$bin" -runs="$runs" -artifact_prefix="$work/" \
+	n=$runs
+	[ "$target" = fuzz_shim_io ] && n=$((runs / 3))
+	if ! "$bin" -runs="$n" -artifact_prefix="$work/" \
 		"$work/$target" "$top/tests/fuzz/corpus/$target" \
 		>"$work/$target.log" 2>&1; then
 		echo "FAIL $target:"

@@ -17,7 +17,7 @@ FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -D_GNU_SOURCE -pthread -Wall -Wextra \
 		   -Werror -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_DIR	:= $(BUILD)/tests/fuzz
-FUZZ_TARGETS	:= fuzz_frames
+FUZZ_TARGETS	:= fuzz_frames fuzz_shim_io
 FUZZ_BINS	:= $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 
 $(FUZZ_DIR)/fuzz_frames: tests/fuzz/fuzz_frames.c demo_server/server.c \
@@ -26,6 +26,12 @@ $(FUZZ_DIR)/fuzz_frames: tests/fuzz/fuzz_frames.c demo_server/server.c \
 	$(quiet) FUZZCC $@
 	$(Q)mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+# Drives $(BUILD)/liburingshim.so, dlopen()ed at run time.
+$(FUZZ_DIR)/fuzz_shim_io: tests/fuzz/fuzz_shim_io.c | $(SHIM_LIB)
+	$(quiet) FUZZCC $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< -ldl
 
 # The short bounded run `make test` does (tests/fuzz/fuzz_short.sh).
 TEST_PROGS += $(FUZZ_DIR)/fuzz_short
