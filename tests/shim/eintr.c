@@ -4,11 +4,12 @@
  * With a handler installed without SA_RESTART, a signal arriving during an
  * idle epoll_wait makes it return -1 EINTR; with SA_RESTART it still does,
  * because the kernel never restarts epoll_wait (signal(7)). A blocking
- * recv is restarted under SA_RESTART and interrupted without it. Writes
- * made before an interrupted wait are not lost. A helper thread keeps
- * sending the signal every few milliseconds until the main thread is done,
- * so there is no race against entering the wait; how many signals were
- * handled is timing and only checked to be at least one.
+ * recv is restarted under SA_RESTART and interrupted without it, and
+ * epoll_pwait with a mask unblocking a blocked signal is interrupted by it.
+ * Writes made before an interrupted wait are not lost. A helper thread
+ * keeps sending the signal every few milliseconds until the main thread is
+ * done, so there is no race against entering the wait; how many signals
+ * were handled is timing and only checked to be at least one.
  */
 #include "conform.h"
 
@@ -77,6 +78,15 @@ static ssize_t epoll_wait_idle(int epfd)
 	return epoll_wait(epfd, &ev, 1, WAIT_MS * 2);
 }
 
+static const sigset_t *pwait_mask;
+
+static ssize_t epoll_pwait_idle(int epfd)
+{
+	struct epoll_event ev;
+
+	return epoll_pwait(epfd, &ev, 1, WAIT_MS * 2, pwait_mask);
+}
+
 /* Blocking recv that the peer answers only after several signals. */
 static int recv_peer = -1;
 static ssize_t recv_blocking(int fd)
@@ -125,6 +135,22 @@ int main(void)
 	say("epoll_wait, SA_RESTART: %s; handler ran: %s",
 	    result_text(ret), handled > 0 ? "yes" : "no");
 	expect(ret == -1 && errno == EINTR && handled > 0);
+
+	/* epoll_pwait: blocked outside, unblocked only during the wait. */
+	{
+		sigset_t blocked, during;
+
+		sigemptyset(&blocked);
+		sigaddset(&blocked, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+		pwait_mask = &during;
+		sigemptyset(&during);
+		ret = kicked(epoll_pwait_idle, epfd);
+		say("epoll_pwait unblocking the signal: %s; handler ran: %s",
+		    result_text(ret), handled > 0 ? "yes" : "no");
+		expect(ret == -1 && errno == EINTR && handled > 0);
+		pthread_sigmask(SIG_UNBLOCK, &blocked, NULL);
+	}
 
 	got = read_stream(peer, buf, 11, &eof, &err);
 	say("peer got the write made before the waits: %zu '%.*s'", got,
