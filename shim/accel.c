@@ -85,7 +85,7 @@ void shim__fd_free(struct shim_fd *f)
 		shim.closing = NULL;
 	if (f->own_fd)
 		real_close(f->fd);
-	__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
+	queued_add(-(int64_t)(f->stail - f->shead));
 	free(f->rbuf);
 	free(f->sbuf);
 	free(f);
@@ -324,7 +324,7 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 				memcpy(f->sbuf + f->stail,
 				       (char *)iov[i].iov_base + skip, take);
 				f->stail += take;
-				__atomic_add_fetch(&shim.queued_total, take, __ATOMIC_RELAXED);
+				queued_add(take);
 				done += take;
 				n -= take;
 				skip = 0;
@@ -475,7 +475,7 @@ void shim__on_send(struct shim_fd *f, int res)
 		if ((uint32_t)res > inflight_len)
 			res = inflight_len;
 		f->shead += res;
-		__atomic_sub_fetch(&shim.queued_total, res, __ATOMIC_RELAXED);
+		queued_add(-(int64_t)(res));
 		STAT_ADD(bytes_sent, res);
 	} else if (transient(res)) {
 		STAT_INC(fallbacks);
@@ -484,7 +484,7 @@ void shim__on_send(struct shim_fd *f, int res)
 			f->err = -res;
 		f->hup = true;
 		STAT_INC(deferred_errors);
-		__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
+		queued_add(-(int64_t)(f->stail - f->shead));
 		f->shead = f->stail = f->sinfl = 0;
 	}
 	if (f->shead == f->stail) {
@@ -738,7 +738,7 @@ int shim__fd_close(struct shim_fd *f)
 			f->fd = dupfd;
 			f->own_fd = true;
 		} else {
-			__atomic_sub_fetch(&shim.queued_total, f->stail - f->shead, __ATOMIC_RELAXED);
+			queued_add(-(int64_t)(f->stail - f->shead));
 			f->shead = f->stail = 0;
 		}
 	}

@@ -110,7 +110,7 @@ struct shim_fd {
 	char *sbuf;
 	uint32_t scap, shead, stail, sinfl;
 	bool send_inflight;
-	bool out_wanted;		/* app hit a full queue: edge on drain */
+	bool out_wanted;		/* app saw a full queue: edge later */
 	bool shut_wr;			/* shutdown(SHUT_WR) pending/done */
 	int err;			/* pending socket error (SO_ERROR) */
 	bool shut_wr_pending;		/* SHUT_WR once the queue drains */
@@ -243,6 +243,12 @@ static inline struct shim_fd *fd_lookup_racy(int fd)
 struct shim_fd *shim__fd_get_locked(int fd);
 struct shim_ep *shim__ep_get_locked(int epfd);
 bool shim__fd_table_has(int fd);
+
+/* Bytes queued in all send queues (read without the lock elsewhere). */
+static inline void queued_add(int64_t n)
+{
+	__atomic_add_fetch(&shim.queued_total, n, __ATOMIC_RELAXED);
+}
 
 /* Work the ring must still do even if the app never waits on it again. */
 static inline bool shim__ring_has_work(void)

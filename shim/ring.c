@@ -155,7 +155,8 @@ static int setup_ring(void)
 {
 	struct shim_config *c = &shim.cfg;
 	struct io_uring_params p;
-	unsigned int extra = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+	unsigned int extra = IORING_SETUP_SUBMIT_ALL |
+			     IORING_SETUP_COOP_TASKRUN |
 			     IORING_SETUP_SINGLE_ISSUER |
 			     IORING_SETUP_DEFER_TASKRUN;
 	int ret;
@@ -454,7 +455,8 @@ int shim__ring_reap(void)
 		switch (kind) {
 		case UD_RECV: {
 			bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
-			unsigned int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			unsigned int bid =
+				cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 			const char *data = NULL;
 
 			if (has_buf && res > 0 && bid < BUF_COUNT)

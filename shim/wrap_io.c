@@ -133,7 +133,7 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 		if (draining && *ret > 0 && iovcnt == 1 &&
 		    (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
 		    (size_t)*ret < iov[0].iov_len) {
-			/* Released to blocking mode: the rest from the kernel. */
+			/* Now blocking: the rest from the kernel. */
 			ssize_t more;
 
 			shim_unlock();
