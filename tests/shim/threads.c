@@ -3,9 +3,10 @@
  *
  * An acceptor thread accepts connections and hands each fd over a pipe to
  * a server thread, which registers it in its own epoll set and answers each
- * request with the upper-cased text. The main thread is the clients. Then a
- * few threads each stream 1 MiB to their own socket and close it; every
- * stream must arrive whole and in order.
+ * request with the upper-cased text. The main thread is the clients. A
+ * thread blocked in epoll_wait is woken by another thread's EPOLL_CTL_ADD
+ * of a ready socket. Then a few threads each stream 1 MiB to their own
+ * socket and close it; every stream must arrive whole and in order.
  */
 #include "conform.h"
 
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CLIENTS	4
@@ -103,6 +105,70 @@ static void *writer_run(void *arg)
 	return NULL;
 }
 
+struct waiter {
+	int epfd;
+	int n;
+	struct epoll_event ev;
+};
+
+static void *waiter_run(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->n = epoll_wait(w->epfd, &w->ev, 1, WAIT_MS * 5);
+	return NULL;
+}
+
+/* Usually lets the waiter block first; correctness never depends on it. */
+static void let_waiter_block(void)
+{
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+
+	nanosleep(&pause, NULL);
+}
+
+/*
+ * A thread blocked in epoll_wait is woken when another thread makes its set
+ * ready: first by adding a socket that already has input, then by data
+ * arriving for a socket that thread registered. Whether the waiter had
+ * already blocked is timing; the outcome is the same either way.
+ */
+static void cross_thread_wakeup(void)
+{
+	struct waiter w = { .epfd = epoll_new() };
+	pthread_t thread;
+	int peer, conn, peer2, conn2;
+	char buf[16];
+
+	tcp_pair(AF_INET, &peer, &conn);
+	tcp_pair(AF_INET, &peer2, &conn2);
+	write_all(peer, "ready", 5);
+	wait_fd(conn, POLLIN);
+	pthread_create(&thread, NULL, waiter_run, &w);
+	let_waiter_block();
+	epoll_add(w.epfd, conn, EPOLLIN, 21);
+	pthread_join(thread, NULL);
+	say("waiter woken by another thread's ADD: n=%d [0x%llx %s]", w.n,
+	    (unsigned long long)w.ev.data.u64, epoll_event_names(w.ev.events));
+	expect(w.n == 1 && w.ev.data.u64 == 21);
+	expect(read(conn, buf, sizeof(buf)) == 5);
+
+	epoll_add(w.epfd, conn2, EPOLLIN | EPOLLET, 22);
+	pthread_create(&thread, NULL, waiter_run, &w);
+	let_waiter_block();
+	write_all(peer2, "later", 5);
+	pthread_join(thread, NULL);
+	say("waiter woken by arrival: n=%d [0x%llx %s]", w.n,
+	    (unsigned long long)w.ev.data.u64, epoll_event_names(w.ev.events));
+	expect(w.n == 1 && w.ev.data.u64 == 22);
+
+	close(w.epfd);
+	close(conn);
+	close(conn2);
+	close(peer);
+	close(peer2);
+}
+
 int main(void)
 {
 	struct server srv;
@@ -147,6 +213,8 @@ int main(void)
 	pthread_join(server, NULL);
 	close(srv.handoff[0]);
 	close(srv.listener);
+
+	cross_thread_wakeup();
 
 	for (int i = 0; i < WRITERS; i++) {
 		int peer;
