@@ -6,7 +6,8 @@
  * parent, child, parent, then EOF after both closed. Variants: the child
  * leaves with _exit() right after writing, and the child exits while the
  * parent has just written (the child's exit must not lose or reorder the
- * parent's bytes). A pipe sequences the processes, never sleeps.
+ * parent's bytes). A pipe sequences the processes, never sleeps. Last,
+ * the prefork pattern: a child accepts and serves from its own epoll loop.
  */
 #include "conform.h"
 
@@ -46,6 +47,73 @@ static void expect_stream(int peer, const char *label, const char *want)
 	buf[got] = '\0';
 	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
 	expect(!strcmp(buf, want) && eof);
+}
+
+/*
+ * The prefork pattern: a child accepts from the inherited listener and
+ * serves the connection from its own epoll loop (its sockets are its own),
+ * answering each request upper-cased until EOF.
+ */
+static void prefork_server(void)
+{
+	int listener = tcp_listener(AF_INET), client, status;
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+	char buf[64];
+	bool eof;
+	int err;
+	size_t got;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die_errno("fork");
+	if (pid == 0) {
+		struct epoll_event ev;
+		int epfd = epoll_new(), conn, ok = 1;
+
+		if (!wait_fd(listener, POLLIN))
+			_exit(2);
+		conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+		if (conn < 0)
+			_exit(3);
+		epoll_add(epfd, conn, EPOLLIN, 1);
+		while (ok && epoll_wait(epfd, &ev, 1, WAIT_MS * 5) == 1) {
+			ssize_t n = read(conn, buf, sizeof(buf));
+
+			if (n < 0 && errno == EAGAIN)
+				continue;
+			if (n <= 0)
+				break;
+			for (ssize_t i = 0; i < n; i++)
+				buf[i] &= ~0x20;
+			ok = write(conn, buf, n) == n;
+		}
+		close(conn);
+		_exit(ok ? 0 : 4);
+	}
+	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
+		die_errno("getsockname");
+	client = socket(AF_INET, SOCK_STREAM, 0);
+	if (client < 0 || connect(client, (struct sockaddr *)&addr, len) < 0)
+		die_errno("connect");
+	for (int i = 0; i < 3; i++) {
+		write_all(client, "abc", 3);
+		got = read_stream(client, buf, 3, &eof, &err);
+		say("prefork child answer %d: '%.*s'", i, (int)got, buf);
+		expect(got == 3 && !memcmp(buf, "ABC", 3));
+	}
+	shutdown(client, SHUT_WR);
+	got = read_stream(client, buf, sizeof(buf), &eof, &err);
+	say("prefork child closed: %zu eof=%d %s", got, eof, errno_name(err));
+	expect(got == 0 && eof);
+	if (waitpid(pid, &status, 0) != pid)
+		die_errno("waitpid");
+	say("prefork child exit: %d", WIFEXITED(status) ? WEXITSTATUS(status)
+						       : -1);
+	close(client);
+	close(listener);
 }
 
 int main(void)
@@ -147,5 +215,6 @@ int main(void)
 	close(conn);
 	expect_stream(peer, "child closed its copy", "before;after;");
 	close(peer);
+	prefork_server();
 	return conform_finish();
 }
