@@ -35,6 +35,9 @@
  *                                       of COOP_TASKRUN (see ring_init)
  *   MATCHING_SERVER_NO_MULTISHOT=1      single-shot accept and recv, the
  *                                       fallback of kernels before 5.19/6.0
+ *   MATCHING_SERVER_RECV_BUFS=N         provided buffers (a power of two up
+ *                                       to 32768; 1024 by default): few
+ *                                       force the -ENOBUFS re-arm path
  */
 #include <errno.h>
 #include <liburing.h>
@@ -54,6 +57,7 @@
 #define CQ_ENTRIES		16384
 /* Provided receive buffers: a power of two, recycled every iteration. */
 #define RECV_BUF_COUNT		1024
+#define RECV_BUF_COUNT_MAX	32768
 #define RECV_BUF_SIZE		4096
 #define RECV_BUF_GROUP		0
 /* One send never copies more; the rest follows when it completes. */
@@ -95,6 +99,7 @@ struct uring_loop {
 
 	struct io_uring_buf_ring *buf_ring;
 	size_t buf_ring_size;
+	unsigned nr_bufs;
 	unsigned char *recv_bufs;
 	unsigned bufs_returned;	/* added to the ring, not yet published */
 
@@ -104,6 +109,7 @@ struct uring_loop {
 	struct uring_conn *free_slots;
 
 	uint64_t inflight;	/* requests whose last completion is due */
+	uint64_t nobufs;	/* recvs that found no buffer (re-armed) */
 	bool accept_armed;
 	bool multishot_accept;
 	bool multishot_recv;
@@ -223,14 +229,36 @@ static int check_opcodes(struct io_uring *ring)
 	return ret;
 }
 
+/* MATCHING_SERVER_RECV_BUFS if it is valid, else the default. */
+static unsigned recv_buf_count(void)
+{
+	const char *text = getenv("MATCHING_SERVER_RECV_BUFS");
+	unsigned long n;
+	char *end;
+
+	if (!text)
+		return RECV_BUF_COUNT;
+	n = strtoul(text, &end, 10);
+	if (*end || n == 0 || n > RECV_BUF_COUNT_MAX || (n & (n - 1))) {
+		fprintf(stderr, "matching_server: MATCHING_SERVER_RECV_BUFS="
+			"%s ignored: not a power of two up to %u\n", text,
+			RECV_BUF_COUNT_MAX);
+		return RECV_BUF_COUNT;
+	}
+	return n;
+}
+
 static int buf_ring_init(struct uring_loop *loop)
 {
 	struct io_uring_buf_reg reg = { 0 };
-	int mask = io_uring_buf_ring_mask(RECV_BUF_COUNT);
+	int mask;
 	int ret;
 
+	loop->nr_bufs = recv_buf_count();
+	mask = io_uring_buf_ring_mask(loop->nr_bufs);
+
 	/* The ring must be page aligned: mmap gives that. */
-	loop->buf_ring_size = RECV_BUF_COUNT * sizeof(struct io_uring_buf);
+	loop->buf_ring_size = loop->nr_bufs * sizeof(struct io_uring_buf);
 	loop->buf_ring = mmap(NULL, loop->buf_ring_size,
 			      PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -239,23 +267,23 @@ static int buf_ring_init(struct uring_loop *loop)
 		return -errno;
 	}
 	/* Zeroed: valgrind cannot see the kernel fill them. */
-	loop->recv_bufs = calloc(RECV_BUF_COUNT, RECV_BUF_SIZE);
+	loop->recv_bufs = calloc(loop->nr_bufs, RECV_BUF_SIZE);
 	if (!loop->recv_bufs) {
 		ret = -ENOMEM;
 		goto out_unmap_ring;
 	}
 	reg.ring_addr = (unsigned long)loop->buf_ring;
-	reg.ring_entries = RECV_BUF_COUNT;
+	reg.ring_entries = loop->nr_bufs;
 	reg.bgid = RECV_BUF_GROUP;
 	ret = io_uring_register_buf_ring(&loop->ring, &reg, 0);
 	if (ret)
 		goto out_free_bufs;
 	io_uring_buf_ring_init(loop->buf_ring);
-	for (int i = 0; i < RECV_BUF_COUNT; i++)
+	for (unsigned i = 0; i < loop->nr_bufs; i++)
 		io_uring_buf_ring_add(loop->buf_ring,
 				      loop->recv_bufs + (size_t)i *
 				      RECV_BUF_SIZE, RECV_BUF_SIZE, i, mask, i);
-	io_uring_buf_ring_advance(loop->buf_ring, RECV_BUF_COUNT);
+	io_uring_buf_ring_advance(loop->buf_ring, loop->nr_bufs);
 	return 0;
 
 out_free_bufs:
@@ -434,7 +462,7 @@ static void return_buf(struct uring_loop *loop, unsigned bid)
 	io_uring_buf_ring_add(loop->buf_ring,
 			      loop->recv_bufs + (size_t)bid * RECV_BUF_SIZE,
 			      RECV_BUF_SIZE, bid,
-			      io_uring_buf_ring_mask(RECV_BUF_COUNT),
+			      io_uring_buf_ring_mask(loop->nr_bufs),
 			      loop->bufs_returned++);
 }
 
@@ -593,7 +621,9 @@ static void on_recv(struct uring_loop *loop, const struct io_uring_cqe *cqe)
 		loop->multishot_recv = false;	/* before 6.0 */
 		fprintf(stderr, "matching_server: multishot recv refused, "
 			"using single recvs\n");
-	} else if (res < 0 && res != -ENOBUFS && res != -EINTR &&
+	} else if (res == -ENOBUFS) {
+		loop->nobufs++;
+	} else if (res < 0 && res != -EINTR &&
 		   res != -EAGAIN && res != -ECANCELED) {
 		conn_eof(conn);
 	}
@@ -706,7 +736,7 @@ static void log_setup(const struct uring_loop *loop)
 		f & IORING_SETUP_DEFER_TASKRUN ? " defer-taskrun" : "",
 		f & IORING_SETUP_COOP_TASKRUN ? " coop-taskrun" : "",
 		loop->multishot_recv ? "multishot" : "single-shot",
-		RECV_BUF_COUNT, RECV_BUF_SIZE);
+		loop->nr_bufs, RECV_BUF_SIZE);
 }
 
 int loop_uring_run(struct server *srv, const struct backend_config *cfg)
@@ -747,6 +777,10 @@ int loop_uring_run(struct server *srv, const struct backend_config *cfg)
 	}
 
 	drain(&loop);
+	if (!server_quiet(srv))
+		fprintf(stderr, "matching_server: io_uring: %llu recvs found "
+			"no provided buffer and were re-armed\n",
+			(unsigned long long)loop.nobufs);
 	while ((conn = server_first_conn(srv))) {
 		struct uring_conn *uc = conn->backend;
 

@@ -378,6 +378,33 @@ raw 0400 5a00" epoll_out mode
 	done
 }
 
+# One provided buffer for all: recvs run out of buffers (-ENOBUFS) all the
+# time and must be re-armed without losing or reordering a byte.
+@test "server_uring: with a single receive buffer nothing is lost (-ENOBUFS)" {
+	local pids=() i
+	MATCHING_SERVER_RECV_BUFS=1 start_server --io uring
+	for i in 1 2 3 4; do
+		client --flood 5000 --symbol "$i" --cross --window 200 \
+			>"$BATS_TEST_TMPDIR/flood.$i" &
+		pids+=($!)
+	done
+	run client --many 200 --symbols 200
+	assert_output "many: conns=200 hello_acks=200 accepted=200"
+	for i in 1 2 3 4; do
+		wait "${pids[i - 1]}"
+		run cat "$BATS_TEST_TMPDIR/flood.$i"
+		assert_output "flood: sent=5000 accepted=5000 rejected=0 eof=0"
+	done
+	stop_server
+	[ "$SERVER_STATUS" -eq 0 ]
+	run grep -E "io_uring: [1-9][0-9]* recvs found no provided buffer" \
+		"$SERVER_LOG"
+	assert_success
+	run grep -c "backend:.*provided buffers 1x" "$SERVER_LOG"
+	assert_output "1"
+	no_backend_errors
+}
+
 @test "server_uring: refused before listening where io_uring is denied" {
 	local deny=$BUILD_DIR/tests/deny_uring
 	[ -x "$deny" ] || skip "no $deny (tests/shim)"
