@@ -373,10 +373,52 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	PASS(sendmsg, fd, msg, flags);
 }
 
+/*
+ * mmsg on an accelerated socket: message after message through the same
+ * path as recvmsg/sendmsg, stopping at the first that cannot go.  Returns
+ * the count, or -1 with the first message's errno.  false: not ours.
+ */
+static bool accel_mmsg(int fd, int dir, struct mmsghdr *v, unsigned int n,
+		       int flags, int *count)
+{
+	unsigned int i;
+	ssize_t ret = 0;
+
+	*count = 0;
+	for (i = 0; i < n; i++) {
+		struct msghdr *m = &v[i].msg_hdr;
+
+		if (m->msg_controllen || m->msg_iovlen > IOV_MAX ||
+		    (dir == IO_SEND && m->msg_name) ||
+		    !accel_io(fd, dir, m->msg_iov, m->msg_iovlen,
+			      flags & ~MSG_WAITFORONE, &ret))
+			return i > 0;
+		if (ret < 0)
+			break;
+		v[i].msg_len = ret;
+		if (dir == IO_RECV) {
+			m->msg_namelen = 0;
+			m->msg_flags = 0;
+		}
+		(*count)++;
+		if (dir == IO_RECV && ret == 0)
+			break;
+	}
+	if (!*count && ret < 0) {
+		errno = -ret;
+		*count = -1;
+	}
+	return true;
+}
+
 SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 			 struct timespec *timeout)
 {
+	int count;
+
 	STAT_CALL(recvmmsg);
+	if (v && n && accel_mmsg(fd, IO_RECV, v, n, flags, &count))
+		return count;
 	release_fd(fd);
 	shim__flush_before_block();
 	PASS(recvmmsg, fd, v, n, flags, timeout);
@@ -384,7 +426,11 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 
 SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
+	int count;
+
 	STAT_CALL(sendmmsg);
+	if (v && n && accel_mmsg(fd, IO_SEND, v, n, flags, &count))
+		return count;
 	release_fd(fd);
 	shim__flush_before_block();
 	PASS(sendmmsg, fd, v, n, flags);
@@ -399,10 +445,39 @@ SHIM_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *off, size_t n)
 	PASS(sendfile, out_fd, in_fd, off, n);
 }
 
+/*
+ * splice out of a socket the shim has pulled bytes from: those bytes
+ * first (a short splice is allowed), written from a stack copy so no lock
+ * is held across a pipe that may block.  Returns -2 when nothing is held.
+ */
+static ssize_t splice_held(int fd_in, int fd_out, size_t n)
+{
+	struct iovec iov;
+	char chunk[4096];
+	ssize_t got, wrote;
+
+	if (likely(!fd_lookup_racy(fd_in)) || shim__depth || !n)
+		return -2;
+	iov.iov_base = chunk;
+	iov.iov_len = n < sizeof(chunk) ? n : sizeof(chunk);
+	if (!accel_io(fd_in, IO_RECV, &iov, 1, MSG_PEEK, &got) || got <= 0)
+		return -2;
+	wrote = REAL(write)(fd_out, chunk, got);
+	if (wrote > 0) {
+		iov.iov_len = wrote;
+		accel_io(fd_in, IO_RECV, &iov, 1, MSG_TRUNC, &got);
+	}
+	return wrote;
+}
+
 SHIM_EXPORT ssize_t splice(int fd_in, off_t *off_in, int fd_out,
 			   off_t *off_out, size_t n, unsigned int flags)
 {
+	ssize_t held;
+
 	STAT_CALL(splice);
+	if (!off_out && (held = splice_held(fd_in, fd_out, n)) != -2)
+		return held;
 	release_fd(fd_in);
 	release_fd(fd_out);
 	shim__flush_before_block();
