@@ -282,6 +282,32 @@ EOF
 	no_backend_errors
 }
 
+# ~9.6 MB of market data for a subscriber that stalls, more than the
+# kernel buffers hold: sends go short and are continued, in order, until
+# the reader has every message.
+@test "server_uring: a slow reader that catches up gets every message" {
+	local out=$BATS_TEST_TMPDIR/slow.out slow
+	start_server --io uring --quiet --max-outbuf 64M
+	client --rcvbuf 4096 >"$out" <<'SCRIPT' &
+hello
+sub 1
+stall 1500
+count
+SCRIPT
+	slow=$!
+	sleep 0.3
+	run client --flood 200000 --symbol 1 --cross --window 500
+	assert_success
+	wait "$slow"
+	run cat "$out"
+	assert_output "a: hello_ack version=1
+a: tob sym=1 bid=0x0 ask=0x0
+a: counted hello_ack=0 accepted=0 rejected=0 executed=0 canceled=0 replaced=0 trade=100000 tob=200000"
+	stop_server
+	[ "$SERVER_STATUS" -eq 0 ]
+	no_backend_errors
+}
+
 @test "server_uring: --edge-triggered is accepted and ignored, IPv6 works" {
 	start_server --io uring --edge-triggered
 	run_script "hello"
