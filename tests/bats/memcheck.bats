@@ -80,7 +80,7 @@ vg_run() {
 	assert_equal "$digest" "$want"
 }
 
-@test "memcheck: shim with direct receives: fully clean" {
+@test "memcheck: shim with URINGSHIM_RECV=direct (no socket accelerated): fully clean" {
 	vg_run plain
 	local want=$digest
 	vg_run shim -- URINGSHIM_RECV=direct URINGSHIM_ADAPTIVE=0
