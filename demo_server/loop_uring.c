@@ -101,7 +101,7 @@ struct uring_loop {
 	size_t buf_ring_size;
 	unsigned nr_bufs;
 	unsigned char *recv_bufs;
-	unsigned bufs_returned;	/* added to the ring, not yet published */
+	unsigned bufs_returned;	/* in the ring, not yet published */
 
 	struct uring_conn **slots;
 	uint32_t nr_slots;
@@ -116,7 +116,7 @@ struct uring_loop {
 	bool accepted_any;	/* a multishot accept worked: no fallback */
 	bool received_any;	/* a multishot recv worked: no fallback */
 	bool stop;
-	bool draining;		/* shutting down: feed nothing to the server */
+	bool draining;		/* shutting down: no input to the server */
 };
 
 static uint64_t ud_make(enum req_kind kind, uint32_t gen, uint32_t slot)
@@ -221,7 +221,7 @@ static int check_opcodes(struct io_uring *ring)
 	int ret = 0;
 
 	if (!probe)
-		return -ENOSYS;	/* no IORING_REGISTER_PROBE: before 5.6 */
+		return -ENOSYS;	/* no IORING_REGISTER_PROBE (5.6) */
 	for (size_t i = 0; i < sizeof(needed) / sizeof(*needed); i++)
 		if (!io_uring_opcode_supported(probe, needed[i]))
 			ret = -EOPNOTSUPP;
@@ -719,7 +719,7 @@ static void drain(struct uring_loop *loop)
 
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY)
-			break;	/* -ETIME included: give up, exit tears down */
+			break;	/* -ETIME too: the ring's exit cleans up */
 		reap(loop);
 	}
 }

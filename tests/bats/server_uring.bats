@@ -23,7 +23,7 @@ setup_file() {
 
 setup() {
 	if [ -f "$BATS_FILE_TMPDIR/uring.skip" ]; then
-		skip "io_uring unavailable: $(cat "$BATS_FILE_TMPDIR/uring.skip")"
+		skip "io_uring unavailable: $(<"$BATS_FILE_TMPDIR/uring.skip")"
 	fi
 }
 
