@@ -2,8 +2,9 @@
  * mixed_set - TCP sockets share an epoll set with other kinds of fds.
  *
  * One epoll set holds two TCP sockets, a pipe (both ends), a UDP socket, an
- * eventfd and a timerfd; adding a regular file fails with EPERM as the
- * kernel has it. Each source is made ready and the set must report each
+ * eventfd, a timerfd and another epoll set (nested epoll: ready when a TCP
+ * socket in it is); adding a regular file fails with EPERM as the kernel
+ * has it. Each source is made ready and the set must report each
  * with its own epoll_data and events; after draining, only the always-
  * writable ends are reported. The timer may expire on a later wait than the
  * other sources, so reports are gathered (bounded) and their union printed.
@@ -22,12 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TCP_A = 1, TCP_B, PIPE_R, PIPE_W, UDP, EVENT, TIMER, SOURCES };
+enum {
+	TCP_A = 1, TCP_B, PIPE_R, PIPE_W, UDP, EVENT, TIMER, INNER_EPOLL,
+	SOURCES
+};
 
 static const char *const names[] = {
 	[TCP_A] = "tcp-a", [TCP_B] = "tcp-b", [PIPE_R] = "pipe-r",
 	[PIPE_W] = "pipe-w", [UDP] = "udp", [EVENT] = "eventfd",
-	[TIMER] = "timerfd",
+	[TIMER] = "timerfd", [INNER_EPOLL] = "inner-epoll",
 };
 
 /*
@@ -76,13 +80,16 @@ int main(void)
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	socklen_t len = sizeof(addr);
 	int peer_a, tcp_a, peer_b, tcp_b, pipefd[2], udp, efd, tfd, file;
-	int epfd, n;
+	int epfd, n, inner, peer_c, tcp_c;
 	char path[] = "/tmp/uringshim-mixed-XXXXXX", buf[64];
 	uint64_t count;
 	ssize_t ret;
 
 	tcp_pair(AF_INET, &peer_a, &tcp_a);
 	tcp_pair(AF_INET, &peer_b, &tcp_b);
+	tcp_pair(AF_INET, &peer_c, &tcp_c);
+	inner = epoll_new();
+	epoll_add(inner, tcp_c, EPOLLIN, 1);
 	if (pipe2(pipefd, O_NONBLOCK) < 0)
 		die_errno("pipe2");
 	udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -105,6 +112,7 @@ int main(void)
 	epoll_add(epfd, udp, EPOLLIN, UDP);
 	epoll_add(epfd, efd, EPOLLIN, EVENT);
 	epoll_add(epfd, tfd, EPOLLIN, TIMER);
+	epoll_add(epfd, inner, EPOLLIN, INNER_EPOLL);
 	ret = epoll_ctl(epfd, EPOLL_CTL_ADD, file,
 			&(struct epoll_event){ .events = EPOLLIN });
 	say("add regular file: %s", result_text(ret));
@@ -121,6 +129,7 @@ int main(void)
 	expect(write(pipefd[1], "pipe", 4) == 4);
 	expect(sendto(udp, "dgram", 5, 0, (struct sockaddr *)&addr, len) == 5);
 	expect(eventfd_write(efd, 5) == 0);
+	expect(write(peer_c, "nested", 6) == 6);
 	expect(timerfd_settime(tfd, 0, &soon, NULL) == 0);
 	wait_fd(tfd, POLLIN);
 	gather(epfd, "all ready", (1u << SOURCES) - 2);
@@ -145,6 +154,13 @@ int main(void)
 	ret = read(tfd, &count, sizeof(count));
 	say("timerfd read: %s expired %s", result_text(ret),
 	    ret == 8 && count >= 1 ? "yes" : "no");
+	say("poll on the inner epoll fd: %s",
+	    epoll_event_names(wait_fd(inner, POLLIN)));
+	n = epoll_report(inner, 0, "inner set", NULL, 0);
+	expect(n == 1);
+	ret = read(tcp_c, buf, sizeof(buf));
+	say("tcp-c read: %s '%.*s'", result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
 
 	/* Drained: tcp-a stays readable (EOF), writable ends stay on. */
 	epoll_ctl(epfd, EPOLL_CTL_DEL, tcp_a, NULL);
@@ -158,6 +174,9 @@ int main(void)
 	expect(n == 2);
 
 	close(epfd);
+	close(inner);
+	close(tcp_c);
+	close(peer_c);
 	close(file);
 	close(tfd);
 	close(efd);

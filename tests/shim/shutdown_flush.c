@@ -4,7 +4,8 @@
  * The peer reads all bytes written before shutdown(SHUT_WR), then EOF, while
  * our read direction still works: the peer's reply is read after our
  * shutdown. A write after SHUT_WR fails with EPIPE. SHUT_RDWR right after
- * writes flushes too, and a read after it returns 0.
+ * writes flushes too, and a read after it returns 0. After SHUT_RD, input
+ * that had arrived is still returned, then 0, and writing still works.
  */
 #include "conform.h"
 
@@ -78,6 +79,31 @@ int main(void)
 	expect(reader.eof);
 	ret = shutdown(conn, SHUT_WR);
 	say("shutdown again: %s", result_text(ret));
+	close(conn);
+	close(peer);
+
+	/* SHUT_RD: input already there is still read, then 0. */
+	tcp_pair(AF_INET, &peer, &conn);
+	{
+		int epfd = epoll_new();
+		struct epoll_event ev;
+
+		epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP, 3);
+		expect(write(peer, "held", 4) == 4);
+		expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+		ret = shutdown(conn, SHUT_RD);
+		say("shutdown SHUT_RD: %s", result_text(ret));
+		ret = read(conn, text, sizeof(text));
+		say("read after SHUT_RD: %s '%.*s'", result_text(ret),
+		    (int)(ret > 0 ? ret : 0), text);
+		ret = read(conn, text, sizeof(text));
+		say("read again: %s", result_text(ret));
+		expect(ret == 0);
+		epoll_report(epfd, 0, "after SHUT_RD", NULL, 0);
+		ret = write(conn, "still writable", 14);
+		say("write after SHUT_RD: %s", result_text(ret));
+		close(epfd);
+	}
 	close(conn);
 	close(peer);
 
