@@ -133,6 +133,7 @@ struct shim_ep {
 	bool kpoll_armed;		/* POLL_ADD on epfd in the ring */
 	bool kready;			/* kernel set has events */
 	bool dead;			/* app closed it; free on poll CQE */
+	bool nobind;			/* polled or nested: kernel only */
 	struct shim_ep *dead_next;	/* waiting for the loop's cancel */
 	int nemul;			/* emulated registrations */
 	struct shim_reg *ready_head, *ready_tail;

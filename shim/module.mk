@@ -32,3 +32,10 @@ $(SHIM_STAT): $(BUILD)/shim/tools/uringshim-stat.o
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 PROGRAMS	+= $(SHIM_LIB) $(SHIM_STAT)
+
+# C test programs (run under the shim by re-executing themselves).
+SHIM_TESTS	:= $(BUILD)/shim/tests/polled_epoll
+$(SHIM_TESTS): %: %.o | $(SHIM_LIB) $(SHIM_STAT)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS)
+TEST_PROGS	+= $(SHIM_TESTS)

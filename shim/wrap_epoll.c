@@ -194,6 +194,35 @@ static void kreg_track(int op, int fd, int ret)
 		WR(*k, RD(*k) - 1);
 }
 
+/* Hand every emulated member of ep back to the kernel (lock held). */
+static void ep_unbind(struct shim_ep *ep);
+
+/*
+ * An epoll fd that is itself polled or nested in another epoll set gets
+ * its readiness from the kernel alone, which knows nothing of emulated
+ * members: such a set is never bound again.
+ */
+static void ep_make_kernel_only(int epfd)
+{
+	struct shim_ep *ep;
+
+	shim_lock();
+	ep = shim__fd_get_locked(epfd) ? NULL : shim__ep_get_locked(epfd);
+	if (ep && !ep->nobind) {
+		ep->nobind = true;
+		ep_unbind(ep);
+		shim__log(LOG_INFO, "uringshim: epoll fd %d is polled or "
+			  "nested: kernel readiness only\n", epfd);
+	}
+	shim_unlock();
+}
+
+/* Is fd an epoll instance the shim may have bound? (no lock) */
+static inline bool is_known_ep(int fd)
+{
+	return fd >= 0 && fd < shim.nfds && shim.eps && RD(shim.eps[fd]);
+}
+
 SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct shim_ep *ep;
@@ -205,6 +234,8 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		shim__child_readd();
 	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
 		return REAL(epoll_ctl)(epfd, op, fd, ev);
+	if (op == EPOLL_CTL_ADD && is_known_ep(fd))
+		ep_make_kernel_only(fd);
 	if (!fd_lookup_racy(fd) &&
 	    (op == EPOLL_CTL_DEL || !ev || !RD(shim.eps[epfd]) ||
 	     (!RD(RD(shim.eps[epfd])->bound) && !can_bind()) ||
@@ -242,7 +273,8 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (!shim.ring_tried && shim.state == SHIM_STATE_INIT)
 			ring_try_create();
 		if (shim.ring_ok && shim__on_loop_thread())
-			WR(ep->bound, shim.state == SHIM_STATE_ACTIVE);
+			WR(ep->bound, shim.state == SHIM_STATE_ACTIVE &&
+			   !ep->nobind);
 		if (ep->bound)
 			f = shim__accel_try(fd, true);
 		if (f && op == EPOLL_CTL_MOD) {
@@ -309,7 +341,7 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		shim_unlock();
 		return INT_MIN;
 	}
-	WR(ep->bound, shim.state == SHIM_STATE_ACTIVE);
+	WR(ep->bound, shim.state == SHIM_STATE_ACTIVE && !ep->nobind);
 	if (!shim.accel_now && !shim__ring_has_work() && !ep->ready_head) {
 		/* Nothing of ours anywhere: the plain wait costs less. */
 		shim_unlock();
@@ -499,6 +531,12 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 {
 	nfds_t i;
 
+	if (shim.eps)
+		for (i = 0; i < n; i++)
+			if (is_known_ep(fds[i].fd) &&
+			    !RD(shim.eps[fds[i].fd])->nobind)
+				ep_make_kernel_only(fds[i].fd);
+
 	/* The loop thread must keep the ring moving while it blocks here. */
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
@@ -547,6 +585,10 @@ static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
 	int fd;
 
+	for (fd = 0; shim.eps && fd < nfds && fd < FD_SETSIZE; fd++)
+		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) &&
+		    is_known_ep(fd) && !RD(shim.eps[fd])->nobind)
+			ep_make_kernel_only(fd);
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
 	if (!RD(shim.accel_now))
