@@ -35,6 +35,11 @@ load shim_semantics_helpers
 @test "eintr: shim adaptive0" { check_shim eintr adaptive0; }
 @test "eintr: shim recv_single" { check_shim eintr recv_single; }
 
+@test "errors: plain" { check_plain errors; }
+@test "errors: shim default" { check_shim errors default; }
+@test "errors: shim adaptive0" { check_shim errors adaptive0; }
+@test "errors: shim recv_single" { check_shim errors recv_single; }
+
 @test "et: plain" { check_plain et; }
 @test "et: shim default" { check_shim et default; }
 @test "et: shim adaptive0" { check_shim et adaptive0; }
