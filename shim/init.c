@@ -192,12 +192,16 @@ static void atfork_parent(void)
 }
 
 /*
- * The child never touches the parent's ring: drop it, and turn every
- * accelerated fd into a draining passthrough fd (its buffered bytes are
- * still served first).
+ * The child never touches the parent's ring: drop it and forget every fd
+ * the parent accelerated (they are passthrough in the child).  A child
+ * that runs an event loop of its own (nginx workers, pre-fork servers)
+ * gets a fresh ring of its own on its first use, like any process.
  */
 static void atfork_child(void)
 {
+	char reason[sizeof(shim__stats->reason)];
+
+	memcpy(reason, shim__stats->reason, sizeof(reason));
 	pthread_mutex_init(&shim.lock, NULL);
 	shim__depth = 0;
 	pthread_cond_init(&shim.cond, NULL);
@@ -208,13 +212,15 @@ static void atfork_child(void)
 		shim__ring_teardown_child();
 	WR(shim.loop_tid, 0);
 	shim.ring_ok = false;
-	shim.ring_tried = true;	/* no ring in a child; keep it simple */
+	shim.ring_tried = false;
 	shim__forget_all_child();
-	if (shim.state == SHIM_STATE_ACTIVE || shim.state == SHIM_STATE_INIT)
-		shim__stats_set_state(SHIM_STATE_PASSTHROUGH,
-				      "forked child: passthrough");
-	else
-		shim__stats_set_state(shim.state, shim__stats->reason);
+	if (shim.state == SHIM_STATE_ACTIVE) {
+		WR(shim.state, SHIM_STATE_INIT);
+		shim__stats_set_state(SHIM_STATE_INIT,
+				      "forked child: no event loop seen yet");
+	} else {
+		shim__stats_set_state(shim.state, reason);
+	}
 }
 
 /* ---- init ---- */

@@ -269,6 +269,11 @@ void shim__ring_teardown_child(void)
 	shim.wake_fd = -1;
 	memset(&ring, 0, sizeof(ring));
 	pending_sqes = 0;
+	if (buf_ring)
+		munmap(buf_ring, BUF_COUNT * sizeof(struct io_uring_buf) +
+		       (size_t)BUF_COUNT * BUF_SIZE);
+	buf_ring = NULL;
+	bufs = NULL;
 }
 
 /* ---- SQE preparation ---- */
