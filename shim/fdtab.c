@@ -7,7 +7,9 @@
  * change only under shim.lock; wrappers read them racily first and
  * re-check under the lock.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "internal.h"
@@ -47,8 +49,26 @@ struct shim_fd *shim__fd_get_locked(int fd)
 	return shim.fds[fd];
 }
 
-/* The epoll instance record of epfd, created on first sight. */
-struct shim_ep *shim__ep_get_locked(int epfd)
+/* Is fd an epoll instance?  One readlink, once per record. */
+static bool fd_is_epoll(int fd)
+{
+	static const char want[] = "anon_inode:[eventpoll]";
+	char path[32], link[sizeof(want) + 1];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	STAT_INC(shim_syscalls);
+	n = readlink(path, link, sizeof(link));
+	return n == (ssize_t)sizeof(want) - 1 && !memcmp(link, want, n);
+}
+
+/*
+ * The epoll instance record of epfd, created on first sight.  known: the
+ * caller just made epfd with epoll_create*; otherwise a new record is
+ * made only for a real epoll fd, so a bogus epfd still gets its error
+ * from the kernel.
+ */
+struct shim_ep *shim__ep_get_known_locked(int epfd, bool known)
 {
 	struct shim_ep *ep;
 
@@ -56,6 +76,8 @@ struct shim_ep *shim__ep_get_locked(int epfd)
 		return NULL;
 	ep = shim.eps[epfd];
 	if (!ep) {
+		if (!known && !fd_is_epoll(epfd))
+			return NULL;
 		ep = calloc(1, sizeof(*ep));
 		if (!ep)
 			return NULL;
@@ -63,6 +85,11 @@ struct shim_ep *shim__ep_get_locked(int epfd)
 		WR(shim.eps[epfd], ep);
 	}
 	return ep;
+}
+
+struct shim_ep *shim__ep_get_locked(int epfd)
+{
+	return shim__ep_get_known_locked(epfd, false);
 }
 
 bool shim__fd_table_has(int fd)

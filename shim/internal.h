@@ -243,6 +243,7 @@ static inline struct shim_fd *fd_lookup_racy(int fd)
 }
 struct shim_fd *shim__fd_get_locked(int fd);
 struct shim_ep *shim__ep_get_locked(int epfd);
+struct shim_ep *shim__ep_get_known_locked(int epfd, bool known);
 bool shim__fd_table_has(int fd);
 
 /* Bytes queued in all send queues (read without the lock elsewhere). */

@@ -83,7 +83,7 @@ static void ep_note(int epfd)
 	if (epfd < 0 || !shim__ready())
 		return;
 	shim_lock();
-	shim__ep_get_locked(epfd);
+	shim__ep_get_known_locked(epfd, true);
 	shim_unlock();
 }
 
