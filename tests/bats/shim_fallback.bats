@@ -50,9 +50,12 @@ require_server() {
 # start_server_with PREFIX... - start "PREFIX... matching_server --port 0";
 # sets SERVER_PID, SERVER_PORT, SERVER_ERR.
 start_server_with() {
-	local out=$BATS_TEST_TMPDIR/server.out line i
+	local out line i
 
-	SERVER_ERR=$BATS_TEST_TMPDIR/server.err
+	# Fresh files made before the start: never read a previous server's
+	# line, nor a file the background child has not created yet.
+	out=$(mktemp "$BATS_TEST_TMPDIR/server.out.XXXXXX")
+	SERVER_ERR=$(mktemp "$BATS_TEST_TMPDIR/server.err.XXXXXX")
 	"$@" "$SERVER_BIN" --port 0 >"$out" 2>"$SERVER_ERR" 3>&- &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >>"$BATS_TEST_TMPDIR/pids"
@@ -77,9 +80,15 @@ stop_server() {
 # server did.
 server_digest() {
 	start_server_with "$@"
-	run -0 timeout -k 2 60 "$LOADGEN_BIN" --host 127.0.0.1 \
+	run timeout -k 2 60 "$LOADGEN_BIN" --host 127.0.0.1 \
 		--port "$SERVER_PORT" --connections 4 --orders 300 \
 		--deterministic --quiet
+	if [ "$status" -ne 0 ]; then
+		echo "loadgen exit $status: $output"
+		echo "server stderr:"
+		tail -n 20 "$SERVER_ERR"
+		fail "loadgen failed against: $*"
+	fi
 	assert_line --regexp '^errors +0$'
 	DIGEST=$(grep '^digest: ' <<<"$output")
 	[ -n "$DIGEST" ] || fail "no digest line: $output"
