@@ -84,6 +84,7 @@ struct uring_conn {
 	uint32_t slot;
 	uint32_t gen;
 	bool recv_armed;	/* a recv may still complete */
+	bool recv_cancelled;	/* and it is being cancelled */
 	bool send_inflight;
 	unsigned char *send_buf;	/* the bytes of the in-flight send */
 	size_t send_cap;
@@ -435,6 +436,17 @@ static void arm_recv(struct uring_loop *loop, struct uring_conn *uc)
 	sqe->buf_group = RECV_BUF_GROUP;
 	io_uring_sqe_set_data64(sqe, ud_make(REQ_RECV, uc->gen, uc->slot));
 	uc->recv_armed = true;
+	uc->recv_cancelled = false;
+	loop->inflight++;
+}
+
+static void cancel_recv(struct uring_loop *loop, struct uring_conn *uc)
+{
+	struct io_uring_sqe *sqe = get_sqe(loop);
+
+	io_uring_prep_cancel64(sqe, ud_make(REQ_RECV, uc->gen, uc->slot), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(REQ_CANCEL, 0, 0));
+	uc->recv_cancelled = true;
 	loop->inflight++;
 }
 
@@ -524,6 +536,10 @@ static void flush_conn(struct uring_loop *loop, struct conn *conn)
 		close_conn(loop, conn);
 		return;
 	}
+	/* A closing connection reads nothing more, as with epoll: what the
+	 * peer sends from now on stays in the socket. */
+	if (conn->closing && uc->recv_armed && !uc->recv_cancelled)
+		cancel_recv(loop, uc);
 	if (uc->send_inflight)
 		return;		/* its completion marks the conn dirty */
 	pending = conn_out_peek(conn, &data);
