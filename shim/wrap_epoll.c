@@ -80,7 +80,7 @@ void shim__flush_all_sync(void)
 
 static void ep_note(int epfd)
 {
-	if (epfd < 0 || !shim__ready())
+	if (epfd < 0 || shim__depth || !shim__ready())
 		return;
 	shim_lock();
 	shim__ep_get_known_locked(epfd, true);
@@ -230,7 +230,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	int ret;
 
 	STAT_CALL(epoll_ctl);
-	if (unlikely(shim__child_readd_pending()))
+	if (unlikely(shim__child_readd_pending()) && !shim__depth)
 		shim__child_readd();
 	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
 		return REAL(epoll_ctl)(epfd, op, fd, ev);
@@ -325,7 +325,7 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 	struct shim_ep *ep;
 	bool mine;
 
-	if (unlikely(shim__child_readd_pending()))
+	if (unlikely(shim__child_readd_pending()) && !shim__depth)
 		shim__child_readd();
 	if (!shim__ready() || shim__depth || maxev <= 0 || !ev ||
 	    epfd < 0 || epfd >= shim.nfds)

@@ -50,7 +50,7 @@ static void eagain_spin_guard(void)
 void shim__flush_before_block(void)
 {
 	if (likely(!__atomic_load_n(&shim.dirty, __ATOMIC_RELAXED)) ||
-	    !shim__on_loop_thread())
+	    shim__depth || !shim__on_loop_thread())
 		return;
 	shim_lock();
 	shim__ring_flush_dirty();
