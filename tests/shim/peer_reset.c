@@ -6,7 +6,8 @@
  * epoll reports IN|OUT|ERR|HUP|RDHUP, the next read fails with ECONNRESET
  * and later reads return 0; a first send fails with ECONNRESET without
  * SIGPIPE, the next with EPIPE and SIGPIPE unless MSG_NOSIGNAL or SIG_IGN;
- * SO_ERROR reports ECONNRESET once. The number of SIGPIPEs handled is
+ * SO_ERROR reports ECONNRESET once; input that arrived before the reset is
+ * still read first. The number of SIGPIPEs handled is
  * printed: the kernel delivers it before send returns.
  */
 #include "conform.h"
@@ -71,6 +72,7 @@ int main(void)
 	struct sigaction sa = { .sa_handler = on_sigpipe };
 	char buf[16];
 	int conn, epfd, soerr;
+	ssize_t ret;
 	socklen_t len = sizeof(soerr);
 
 	sigemptyset(&sa.sa_mask);
@@ -116,5 +118,26 @@ int main(void)
 	expect(errno == EPIPE && sigpipes == 0);
 	close(epfd);
 	close(conn);
+
+	/* Input sent before the reset is read first, then ECONNRESET. */
+	{
+		struct linger hard = { .l_onoff = 1, .l_linger = 0 };
+		int peer;
+
+		tcp_pair(AF_INET, &peer, &conn);
+		epfd = epoll_new();
+		epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP, 9);
+		expect(write(peer, "last words", 10) == 10);
+		setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+		close(peer);
+		report_reset(epfd);
+		ret = read(conn, buf, sizeof(buf));
+		say("read: %s '%.*s'", result_text(ret),
+		    (int)(ret > 0 ? ret : 0), buf);
+		step("read again", read(conn, buf, sizeof(buf)));
+		step("read once more", read(conn, buf, sizeof(buf)));
+		close(epfd);
+		close(conn);
+	}
 	return conform_finish();
 }
