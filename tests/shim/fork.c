@@ -4,9 +4,10 @@
  * The parent writes, forks; the child writes through the inherited socket
  * and exits; the parent waits for it and writes again: the peer reads
  * parent, child, parent, then EOF after both closed. Variants: the child
- * leaves with _exit() right after writing, and the child exits while the
- * parent has just written (the child's exit must not lose or reorder the
- * parent's bytes). A pipe sequences the processes, never sleeps. Last,
+ * leaves with _exit() right after writing; a child writes to a connection
+ * of its own and ends at once by exec, exit() or _exit(); the child exits
+ * while the parent has just written (the child's exit must not lose or
+ * reorder the parent's bytes). A pipe sequences the processes, never sleeps. Last,
  * the prefork pattern: a child accepts and serves from its own epoll loop.
  */
 #include "conform.h"
@@ -47,6 +48,57 @@ static void expect_stream(int peer, const char *label, const char *want)
 	buf[got] = '\0';
 	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
 	expect(!strcmp(buf, want) && eof);
+}
+
+enum child_end { END_EXEC, END_EXIT, END__EXIT };
+
+/*
+ * A child accepts its own connection (its own socket, so the shim may defer
+ * its writes), writes and ends at once by exec, exit or _exit: the bytes
+ * must all arrive, then EOF.
+ */
+static void own_connection_child(enum child_end how)
+{
+	static const char *const names[] = {
+		[END_EXEC] = "exec", [END_EXIT] = "exit()",
+		[END__EXIT] = "_exit()",
+	};
+	int listener = tcp_listener(AF_INET), peer, conn;
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+	char label[64];
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die_errno("fork");
+	if (pid == 0) {
+		if (!wait_fd(listener, POLLIN))
+			_exit(2);
+		conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+		if (conn < 0)
+			_exit(3);
+		serve_fd(conn);
+		if (!put(conn, "own;") || !put(conn, "last"))
+			_exit(1);
+		if (how == END_EXEC)
+			execl("/bin/true", "true", (char *)NULL);
+		if (how == END_EXIT)
+			exit(0);
+		_exit(0);
+	}
+	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
+		die_errno("getsockname");
+	peer = socket(AF_INET, SOCK_STREAM, 0);
+	if (peer < 0 || connect(peer, (struct sockaddr *)&addr, len) < 0)
+		die_errno("connect");
+	wait_child(pid);
+	snprintf(label, sizeof(label), "own connection, child ends by %s",
+		 names[how]);
+	expect_stream(peer, label, "own;last");
+	close(peer);
+	close(listener);
 }
 
 /*
@@ -156,6 +208,10 @@ int main(void)
 	close(conn);
 	expect_stream(peer, "_exit()", "parent-1;child;parent-2;");
 	close(peer);
+
+	own_connection_child(END_EXEC);
+	own_connection_child(END_EXIT);
+	own_connection_child(END__EXIT);
 
 	/* The parent writes while the child is alive; then the child exits. */
 	tcp_pair(AF_INET, &peer, &conn);
