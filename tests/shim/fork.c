@@ -7,8 +7,9 @@
  * leaves with _exit() right after writing; a child writes to a connection
  * of its own and ends at once by exec, exit() or _exit(); the child exits
  * while the parent has just written (the child's exit must not lose or
- * reorder the parent's bytes). A pipe sequences the processes, never sleeps. Last,
- * the prefork pattern: a child accepts and serves from its own epoll loop.
+ * reorder the parent's bytes). A pipe sequences the processes, never
+ * sleeps. Last, the prefork pattern: a child accepts and serves from its
+ * own epoll loop.
  */
 #include "conform.h"
 
