@@ -142,7 +142,7 @@ assert_ring_used() {
 	[ -x "$SHIM_STAT" ] || return 0
 	state=$(shim_stat_field "$1" state)
 	[ "$state" = active ] ||
-		fail "process $1: uringshim-stat state '$state', not active"
+		fail "process $1: uringshim-stat state '$state' ($(shim_stat_field "$1" reason)), not active"
 	n=$(shim_stat_field "$1" enters)
 	[ "${n:-0}" -gt 0 ] ||
 		fail "process $1: uringshim-stat shows no io_uring_enter"
