@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Atomic: checks also run on helper threads. */
@@ -263,6 +264,53 @@ int epoll_report(int epfd, int timeout_ms, const char *label,
 	if (out)
 		memcpy(out, evs, sizeof(evs[0]) * (n < max ? n : max));
 	return n;
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000 +
+	       (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+static void pause_briefly(void)
+{
+	nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+}
+
+bool epoll_wait_for(int epfd, uint32_t bits, struct epoll_event *ev)
+{
+	struct timespec start;
+
+	*ev = (struct epoll_event){ 0 };
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		if (epoll_wait(epfd, ev, 1, WAIT_MS) == 1 &&
+		    (ev->events & bits))
+			return true;
+		pause_briefly();
+	} while (elapsed_ms(&start) < WAIT_MS);
+	return false;
+}
+
+bool poll_wait_for(int fd, short events, short bits, short *revents)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	struct timespec start;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		pfd.revents = 0;
+		if (poll(&pfd, 1, WAIT_MS) == 1 && (pfd.revents & bits)) {
+			*revents = pfd.revents;
+			return true;
+		}
+		pause_briefly();
+	} while (elapsed_ms(&start) < WAIT_MS);
+	*revents = pfd.revents;
+	return false;
 }
 
 short wait_fd(int fd, short events)

@@ -66,6 +66,16 @@ void epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
 int epoll_report(int epfd, int timeout_ms, const char *label,
 		 struct epoll_event *out, int max);
 
+/*
+ * epoll_wait_for - wait (up to WAIT_MS in all) until a report carries one of
+ * bits; *ev gets that report (or the last one seen). Level-triggered sets
+ * may return at once with other bits, so the bound is time, not tries, with
+ * short pauses between early returns. Returns true when the bits came.
+ */
+bool epoll_wait_for(int epfd, uint32_t bits, struct epoll_event *ev);
+/* The same for poll on one fd: revents of the last poll in *revents. */
+bool poll_wait_for(int fd, short events, short bits, short *revents);
+
 /* Wait up to WAIT_MS for poll events on fd; returns revents (0 on timeout). */
 short wait_fd(int fd, short events);
 short wait_fd_ms(int fd, short events, int timeout_ms);

@@ -20,7 +20,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 static atomic_int sigpipes;
@@ -49,27 +48,12 @@ static int reset_pair(int *epfd)
 	return conn;
 }
 
-/*
- * Wait until the reset is visible, then print that report. The socket may
- * be level-ready before (IN|OUT|RDHUP), so the bound is time, not tries.
- */
+/* Wait until the reset is visible, then print that report. */
 static void report_reset(int epfd)
 {
-	struct epoll_event ev = { 0 };
-	struct timespec start, now;
-	long waited_ms = 0;
+	struct epoll_event ev;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (waited_ms < WAIT_MS) {
-		if (epoll_wait(epfd, &ev, 1, WAIT_MS) == 1 &&
-		    (ev.events & (EPOLLERR | EPOLLHUP)))
-			break;
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited_ms = (now.tv_sec - start.tv_sec) * 1000 +
-			    (now.tv_nsec - start.tv_nsec) / 1000000;
-	}
-	expect(ev.events & (EPOLLERR | EPOLLHUP));
+	expect(epoll_wait_for(epfd, EPOLLERR | EPOLLHUP, &ev));
 	say("reset report: [0x%llx %s]", (unsigned long long)ev.data.u64,
 	    epoll_event_names(ev.events));
 }

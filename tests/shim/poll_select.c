@@ -55,6 +55,7 @@ int main(void)
 	struct pollfd pfd[2];
 	char buf[16];
 	int peer, conn, pipefd[2], n;
+	short revents;
 	fd_set rd;
 	sigset_t mask;
 	ssize_t ret;
@@ -94,14 +95,9 @@ int main(void)
 
 	expect(write(peer, "bye", 3) == 3);
 	shutdown(peer, SHUT_WR);
-	n = 0;
 	/* The FIN may be learned after the data: wait until it shows. */
-	for (int i = 0; i < 10 && !(n & POLLRDHUP); i++) {
-		pfd[0].revents = 0;
-		poll(pfd, 1, WAIT_MS);
-		n = pfd[0].revents;
-	}
-	say("peer FIN: tcp %s", epoll_event_names(n));
+	expect(poll_wait_for(conn, pfd[0].events, POLLRDHUP, &revents));
+	say("peer FIN: tcp %s", epoll_event_names(revents));
 	ret = read(conn, buf, sizeof(buf));
 	say("read: %s", result_text(ret));
 	ret = read(conn, buf, sizeof(buf));
@@ -118,13 +114,8 @@ int main(void)
 	pfd[0].events = POLLIN;
 	setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
 	close(peer);
-	n = 0;
-	for (int i = 0; i < 10 && !(n & POLLERR); i++) {
-		pfd[0].revents = 0;
-		poll(pfd, 1, WAIT_MS);
-		n = pfd[0].revents;
-	}
-	say("peer reset: tcp %s", epoll_event_names(n));
+	expect(poll_wait_for(conn, pfd[0].events, POLLERR, &revents));
+	say("peer reset: tcp %s", epoll_event_names(revents));
 	select_print(conn, pipefd[0], 0, "after reset");
 	ret = read(conn, buf, sizeof(buf));
 	say("read: %s", result_text(ret));

@@ -30,7 +30,7 @@ static void read_print(int fd, const char *label)
 int main(void)
 {
 	struct epoll_event ev[4];
-	int peer, conn, epfd, n, tries;
+	int peer, conn, epfd, n;
 	ssize_t ret;
 	bool eof;
 	int err;
@@ -46,12 +46,7 @@ int main(void)
 	ret = shutdown(peer, SHUT_WR);
 	say("peer shutdown: %s", result_text(ret));
 
-	for (tries = 0; tries < 10; tries++) {
-		n = epoll_wait(epfd, ev, 4, WAIT_MS);
-		if (n == 1 && (ev[0].events & EPOLLRDHUP))
-			break;
-	}
-	expect(tries < 10);
+	expect(epoll_wait_for(epfd, EPOLLRDHUP, &ev[0]));
 	say("report with RDHUP: %s", epoll_event_names(ev[0].events));
 	n = epoll_report(epfd, 0, "level, unread", ev, 4);
 	expect(n == 1 && ev[0].events == (EPOLLIN | EPOLLRDHUP));
