@@ -6,7 +6,8 @@
  * them without consuming, recvmsg with MSG_PEEK fills several iovecs, and
  * reads then consume them in order. MSG_WAITALL on a non-blocking socket
  * returns what is there; on a blocking socket it returns held bytes plus
- * later arrivals, waiting for the full count.
+ * later arrivals, waiting for the full count. MSG_TRUNC discards, SO_PEEK_OFF
+ * makes peeks walk forward, SO_RCVLOWAT holds readiness below its mark.
  */
 #include "conform.h"
 
@@ -49,6 +50,54 @@ static void *late_writer_run(void *arg)
 	if (write(late_peer, "defgh", 5) != 5)
 		expect(!"late write");
 	return NULL;
+}
+
+/*
+ * Receive options that change what peeking and readiness see: MSG_TRUNC
+ * (TCP discards the bytes), SO_PEEK_OFF (successive peeks walk forward) and
+ * SO_RCVLOWAT (not readable below the mark; watched for QUIET_MS).
+ */
+#define QUIET_MS 200
+static void peek_options(void)
+{
+	struct epoll_event ev;
+	int peer, conn, epfd, value;
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 2);
+	expect(write(peer, "0123456789", 10) == 10);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	ret = recv(conn, NULL, 4, MSG_TRUNC);
+	say("recv MSG_TRUNC 4: %s", result_text(ret));
+	recv_print(conn, 64, 0, "recv after MSG_TRUNC");
+
+	value = 0;
+	ret = setsockopt(conn, SOL_SOCKET, SO_PEEK_OFF, &value, sizeof(value));
+	say("SO_PEEK_OFF 0: %s", result_text(ret));
+	expect(write(peer, "abcdef", 6) == 6);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	recv_print(conn, 2, MSG_PEEK, "peek 2 with SO_PEEK_OFF");
+	recv_print(conn, 2, MSG_PEEK, "peek 2 again");
+	recv_print(conn, 3, 0, "recv 3");
+	recv_print(conn, 2, MSG_PEEK, "peek 2 after recv");
+	recv_print(conn, 64, 0, "recv rest");
+	value = -1;
+	setsockopt(conn, SOL_SOCKET, SO_PEEK_OFF, &value, sizeof(value));
+
+	value = 5;
+	ret = setsockopt(conn, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
+	say("SO_RCVLOWAT 5: %s", result_text(ret));
+	expect(write(peer, "ab", 2) == 2);
+	epoll_report(epfd, QUIET_MS, "2 bytes, low mark 5", NULL, 0);
+	expect(write(peer, "cdef", 4) == 4);
+	epoll_report(epfd, WAIT_MS, "6 bytes, low mark 5", NULL, 0);
+	recv_print(conn, 64, 0, "recv");
+
+	close(epfd);
+	close(conn);
+	close(peer);
 }
 
 int main(void)
@@ -114,5 +163,6 @@ int main(void)
 	close(epfd);
 	close(conn);
 	close(peer);
+	peek_options();
 	return conform_finish();
 }
