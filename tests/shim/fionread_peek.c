@@ -62,6 +62,7 @@ static void peek_options(void)
 {
 	struct epoll_event ev;
 	int peer, conn, epfd, value;
+	char scratch[8];
 	ssize_t ret;
 
 	tcp_pair(AF_INET, &peer, &conn);
@@ -69,7 +70,7 @@ static void peek_options(void)
 	epoll_add(epfd, conn, EPOLLIN, 2);
 	expect(write(peer, "0123456789", 10) == 10);
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
-	ret = recv(conn, NULL, 4, MSG_TRUNC);
+	ret = recv(conn, scratch, 4, MSG_TRUNC);
 	say("recv MSG_TRUNC 4: %s", result_text(ret));
 	recv_print(conn, 64, 0, "recv after MSG_TRUNC");
 
