@@ -179,10 +179,14 @@ static void config_read(struct shim_config *c)
 
 /* ---- fork ---- */
 
+/*
+ * fork: push every queued byte into the kernel, but do not wait for
+ * sockets that are full: the parent keeps its ring and finishes them, and
+ * a fork (redis BGSAVE) must not stall behind a slow client.
+ */
 static void atfork_prepare(void)
 {
-	if (shim__on_loop_thread())
-		shim__flush_all_sync();
+	shim__flush_before_block();
 	shim_lock();
 }
 

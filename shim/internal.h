@@ -194,6 +194,7 @@ bool shim__ready(void);
 pid_t shim__gettid(void);
 bool shim__on_loop_thread(void);
 void shim__flush_all_sync(void);
+void shim__flush_before_block(void);
 
 /* log.c */
 enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };

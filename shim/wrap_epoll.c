@@ -18,7 +18,6 @@
 #define REAL(name)	(likely(real_##name) ? real_##name :		\
 			 (shim__resolve_real(), real_##name))
 
-void shim__flush_before_block(void);
 
 /* ---- ring creation ---- */
 

@@ -20,7 +20,6 @@
 #define REAL(name)	(likely(real_##name) ? real_##name :		\
 			 (shim__resolve_real(), real_##name))
 
-void shim__flush_before_block(void);
 
 /* Forget what the shim knew about a closed (or replaced) fd number. */
 static void fd_forget(int fd)

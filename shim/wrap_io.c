@@ -445,6 +445,16 @@ SHIM_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *off, size_t n)
 	PASS(sendfile, out_fd, in_fd, off, n);
 }
 
+/* Programs built with _FILE_OFFSET_BITS=64 (nginx) call this name. */
+SHIM_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *off, size_t n)
+{
+	STAT_CALL(sendfile64);
+	release_fd(out_fd);
+	release_fd(in_fd);
+	shim__flush_before_block();
+	PASS(sendfile64, out_fd, in_fd, off, n);
+}
+
 /*
  * splice out of a socket the shim has pulled bytes from: those bytes
  * first (a short splice is allowed), written from a stack copy so no lock
