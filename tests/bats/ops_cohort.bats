@@ -32,9 +32,15 @@ verdict() {
 	assert_equal "$(verdict)" promote
 	assert_line "report: rep/report.md"
 	grep -q '^\*\*Verdict: promote\*\*' rep/report.md
-	grep -q '^| throughput (req/s) | 119,000.0 | 100,000.0 | +19.0% |' \
+	grep -q '^| throughput (req/s) | 119,000.0 | 100,000.0 | +19.0% | 0.0% |$' \
 		rep/report.md
 	grep -q '^| CPU per request (us) | 10.50 | 15.00 | -30.0% |' rep/report.md
+	# Control hosts 90k and 110k differ by 20% of their mean.
+	write_result c2.json ctl-2 off 110000 10 30 50 0 1.5
+	write_result c1.json ctl-1 off 90000 10 30 50 0 1.5
+	run "$COHORT" --out rep k1.json k2.json c1.json c2.json
+	grep -q '^| throughput (req/s) | 119,000.0 | 100,000.0 | +19.0% | 20.0% |$' \
+		rep/report.md
 	grep -q '^| can-1 | canary | on | active | 120,000.0 ' rep/report.md
 	grep -q '^| ctl-2 | control | off | disabled |' rep/report.md
 	grep -q '!\[cohort plot\](plot.png)' rep/report.md
@@ -121,7 +127,7 @@ assert s["verdict"] == "promote" and s["canary"]["hosts"] == 2, s'
 	assert_success
 	grep -q '^| dir-1 | canary | on | active | 50,000.0 | 8.0 | 20.0 | 40.0 | 0 | 10.00 | 0.250 |$' rep/report.md
 	grep -q '^| dir-2 | control | off | - | .* | 15.00 | n/a |$' rep/report.md
-	grep -q '^| io_uring_enter per request | 0.250 | n/a | n/a |$' \
+	grep -q '^| io_uring_enter per request | 0.250 | n/a | n/a | n/a |$' \
 		rep/report.md
 	# A state other than active carries its reason.
 	echo '{"state": "killed", "reason": "kill file present"}' > h1/stat.json
