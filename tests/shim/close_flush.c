@@ -3,8 +3,10 @@
  *
  * close() right after writes must neither drop nor reorder bytes the
  * application was told were written: a single small write, a thousand tiny
- * writes, a 64 KiB stream written while the peer reads, and writes to a
- * socket still registered in an epoll set. close() itself returns 0.
+ * writes, a 64 KiB stream written while the peer reads, writes to a socket
+ * still registered in an epoll set, and writes until EAGAIN with the peer
+ * not reading yet (every accepted byte arrives once it reads). close()
+ * itself returns 0.
  */
 #include "conform.h"
 
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SEED 0xc105e
@@ -28,6 +31,60 @@ static void report(const char *label, struct stream_check *reader,
 	    reader->eof ? "yes" : "no", errno_name(reader->err));
 	expect(reader->got == written && reader->bad_at == UINT64_MAX);
 	expect(reader->eof && !reader->err);
+}
+
+struct late_reader {
+	int fd;
+	struct stream_check check;
+};
+
+static void *late_reader_run(void *arg)
+{
+	struct late_reader *lr = arg;
+
+	/* Start reading only after the writer has closed (usually). */
+	nanosleep(&(struct timespec){ 0, 200 * 1000 * 1000 }, NULL);
+	stream_check_start(&lr->check, lr->fd, SEED);
+	stream_check_join(&lr->check);
+	return NULL;
+}
+
+/*
+ * Fill the connection until EAGAIN (socket buffers full, the peer not
+ * reading yet), then close at once: every byte a write accepted must still
+ * arrive once the peer reads, then EOF.
+ */
+static void close_when_full(void)
+{
+	struct late_reader lr;
+	uint8_t buf[64 * 1024];
+	uint64_t sent = 0;
+	pthread_t reader;
+	int conn;
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &lr.fd, &conn);
+	serve_fd(conn);
+	pthread_create(&reader, NULL, late_reader_run, &lr);
+	for (;;) {
+		pattern_fill(buf, sizeof(buf), SEED, sent);
+		ret = write(conn, buf, sizeof(buf));
+		if (ret < 0)
+			break;
+		sent += ret;
+	}
+	say("filled until: %s", errno_name(errno));
+	ret = close(conn);
+	say("close with full buffers: %s", result_text(ret));
+	pthread_join(reader, NULL);
+	/* How much fitted is buffer tuning: compared, not printed. */
+	say("full buffers: peer got every accepted byte %s, bad byte %s, "
+	    "eof %s", lr.check.got == sent ? "yes" : "NO",
+	    lr.check.bad_at == UINT64_MAX ? "none" : "FOUND",
+	    lr.check.eof ? "yes" : "no");
+	expect(lr.check.got == sent && lr.check.bad_at == UINT64_MAX);
+	expect(lr.check.eof);
+	close(lr.fd);
 }
 
 int main(void)
@@ -99,5 +156,7 @@ int main(void)
 	report("epoll member", &reader, 4000);
 	close(epfd);
 	close(peer);
+
+	close_when_full();
 	return conform_finish();
 }
