@@ -21,6 +21,11 @@ ifeq ($(SHIM_URING),)
 SHIM_URING	:= -luring
 endif
 
+# Explicit, because the generated .d files name their targets with the
+# BUILD spelling of the run that wrote them (build/ vs /abs/build/).
+$(SHIM_OBJS): shim/internal.h shim/syscalls.def shim/stats.h
+$(BUILD)/shim/tools/uringshim-stat.o: shim/stats.h
+
 $(SHIM_LIB): $(SHIM_OBJS) shim/uringshim.map
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-z,defs \
