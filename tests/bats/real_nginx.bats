@@ -169,10 +169,5 @@ check_wrk() {
 			[ "$(shim_stat_field "$p" enters)" -gt 0 ] && used=1
 	done
 	finish_nginx
-	# Known shim limitation at the time of writing (reported): a forked
-	# child is put in passthrough even when the parent never made a ring.
-	if [ $used -eq 0 ] && [[ $why == *"forked child"* ]]; then
-		skip "shim: forked nginx workers stay passthrough:$why"
-	fi
 	[ $used -eq 1 ] || fail "no worker entered io_uring:$why"
 }
