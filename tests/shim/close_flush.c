@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SEED 0xc105e
@@ -33,22 +32,6 @@ static void report(const char *label, struct stream_check *reader,
 	expect(reader->eof && !reader->err);
 }
 
-struct late_reader {
-	int fd;
-	struct stream_check check;
-};
-
-static void *late_reader_run(void *arg)
-{
-	struct late_reader *lr = arg;
-
-	/* Start reading only after the writer has closed (usually). */
-	nanosleep(&(struct timespec){ 0, 200 * 1000 * 1000 }, NULL);
-	stream_check_start(&lr->check, lr->fd, SEED);
-	stream_check_join(&lr->check);
-	return NULL;
-}
-
 /*
  * Fill the connection until EAGAIN (socket buffers full, the peer not
  * reading yet), then close at once: every byte a write accepted must still
@@ -56,35 +39,26 @@ static void *late_reader_run(void *arg)
  */
 static void close_when_full(void)
 {
-	struct late_reader lr;
-	uint8_t buf[64 * 1024];
-	uint64_t sent = 0;
-	pthread_t reader;
-	int conn;
+	struct stream_check reader;
+	uint64_t sent;
+	int peer, conn;
 	ssize_t ret;
 
-	tcp_pair(AF_INET, &lr.fd, &conn);
+	tcp_pair(AF_INET, &peer, &conn);
 	serve_fd(conn);
-	pthread_create(&reader, NULL, late_reader_run, &lr);
-	for (;;) {
-		pattern_fill(buf, sizeof(buf), SEED, sent);
-		ret = write(conn, buf, sizeof(buf));
-		if (ret < 0)
-			break;
-		sent += ret;
-	}
-	say("filled until: %s", errno_name(errno));
+	stream_check_start_late(&reader, peer, SEED, 200);
+	sent = fill_until_eagain(conn, SEED);
 	ret = close(conn);
 	say("close with full buffers: %s", result_text(ret));
-	pthread_join(reader, NULL);
+	stream_check_join(&reader);
 	/* How much fitted is buffer tuning: compared, not printed. */
 	say("full buffers: peer got every accepted byte %s, bad byte %s, "
-	    "eof %s", lr.check.got == sent ? "yes" : "NO",
-	    lr.check.bad_at == UINT64_MAX ? "none" : "FOUND",
-	    lr.check.eof ? "yes" : "no");
-	expect(lr.check.got == sent && lr.check.bad_at == UINT64_MAX);
-	expect(lr.check.eof);
-	close(lr.fd);
+	    "eof %s", reader.got == sent ? "yes" : "NO",
+	    reader.bad_at == UINT64_MAX ? "none" : "FOUND",
+	    reader.eof ? "yes" : "no");
+	expect(reader.got == sent && reader.bad_at == UINT64_MAX);
+	expect(reader.eof);
+	close(peer);
 }
 
 int main(void)

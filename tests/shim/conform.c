@@ -381,6 +381,24 @@ void write_all(int fd, const void *buf, size_t len)
 	}
 }
 
+uint64_t fill_until_eagain(int fd, uint32_t seed)
+{
+	uint8_t buf[16 * 1024];
+	uint64_t sent = 0;
+
+	for (;;) {
+		ssize_t ret;
+
+		pattern_fill(buf, sizeof(buf), seed, sent);
+		ret = write(fd, buf, sizeof(buf));
+		if (ret < 0)
+			break;
+		sent += ret;
+	}
+	expect(errno == EAGAIN);
+	return sent;
+}
+
 uint8_t pattern_byte(uint32_t seed, uint64_t offset)
 {
 	uint64_t x = (offset + 1) * 0x9e3779b97f4a7c15ull ^ seed;
@@ -417,6 +435,9 @@ static void *stream_check_run(void *arg)
 		sc->err = ENOMEM;
 		return NULL;
 	}
+	if (sc->delay_ms)
+		nanosleep(&(struct timespec){ sc->delay_ms / 1000,
+				(sc->delay_ms % 1000) * 1000000L }, NULL);
 	for (;;) {
 		ssize_t n;
 		size_t ok;
@@ -445,13 +466,20 @@ static void *stream_check_run(void *arg)
 	return NULL;
 }
 
-void stream_check_start(struct stream_check *sc, int fd, uint32_t seed)
+void stream_check_start_late(struct stream_check *sc, int fd, uint32_t seed,
+			     int delay_ms)
 {
 	*sc = (struct stream_check){ .fd = fd, .seed = seed,
+				     .delay_ms = delay_ms,
 				     .bad_at = UINT64_MAX };
 	errno = pthread_create(&sc->thread, NULL, stream_check_run, sc);
 	if (errno)
 		die_errno("pthread_create");
+}
+
+void stream_check_start(struct stream_check *sc, int fd, uint32_t seed)
+{
+	stream_check_start_late(sc, fd, seed, 0);
 }
 
 void stream_check_join(struct stream_check *sc)

@@ -99,6 +99,7 @@ void write_all(int fd, const void *buf, size_t len);
 struct stream_check {
 	int fd;
 	uint32_t seed;
+	int delay_ms;		/* before the first read */
 	uint64_t got;
 	uint64_t bad_at;
 	bool eof;
@@ -106,7 +107,20 @@ struct stream_check {
 	pthread_t thread;
 };
 void stream_check_start(struct stream_check *sc, int fd, uint32_t seed);
+/*
+ * stream_check_start_late - the same, reading only after delay_ms: a peer
+ * that is slow to read, so the writer meets full buffers. Nothing depends
+ * on the delay being long enough; it only makes the case likely.
+ */
+void stream_check_start_late(struct stream_check *sc, int fd, uint32_t seed,
+			     int delay_ms);
 void stream_check_join(struct stream_check *sc);
+
+/*
+ * fill_until_eagain - write pattern seed on non-blocking fd until a write
+ * fails (normally EAGAIN: buffers full); returns the bytes accepted.
+ */
+uint64_t fill_until_eagain(int fd, uint32_t seed);
 
 /* A position-dependent byte stream, so reordering or loss is detected. */
 uint8_t pattern_byte(uint32_t seed, uint64_t offset);

@@ -5,7 +5,8 @@
  * and exits; the parent waits for it and writes again: the peer reads
  * parent, child, parent, then EOF after both closed. Variants: the child
  * leaves with _exit() right after writing; a child writes to a connection
- * of its own and ends at once by exec, exit() or _exit(); the child exits
+ * of its own and ends at once by exec, exit() or _exit(), or fills it until
+ * EAGAIN (peer not reading yet) and exits; the child exits
  * while the parent has just written (the child's exit must not lose or
  * reorder the parent's bytes). A pipe sequences the processes, never
  * sleeps. Last, the prefork pattern: a child accepts and serves from its
@@ -98,6 +99,59 @@ static void own_connection_child(enum child_end how)
 	snprintf(label, sizeof(label), "own connection, child ends by %s",
 		 names[how]);
 	expect_stream(peer, label, "own;last");
+	close(peer);
+	close(listener);
+}
+
+/*
+ * A child fills its own connection until EAGAIN (the peer not reading yet)
+ * and exits at once: every accepted byte arrives once the peer reads.
+ */
+static void full_buffers_child(void)
+{
+	int listener = tcp_listener(AF_INET), peer, conn, report[2];
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+	struct stream_check check;
+	uint64_t sent = 0;
+	pid_t pid;
+
+	if (pipe(report) < 0)
+		die_errno("pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die_errno("fork");
+	if (pid == 0) {
+		if (!wait_fd(listener, POLLIN))
+			_exit(2);
+		conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+		if (conn < 0)
+			_exit(3);
+		serve_fd(conn);
+		sent = fill_until_eagain(conn, 0xf011);
+		if (write(report[1], &sent, sizeof(sent)) != sizeof(sent))
+			_exit(4);
+		exit(0);
+	}
+	close(report[1]);
+	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
+		die_errno("getsockname");
+	peer = socket(AF_INET, SOCK_STREAM, 0);
+	if (peer < 0 || connect(peer, (struct sockaddr *)&addr, len) < 0)
+		die_errno("connect");
+	if (read(report[0], &sent, sizeof(sent)) != sizeof(sent))
+		die_errno("read report");
+	/* Read late, and while the child exits: it may wait for the drain. */
+	stream_check_start_late(&check, peer, 0xf011, 200);
+	wait_child(pid);
+	stream_check_join(&check);
+	say("child exits with full buffers: peer got every accepted byte %s, "
+	    "bad byte %s, eof %s", check.got == sent ? "yes" : "NO",
+	    check.bad_at == UINT64_MAX ? "none" : "FOUND",
+	    check.eof ? "yes" : "no");
+	expect(check.got == sent && check.bad_at == UINT64_MAX && check.eof);
+	close(report[0]);
 	close(peer);
 	close(listener);
 }
@@ -213,6 +267,7 @@ int main(void)
 	own_connection_child(END_EXEC);
 	own_connection_child(END_EXIT);
 	own_connection_child(END__EXIT);
+	full_buffers_child();
 
 	/* The parent writes while the child is alive; then the child exits. */
 	tcp_pair(AF_INET, &peer, &conn);

@@ -6,6 +6,7 @@
  * shutdown. A write after SHUT_WR fails with EPIPE. SHUT_RDWR right after
  * writes flushes too, and a read after it returns 0. After SHUT_RD, input
  * that had arrived is still returned, then 0, and writing still works.
+ * Shutting down with full buffers (peer not reading yet) loses nothing.
  */
 #include "conform.h"
 
@@ -106,6 +107,30 @@ int main(void)
 	}
 	close(conn);
 	close(peer);
+
+	/*
+	 * Buffers full, the peer not reading yet: shutdown(SHUT_WR) still
+	 * delivers every accepted byte, then EOF, once the peer reads.
+	 */
+	{
+		uint64_t sent;
+
+		tcp_pair(AF_INET, &peer, &conn);
+		serve_fd(conn);
+		stream_check_start_late(&reader, peer, SEED, 200);
+		sent = fill_until_eagain(conn, SEED);
+		ret = shutdown(conn, SHUT_WR);
+		say("shutdown with full buffers: %s", result_text(ret));
+		stream_check_join(&reader);
+		say("full buffers: peer got every accepted byte %s, bad byte "
+		    "%s, eof %s", reader.got == sent ? "yes" : "NO",
+		    reader.bad_at == UINT64_MAX ? "none" : "FOUND",
+		    reader.eof ? "yes" : "no");
+		expect(reader.got == sent && reader.bad_at == UINT64_MAX);
+		expect(reader.eof);
+		close(conn);
+		close(peer);
+	}
 
 	/* shutdown on a socket that is not connected. */
 	conn = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
