@@ -11,7 +11,7 @@ pkgs_for() {
 		     linux-perf procps psmisc man-db ;;
 	bench)	echo gnuplot-nox linux-perf util-linux procps python3 ;;
 	real)	echo redis-server redis-tools nginx-light memcached \
-		     libmemcached-tools wrk ;;
+		     libmemcached-tools wrk curl python3 ;;
 	pkg)	echo dpkg-dev man-db ;;
 	*)	echo "deps.sh: unknown group '$1'" >&2; exit 2 ;;
 	esac
