@@ -445,6 +445,8 @@ void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data)
 		STAT_INC(fallbacks);
 	} else if (res == 0) {
 		f->eof = true;
+		if (f->state == FD_ACCEL && !f->hup)
+			shim__err_watch(f, true);
 	} else if (res == -ECANCELED) {
 		/* cancelled by close or release */
 	} else if (transient(res)) {
@@ -509,6 +511,36 @@ void shim__on_send(struct shim_fd *f, int res)
 		finish_release(f);
 }
 
+/* The private ERR/HUP set fired: update those sockets (lock held). */
+void shim__on_err_events(void)
+{
+	struct epoll_event ev[32];
+	int n, i;
+
+	STAT_INC(shim_syscalls);
+	n = real_epoll_wait(shim.err_epfd, ev, 32, 0);
+	for (i = 0; i < n; i++) {
+		struct shim_fd *f = shim__fd_get_locked(ev[i].data.fd);
+
+		if (!f || f->state != FD_ACCEL || !f->err_watch)
+			continue;
+		if (ev[i].events & EPOLLERR) {
+			int e = 0;
+			socklen_t len = sizeof(e);
+
+			STAT_INC(shim_syscalls);
+			if (!real_getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &e,
+					     &len) && e && !f->err)
+				f->err = e;
+		}
+		f->hup = true;
+		shim__err_watch(f, false);
+		shim__fd_notify(f);
+	}
+	/* Others still watched: keep the set polled. */
+	shim__err_poll_arm();
+}
+
 void shim__on_cancel(struct shim_fd *f)
 {
 	f->inflight--;
@@ -543,6 +575,7 @@ static void finish_release(struct shim_fd *f)
 	if (f->inflight || f->send_inflight || f->stail > f->shead)
 		return;
 	f->release_req = false;
+	shim__err_watch(f, false);
 	f->state = FD_DRAINING;
 	__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 	shim__stats->accel_now = shim.accel_now;
@@ -710,6 +743,7 @@ int shim__fd_close(struct shim_fd *f)
 {
 	int fd = f->fd;
 
+	shim__err_watch(f, false);
 	if (f->roff < f->rlen && f->state != FD_ORPHAN) {
 		/*
 		 * Closing with unread input makes the kernel reset the

@@ -21,6 +21,7 @@ struct shim_global shim = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.wake_fd = -1,
+	.err_epfd = -1,
 };
 __thread int shim__depth;
 static __thread pid_t cached_tid;

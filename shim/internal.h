@@ -105,6 +105,7 @@ struct shim_fd {
 	bool recv_armed;
 	bool recv_cancel;		/* cancel submitted */
 	bool recv_single;		/* armed into rbuf (not multishot) */
+	bool err_watch;			/* in shim.err_epfd (after EOF) */
 
 	/* send side: bytes [shead, stail) queued, [shead, sinfl) in flight */
 	char *sbuf;
@@ -161,6 +162,9 @@ struct shim_global {
 	int accel_now;
 	uint64_t queued_total;		/* bytes in all send queues */
 	int wake_fd;			/* eventfd the loop thread polls */
+	int err_epfd;			/* watches EOF'd sockets for ERR/HUP */
+	bool err_poll_armed;
+	int err_watch_n;		/* sockets in err_epfd */
 	bool release_all;		/* kill switch pending */
 	unsigned int iter_sends;	/* writes since the last wait point */
 	unsigned int send_batch_avg;	/* EWMA of iter_sends, x16 */
@@ -289,7 +293,8 @@ int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
 		     const struct timespec *ts, const sigset_t *sigmask);
 
 /* ring.c: the only file that touches io_uring memory (loop thread only) */
-enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP };
+enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP,
+       UD_ERREP };
 int shim__ring_setup(void);
 void shim__ring_teardown_child(void);
 bool shim__ring_active(void);
@@ -305,5 +310,8 @@ int shim__ring_pending_sqes(void);
 void shim__ring_flush_dirty(void);
 bool shim__fault_hit(int op, int *res);
 void shim__ring_wake(void);
+void shim__err_watch(struct shim_fd *f, bool on);
+void shim__on_err_events(void);
+void shim__err_poll_arm(void);
 
 #endif

@@ -250,6 +250,7 @@ int shim__ring_setup(void)
 	ret = arm_wake();
 	if (ret)
 		goto out_close_wake;
+	shim.err_epfd = epoll_create1(EPOLL_CLOEXEC);
 	return 0;
 
 out_close_wake:
@@ -266,7 +267,10 @@ void shim__ring_teardown_child(void)
 	real_close(ring.ring_fd);
 	if (shim.wake_fd >= 0)
 		real_close(shim.wake_fd);
-	shim.wake_fd = -1;
+	if (shim.err_epfd >= 0)
+		real_close(shim.err_epfd);
+	shim.wake_fd = shim.err_epfd = -1;
+	shim.err_poll_armed = false;
 	memset(&ring, 0, sizeof(ring));
 	pending_sqes = 0;
 	if (buf_ring)
@@ -398,6 +402,44 @@ static int arm_wake(void)
 	return 0;
 }
 
+/*
+ * After EOF no receive is armed, yet the kernel would still report a
+ * later reset (the peer answering our write with RST) as ERR|HUP.  An
+ * io_uring poll cannot wait for just that (it always unmasks RDHUP, which
+ * a half-closed socket has), so EOF'd sockets sit in a private epoll set
+ * asking for nothing (ERR and HUP are always reported), and that set is
+ * polled from the ring.
+ */
+void shim__err_watch(struct shim_fd *f, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLONESHOT, .data.fd = f->fd };
+
+	if (shim.err_epfd < 0 || f->err_watch == on)
+		return;
+	STAT_INC(shim_syscalls);
+	if (real_epoll_ctl(shim.err_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+			   f->fd, &ev) && on)
+		return;
+	f->err_watch = on;
+	shim.err_watch_n += on ? 1 : -1;
+	if (on)
+		shim__err_poll_arm();
+}
+
+void shim__err_poll_arm(void)
+{
+	struct io_uring_sqe *sqe;
+
+	if (shim.err_poll_armed || shim.err_watch_n <= 0)
+		return;
+	sqe = get_sqe();
+	if (!sqe)
+		return;
+	io_uring_prep_poll_add(sqe, shim.err_epfd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud_make(NULL, UD_ERREP));
+	shim.err_poll_armed = true;
+}
+
 int shim__ring_pending_sqes(void)
 {
 	return pending_sqes;
@@ -483,6 +525,10 @@ int shim__ring_reap(void)
 			break;
 		case UD_EPPOLL:
 			shim__on_eppoll(p, res);
+			break;
+		case UD_ERREP:
+			shim.err_poll_armed = false;
+			shim__on_err_events();
 			break;
 		case UD_WAKE:
 			rearm_wake = true;
