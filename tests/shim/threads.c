@@ -5,8 +5,10 @@
  * a server thread, which registers it in its own epoll set and answers each
  * request with the upper-cased text. The main thread is the clients. A
  * thread blocked in epoll_wait is woken by another thread's EPOLL_CTL_ADD
- * of a ready socket. Then a few threads each stream 1 MiB to their own
- * socket and close it; every stream must arrive whole and in order.
+ * of a ready socket. A write followed by a condition-variable wait goes out
+ * while another thread's epoll loop waits for the answer. Then a few
+ * threads each stream 1 MiB to their own socket and close it; every
+ * stream must arrive whole and in order.
  */
 #include "conform.h"
 
@@ -169,6 +171,82 @@ static void cross_thread_wakeup(void)
 	close(peer2);
 }
 
+/*
+ * A worker writes a request and sleeps on a condition variable (not a wait
+ * point the shim sees) while the loop thread waits in epoll for the answer:
+ * the request must go out without the worker waiting anywhere else.
+ */
+struct rendezvous {
+	int conn, peer, epfd;
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	int state;		/* 0 waiting, 1 answered, -1 timed out */
+	char answer[16];
+};
+
+static void *loop_thread_run(void *arg)
+{
+	struct rendezvous *rv = arg;
+	struct epoll_event ev;
+	int n = epoll_wait(rv->epfd, &ev, 1, WAIT_MS * 2);
+
+	pthread_mutex_lock(&rv->lock);
+	rv->state = -1;
+	if (n == 1) {
+		ssize_t got = read(rv->conn, rv->answer,
+				   sizeof(rv->answer) - 1);
+
+		if (got > 0) {
+			rv->answer[got] = '\0';
+			rv->state = 1;
+		}
+	}
+	pthread_cond_signal(&rv->done);
+	pthread_mutex_unlock(&rv->lock);
+	return NULL;
+}
+
+static void *echo_thread_run(void *arg)
+{
+	struct rendezvous *rv = arg;
+	char buf[16];
+	ssize_t n;
+
+	if (!wait_fd_ms(rv->peer, POLLIN, WAIT_MS * 2))
+		return NULL;
+	n = read(rv->peer, buf, sizeof(buf));
+	if (n > 0 && write(rv->peer, buf, n) != n)
+		expect(!"echo write");
+	return NULL;
+}
+
+static void write_then_condvar(void)
+{
+	struct rendezvous rv = { .lock = PTHREAD_MUTEX_INITIALIZER,
+				 .done = PTHREAD_COND_INITIALIZER };
+	pthread_t loop, echo;
+
+	tcp_pair(AF_INET, &rv.peer, &rv.conn);
+	rv.epfd = epoll_new();
+	epoll_add(rv.epfd, rv.conn, EPOLLIN, 1);
+	pthread_create(&echo, NULL, echo_thread_run, &rv);
+	pthread_create(&loop, NULL, loop_thread_run, &rv);
+	let_waiter_block();
+	expect(write(rv.conn, "request", 7) == 7);
+	pthread_mutex_lock(&rv.lock);
+	while (!rv.state)
+		pthread_cond_wait(&rv.done, &rv.lock);
+	pthread_mutex_unlock(&rv.lock);
+	say("write, then condition variable: answer %s",
+	    rv.state > 0 ? rv.answer : "TIMED OUT");
+	expect(rv.state > 0 && !strcmp(rv.answer, "request"));
+	pthread_join(loop, NULL);
+	pthread_join(echo, NULL);
+	close(rv.epfd);
+	close(rv.conn);
+	close(rv.peer);
+}
+
 int main(void)
 {
 	struct server srv;
@@ -215,6 +293,7 @@ int main(void)
 	close(srv.listener);
 
 	cross_thread_wakeup();
+	write_then_condvar();
 
 	for (int i = 0; i < WRITERS; i++) {
 		int peer;
