@@ -62,14 +62,9 @@ static size_t feed(const uint8_t *data, size_t len, const size_t *cuts,
 		free(piece);
 		from = to;
 	}
-	/*
-	 * conn_out_peek() on a connection that never queued output computes
-	 * NULL + 0, undefined behaviour UBSan reports (server.h; reported to
-	 * the server's owner): look only when something is queued.
-	 */
-	n = conn->out_tail - conn->out_head;
-	if (n)
-		n = conn_out_peek(conn, &queued);
+	/* Also on a connection that never queued output (this target found
+	 * conn_out_peek computing NULL + 0 there; fixed in server.h). */
+	n = conn_out_peek(conn, &queued);
 	*out = malloc(n ? n : 1);
 	if (n)
 		memcpy(*out, queued, n);
