@@ -6,9 +6,10 @@
  * went through. Closing one fd flushes nothing away and does not end the
  * connection while another fd refers to it; EOF comes after the last close.
  * dup2 over an fd with pending writes closes that fd's connection with its
- * bytes delivered. Last, the epoll quirk: a registration belongs to the open
+ * bytes delivered. The epoll quirk: a registration belongs to the open
  * file, so after close(fd) with a duplicate alive the set still reports it
- * with the old epoll_data.
+ * with the old epoll_data. Last, input that arrived before a dup is read
+ * first through the duplicate and survives closing the original.
  */
 #include "conform.h"
 
@@ -36,6 +37,58 @@ static void expect_stream(int peer, const char *label, const char *want)
 	buf[got] = '\0';
 	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
 	expect(!strcmp(buf, want) && eof);
+}
+
+/*
+ * Input already arrived (the shim may hold it) when the socket is
+ * duplicated: reads through the duplicate return it first, then later
+ * input; the registration of the original still reports once; after dup2
+ * elsewhere and closing the original, the held input is still there.
+ */
+static void dup_with_input(void)
+{
+	struct epoll_event ev;
+	int peer, conn, copy, epfd, n, err;
+	char buf[32];
+	ssize_t ret;
+	size_t got;
+	bool eof;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 1);
+	put(peer, "held;");
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	copy = dup(conn);
+	put(peer, "later;");
+	got = read_stream(copy, buf, 11, &eof, &err);
+	say("read via dup: '%.*s'", (int)got, buf);
+	expect(got == 11 && !memcmp(buf, "held;later;", 11));
+	put(peer, "x");
+	n = epoll_report(epfd, WAIT_MS, "original registration", NULL, 0);
+	expect(n == 1);
+	ret = read(conn, buf, sizeof(buf));
+	say("read via original: %s '%.*s'", result_text(ret),
+	    (int)(ret > 0 ? ret : 0), buf);
+	close(copy);
+	close(conn);
+	close(epfd);
+	close(peer);
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 2);
+	put(peer, "held2;");
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	copy = dup2(conn, 150);
+	close(conn);
+	got = read_stream(copy, buf, 6, &eof, &err);
+	say("read via dup2 after closing the original: '%.*s' %s", (int)got,
+	    buf, errno_name(err));
+	expect(got == 6 && !memcmp(buf, "held2;", 6));
+	close(copy);
+	close(epfd);
+	close(peer);
 }
 
 int main(void)
@@ -116,5 +169,7 @@ int main(void)
 	expect(n == 0);
 	close(epfd);
 	close(peer);
+
+	dup_with_input();
 	return conform_finish();
 }
