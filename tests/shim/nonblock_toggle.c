@@ -6,7 +6,8 @@
  * read then waits for new input. Writes made non-blocking (possibly
  * deferred) and then blocking keep their order. FIONBIO toggles the same
  * flag, F_GETFL reports it, and after switching back a read with nothing
- * there fails with EAGAIN.
+ * there fails with EAGAIN. Input held when the socket turns blocking is
+ * still reported by epoll (after a MOD), poll and select.
  */
 #include "conform.h"
 
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +41,39 @@ static void read_print(int fd, const char *label)
 
 	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
 	    buf);
+}
+
+/*
+ * Input held when the socket turns blocking is still readiness: epoll
+ * (after a MOD changing events and data), poll and select all report it.
+ */
+static void readiness_after_toggle(void)
+{
+	struct timeval zero = { 0, 0 };
+	struct epoll_event ev;
+	int peer, conn, epfd, n;
+	fd_set readable;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN | EPOLLET, 1);
+	expect(write(peer, "held", 4) == 4);
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	set_nonblock(conn, false);
+	epoll_mod(epfd, conn, EPOLLIN, 2);
+	n = epoll_report(epfd, 0, "blocking, held input, after MOD", NULL, 0);
+	expect(n == 1);
+	say("poll: %s", epoll_event_names(wait_fd(conn, POLLIN)));
+	FD_ZERO(&readable);
+	FD_SET(conn, &readable);
+	n = select(conn + 1, &readable, NULL, NULL, &zero);
+	say("select: %d readable %d", n, !!FD_ISSET(conn, &readable));
+	read_print(conn, "read");
+	n = epoll_report(epfd, 0, "drained", NULL, 0);
+	expect(n == 0);
+	close(epfd);
+	close(conn);
+	close(peer);
 }
 
 int main(void)
@@ -105,5 +140,6 @@ int main(void)
 	close(epfd);
 	close(conn);
 	close(peer);
+	readiness_after_toggle();
 	return conform_finish();
 }
