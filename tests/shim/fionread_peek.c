@@ -8,6 +8,7 @@
  * returns what is there; on a blocking socket it returns held bytes plus
  * later arrivals, waiting for the full count. MSG_TRUNC discards, SO_PEEK_OFF
  * makes peeks walk forward, SO_RCVLOWAT holds readiness below its mark.
+ * readv and recvmsg scatter held input into odd-sized iovecs exactly.
  */
 #include "conform.h"
 
@@ -101,6 +102,57 @@ static void peek_options(void)
 	close(peer);
 }
 
+/*
+ * Held input read with readv and recvmsg into iovecs of odd sizes (one of
+ * them empty): the byte stream comes out exact, whatever each call returns.
+ */
+static void readv_scatter(void)
+{
+	static uint8_t data[100000], joined[1 + 7 + 4093 + 65537];
+	static uint8_t a[1], b[7], c[4093], d[65537];
+	struct iovec iov[5] = {
+		{ a, sizeof(a) }, { b, 0 }, { b, sizeof(b) },
+		{ c, sizeof(c) }, { d, sizeof(d) },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 5 };
+	struct epoll_event ev;
+	int peer, conn, epfd, bad = 0;
+	uint64_t off = 0;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epfd = epoll_new();
+	epoll_add(epfd, conn, EPOLLIN, 3);
+	pattern_fill(data, sizeof(data), 0x5ca7, 0);
+	write_all(peer, data, sizeof(data));
+	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
+	for (int call = 0; off < sizeof(data); call++) {
+		ssize_t n = call % 2 ? recvmsg(conn, &msg, 0)
+				     : readv(conn, iov, 5);
+		size_t at = 0;
+
+		if (n < 0) {
+			expect(errno == EAGAIN);
+			if (errno != EAGAIN || !wait_fd(conn, POLLIN))
+				break;
+			continue;
+		}
+		if (n == 0)
+			break;
+		for (int i = 0; i < 5; i++) {
+			memcpy(joined + at, iov[i].iov_base, iov[i].iov_len);
+			at += iov[i].iov_len;
+		}
+		bad += pattern_check(joined, n, 0x5ca7, off) != (size_t)n;
+		off += n;
+	}
+	say("readv/recvmsg scatter: %llu bytes, %s",
+	    (unsigned long long)off, bad ? "WRONG BYTES" : "exact");
+	expect(off == sizeof(data) && !bad);
+	close(epfd);
+	close(conn);
+	close(peer);
+}
+
 int main(void)
 {
 	struct epoll_event ev;
@@ -165,5 +217,6 @@ int main(void)
 	close(conn);
 	close(peer);
 	peek_options();
+	readv_scatter();
 	return conform_finish();
 }
