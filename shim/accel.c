@@ -67,8 +67,11 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 	f->fd = fd;
 	f->state = FD_ACCEL;
 	f->rcap = shim.cfg.recv_buf;
+	f->peek_off = -1;
+	f->alias = -1;
 	f->scap = shim.cfg.send_max_fd;
 	__atomic_store_n(&shim.fds[fd], f, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&shim.owned_n, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 	shim__stats->accel_now = shim.accel_now;
 	STAT_INC(accel_total);
@@ -197,8 +200,19 @@ static void drained_draining(struct shim_fd *f);
 ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags)
 {
-	size_t avail = f->rlen - f->roff, done = 0;
+	size_t avail = f->rlen - f->roff, done = 0, from = f->roff;
 	int i, e;
+
+	if ((flags & MSG_PEEK) && f->peek_off > 0) {
+		/* SO_PEEK_OFF: each peek starts where the last one ended. */
+		size_t skip = (size_t)f->peek_off < avail ?
+			      (size_t)f->peek_off : avail;
+
+		from += skip;
+		avail -= skip;
+		if (!avail && !f->err && !f->eof)
+			return -EAGAIN;
+	}
 
 	if (!avail) {
 		if (f->err) {
@@ -206,6 +220,8 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 			e = f->err;
 			f->err = 0;
 			f->eof = true;
+			if (f->state == FD_DRAINING)
+				drained_draining(f);
 			return -e;
 		}
 		if (f->eof)
@@ -218,14 +234,20 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		if (n > avail - done)
 			n = avail - done;
 		if (!(flags & MSG_TRUNC))
-			memcpy(iov[i].iov_base, f->rbuf + f->roff + done, n);
+			memcpy(iov[i].iov_base, f->rbuf + from + done, n);
 		done += n;
 	}
 	if ((flags & MSG_TRUNC) && !iovcnt)
 		done = 0;
 	STAT_INC(served_from_buffer);
-	if (flags & MSG_PEEK)
+	if (flags & MSG_PEEK) {
+		if (f->peek_off >= 0)
+			f->peek_off += done;
 		return done;
+	}
+	if (f->peek_off > 0)
+		f->peek_off = (size_t)f->peek_off > done ?
+			      f->peek_off - (int)done : 0;
 	f->roff += done;
 	if (f->roff == f->rlen && !f->recv_single)
 		f->roff = f->rlen = 0;
@@ -552,34 +574,35 @@ void shim__on_cancel(struct shim_fd *f)
 
 /* ---- release: hand the fd back to the kernel's epoll sets ---- */
 
-/* A draining fd whose leftover bytes are gone becomes pure passthrough. */
-static void drained_draining(struct shim_fd *f)
+static void table_clear(int fd)
 {
-	while (f->nregs)
-		shim__reg_unlink(&f->regs[0]);
-	if (f->err)
-		return;		/* keep it until the error is reported */
-	__atomic_store_n(&shim.fds[f->fd], NULL, __ATOMIC_RELEASE);
-	if (f->inflight || f->dirty) {
-		f->state = FD_ORPHAN;	/* last completion frees it */
-		__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	shim__fd_free(f);
+	__atomic_store_n(&shim.fds[fd], NULL, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&shim.owned_n, 1, __ATOMIC_RELAXED);
 }
 
-static void finish_release(struct shim_fd *f)
+/* newfd (a dup of a draining fd) shares its held bytes. */
+void shim__fd_alias(struct shim_fd *f, int newfd)
+{
+	if (f->state != FD_DRAINING || f->alias >= 0 || newfd < 0 ||
+	    newfd >= shim.nfds || shim.fds[newfd])
+		return;
+	f->alias = newfd;
+	__atomic_store_n(&shim.fds[newfd], f, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&shim.owned_n, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * A draining fd whose held bytes (and pending error) are gone becomes
+ * pure passthrough: only now do its registrations go back into the
+ * kernel epoll sets, so the held bytes and the kernel never report the
+ * same fd twice.
+ */
+static void drained_draining(struct shim_fd *f)
 {
 	int i;
 
-	if (f->inflight || f->send_inflight || f->stail > f->shead)
-		return;
-	f->release_req = false;
-	shim__err_watch(f, false);
-	f->state = FD_DRAINING;
-	__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
-	shim__stats->accel_now = shim.accel_now;
-	STAT_INC(fallbacks);
+	if (f->err)
+		return;		/* keep it until the error is reported */
 	for (i = 0; i < f->nregs; i++) {
 		struct shim_reg *r = &f->regs[i];
 		struct epoll_event ev = {
@@ -590,7 +613,31 @@ static void finish_release(struct shim_fd *f)
 		STAT_INC(shim_syscalls);
 		real_epoll_ctl(r->ep->epfd, EPOLL_CTL_ADD, f->fd, &ev);
 	}
-	if (f->roff == f->rlen && !f->eof)
+	while (f->nregs)
+		shim__reg_unlink(&f->regs[0]);
+	table_clear(f->fd);
+	if (f->alias >= 0)
+		table_clear(f->alias);
+	f->alias = -1;
+	if (f->inflight || f->dirty) {
+		f->state = FD_ORPHAN;	/* last completion frees it */
+		__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	shim__fd_free(f);
+}
+
+static void finish_release(struct shim_fd *f)
+{
+	if (f->inflight || f->send_inflight || f->stail > f->shead)
+		return;
+	f->release_req = false;
+	shim__err_watch(f, false);
+	f->state = FD_DRAINING;
+	__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
+	shim__stats->accel_now = shim.accel_now;
+	STAT_INC(fallbacks);
+	if (f->roff == f->rlen && !f->err)
 		drained_draining(f);
 	else
 		shim__fd_notify(f);
@@ -676,6 +723,11 @@ void shim__forget_all_child(void)
 
 		if (!f)
 			continue;
+		if (f->alias >= 0) {
+			/* Both numbers point here: free it once. */
+			shim.fds[f->alias == fd ? f->fd : f->alias] = NULL;
+			f->alias = -1;
+		}
 		for (i = 0; child_readd && i < f->nregs; i++) {
 			struct shim_reg *r = &f->regs[i];
 			struct child_readd *c = &child_readd[child_readd_n++];
@@ -703,6 +755,7 @@ void shim__forget_all_child(void)
 	shim.dirty = NULL;
 	shim.dead_eps = NULL;
 	shim.accel_now = 0;
+	shim.owned_n = 0;
 	shim.queued_total = 0;
 	shim.orphans_n = 0;
 	shim__stats->accel_now = 0;
@@ -734,16 +787,65 @@ bool shim__child_readd_pending(void)
 /* ---- close / shutdown ---- */
 
 /*
+ * The peer is not reading and the app will not wait on the ring for it:
+ * stop the ring send (a cancelled send reports the bytes it did move) and
+ * let the drainer thread finish on a descriptor of its own.  shut_wr:
+ * f stays open (shutdown), the drainer gets a fresh dup and sends the
+ * FIN; otherwise f->fd is already our private dup (close).  Loop thread,
+ * lock held; f may be freed on return when it was an orphan.
+ */
+static void drain_in_background(struct shim_fd *f, bool shut_wr)
+{
+	int fd;
+
+	if (f->send_inflight) {
+		bool alive;
+
+		shim__ring_prep_cancel_send(f);
+		alive = kick_locked(f);
+		if (shut_wr ? !alive : shim.closing != f)
+			return;
+	}
+	if ((!shut_wr && shim.closing != f) || f->send_inflight ||
+	    f->stail == f->shead || f->hup)
+		return;
+	fd = shut_wr ? real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : f->fd;
+	if (fd < 0)
+		return;
+	if (shim__drain_handoff(f, fd, shut_wr)) {
+		if (shut_wr)
+			real_close(fd);
+		return;
+	}
+	if (shut_wr) {
+		f->shut_wr_pending = false;
+	} else {
+		f->own_fd = false;	/* the drainer closes it */
+		shim__fd_mark_dirty(f);
+		shim__ring_flush_dirty();	/* frees f if nothing is left */
+	}
+}
+
+/*
  * The app closes f->fd.  Queued bytes still go out (through a private dup
  * so a reused fd number can never receive them), the receive is
  * cancelled, registrations vanish as the kernel's would.  The caller does
  * the real close afterwards.
  */
-int shim__fd_close(struct shim_fd *f)
+int shim__fd_close(struct shim_fd *f, int fd)
 {
-	int fd = f->fd;
-
 	shim__err_watch(f, false);
+	if (f->state == FD_DRAINING && f->alias >= 0) {
+		/* A dup still holds the socket: only this number goes. */
+		if (fd == f->alias) {
+			f->alias = -1;
+		} else {
+			f->fd = f->alias;
+			f->alias = -1;
+		}
+		table_clear(fd);
+		return 0;
+	}
 	if (f->roff < f->rlen && f->state != FD_ORPHAN) {
 		/*
 		 * Closing with unread input makes the kernel reset the
@@ -753,11 +855,12 @@ int shim__fd_close(struct shim_fd *f)
 		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
 		STAT_INC(shim_syscalls);
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 	}
 	while (f->nregs)
 		shim__reg_unlink(&f->regs[0]);
-	__atomic_store_n(&shim.fds[fd], NULL, __ATOMIC_RELEASE);
+	if (f->state != FD_ORPHAN)
+		table_clear(fd);
 	if (f->state == FD_ACCEL) {
 		__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 		shim__stats->accel_now = shim.accel_now;
@@ -803,6 +906,9 @@ int shim__fd_close(struct shim_fd *f)
 			shim__ring_reap();
 			shim__ring_flush_dirty();
 		}
+		if (shim.closing == f && f->stail > f->shead && !f->hup &&
+		    f->own_fd)
+			drain_in_background(f, false);
 		if (shim.closing == f)
 			shim.closing = NULL;
 	} else {
@@ -832,6 +938,16 @@ int shim__fd_shutdown(struct shim_fd *f, int how)
 		if (f->stail > f->shead || f->send_inflight) {
 			f->shut_wr = true;
 			f->shut_wr_pending = true;
+			if (shim__on_loop_thread()) {
+				/* Kernel full: FIN from the drainer thread. */
+				drain_in_background(f, true);
+				if (!f->shut_wr_pending) {
+					if (how == SHUT_RDWR)
+						real_shutdown(fd, SHUT_RD);
+					shim__fd_notify(f);
+					return 0;
+				}
+			}
 			if (how == SHUT_RDWR)
 				real_shutdown(fd, SHUT_RD);
 			shim__fd_notify(f);

@@ -213,6 +213,7 @@ static void atfork_child(void)
 	cached_tid = 0;
 	shim.pid = getpid();
 	shim__stats_reopen_child();
+	shim__drain_child();
 	if (shim.ring_ok)
 		shim__ring_teardown_child();
 	WR(shim.loop_tid, 0);
@@ -272,6 +273,8 @@ __attribute__((destructor)) static void shim_dtor(void)
 
 	if (shim.pid == getpid() && shim__on_loop_thread())
 		shim__flush_all_sync();
+	if (shim.pid == getpid())
+		shim__drain_wait(5);
 	for (i = 0; i < SHIM_STATS_SLOTS; i++) {
 		accel += shim__stats->slot[i].accel_total;
 		enters += shim__stats->slot[i].enters;

@@ -102,6 +102,8 @@ struct shim_fd {
 	char *rbuf;
 	uint32_t rcap, roff, rlen;
 	bool eof;
+	int peek_off;			/* SO_PEEK_OFF, -1: off */
+	int alias;			/* a dup sharing the held bytes */
 	bool recv_armed;
 	bool recv_cancel;		/* cancel submitted */
 	bool recv_single;		/* armed into rbuf (not multishot) */
@@ -160,6 +162,7 @@ struct shim_global {
 	int orphans_n;			/* closed fds with ring work left */
 	struct shim_fd *closing;	/* fd close() is finishing */
 	int accel_now;
+	int owned_n;			/* fds with a table entry */
 	uint64_t queued_total;		/* bytes in all send queues */
 	int wake_fd;			/* eventfd the loop thread polls */
 	int err_epfd;			/* watches EOF'd sockets for ERR/HUP */
@@ -276,9 +279,10 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags);
 int shim__fd_release(struct shim_fd *f);
-int shim__fd_close(struct shim_fd *f);
+int shim__fd_close(struct shim_fd *f, int fd);
 int shim__fd_shutdown(struct shim_fd *f, int how);
 void shim__fd_free(struct shim_fd *f);
+void shim__fd_alias(struct shim_fd *f, int newfd);
 void shim__reg_unlink(struct shim_reg *r);
 void shim__reg_ready(struct shim_reg *r);
 void shim__reg_unready(struct shim_reg *r);
@@ -310,6 +314,12 @@ int shim__ring_pending_sqes(void);
 void shim__ring_flush_dirty(void);
 bool shim__fault_hit(int op, int *res);
 void shim__ring_wake(void);
+int shim__ring_prep_cancel_send(struct shim_fd *f);
+
+/* drain.c */
+int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr);
+void shim__drain_wait(int seconds);
+void shim__drain_child(void);
 void shim__err_watch(struct shim_fd *f, bool on);
 void shim__on_err_events(void);
 void shim__err_poll_arm(void);

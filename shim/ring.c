@@ -363,6 +363,18 @@ int shim__ring_prep_cancel(struct shim_fd *f)
 	return 0;
 }
 
+int shim__ring_prep_cancel_send(struct shim_fd *f)
+{
+	struct io_uring_sqe *sqe = get_sqe();
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_cancel64(sqe, ud_make(f, UD_SEND), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(f, UD_CANCEL));
+	f->inflight++;
+	return 0;
+}
+
 int shim__ring_prep_eppoll(struct shim_ep *ep)
 {
 	struct io_uring_sqe *sqe = get_sqe();

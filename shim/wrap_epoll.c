@@ -153,7 +153,10 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 	case EPOLL_CTL_ADD:
 		if (r)
 			return -EEXIST;
-		if (!ep->bound || f->nregs == SHIM_MAX_REGS) {
+		if (f->state == FD_DRAINING && f->nregs == SHIM_MAX_REGS)
+			return 1;
+		if (f->state == FD_ACCEL &&
+		    (!ep->bound || f->nregs == SHIM_MAX_REGS)) {
 			shim__fd_release(f);
 			return 1;
 		}
@@ -246,7 +249,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	shim_lock();
 	ep = shim__ep_get_locked(epfd);
 	f = shim__fd_get_locked(fd);
-	if (ep && f && f->state == FD_ACCEL) {
+	if (ep && f && (f->state == FD_ACCEL || f->state == FD_DRAINING)) {
 		ret = ctl_emulated(ep, f, op, ev);
 		if (ret <= 0) {
 			shim_unlock();
@@ -256,11 +259,6 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			}
 			return 0;
 		}
-	} else if (ep && f && f->state == FD_DRAINING && op == EPOLL_CTL_DEL) {
-		struct shim_reg *r = reg_find(f, ep);
-
-		if (r)
-			shim__reg_unlink(r);
 	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
 		   (op == EPOLL_CTL_ADD ? RD(shim.kreg[fd]) == 0 :
 		    op == EPOLL_CTL_MOD && RD(shim.kreg[fd]) == 1) &&
@@ -539,7 +537,7 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 	/* The loop thread must keep the ring moving while it blocks here. */
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
-	if (!RD(shim.accel_now))
+	if (!RD(shim.owned_n))
 		return false;
 	for (i = 0; i < n; i++)
 		if (fd_lookup_racy(fds[i].fd))
@@ -590,7 +588,7 @@ static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 			ep_make_kernel_only(fd);
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
-	if (!RD(shim.accel_now))
+	if (!RD(shim.owned_n))
 		return false;
 	for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||

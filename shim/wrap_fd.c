@@ -33,7 +33,7 @@ static void fd_forget(int fd)
 	WR(shim.kreg[fd], 0);
 	f = shim.fds[fd];
 	if (f)
-		shim__fd_close(f);
+		shim__fd_close(f, fd);
 	ep = shim.eps[fd];
 	if (!ep)
 		return;
@@ -141,6 +141,25 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val,
 	return REAL(getsockopt)(fd, level, name, val, len);
 }
 
+/* SO_PEEK_OFF on an accelerated socket: our buffer honours it too. */
+SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val,
+			   socklen_t len)
+{
+	struct shim_fd *f;
+
+	STAT_CALL(setsockopt);
+	if (likely(!fd_lookup_racy(fd)) || shim__depth ||
+	    level != SOL_SOCKET || name != SO_PEEK_OFF || !val ||
+	    len < sizeof(int))
+		return REAL(setsockopt)(fd, level, name, val, len);
+	shim_lock();
+	f = shim__fd_get_locked(fd);
+	if (f)
+		f->peek_off = *(const int *)val < 0 ? -1 : *(const int *)val;
+	shim_unlock();
+	return REAL(setsockopt)(fd, level, name, val, len);
+}
+
 static void release_fd(int fd)
 {
 	struct shim_fd *f;
@@ -161,6 +180,20 @@ static void mark_shared(int fd)
 		WR(shim.kreg[fd], UINT8_MAX);
 }
 
+/* A dup of a released fd with held bytes sees those bytes too. */
+static void alias_dup(int oldfd, int newfd)
+{
+	struct shim_fd *f;
+
+	if (likely(!fd_lookup_racy(oldfd)) || shim__depth || newfd < 0)
+		return;
+	shim_lock();
+	f = shim__fd_get_locked(oldfd);
+	if (f)
+		shim__fd_alias(f, newfd);
+	shim_unlock();
+}
+
 SHIM_EXPORT int dup(int fd)
 {
 	int ret;
@@ -171,6 +204,7 @@ SHIM_EXPORT int dup(int fd)
 	if (ret >= 0) {
 		mark_shared(fd);
 		mark_shared(ret);
+		alias_dup(fd, ret);
 	}
 	return ret;
 }
@@ -187,6 +221,7 @@ static int dup_over(int oldfd, int newfd, int flags, bool three)
 	if (ret >= 0 && oldfd != newfd) {
 		mark_shared(oldfd);
 		mark_shared(newfd);
+		alias_dup(oldfd, newfd);
 	}
 	return ret;
 }
@@ -218,6 +253,7 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
 		if (ret >= 0) {
 			mark_shared(fd);
 			mark_shared(ret);
+			alias_dup(fd, ret);
 		}
 		return ret;
 	case F_SETFL:
