@@ -30,23 +30,49 @@ void shim__on_eppoll(struct shim_ep *ep, int res)
 		ep->kready = true;	/* let the real epoll_wait tell */
 }
 
+/* Kernel-set events, fetched at the moment they are returned. */
+static int collect_kernel(struct shim_ep *ep, struct epoll_event *out,
+			  int room)
+{
+	int n;
+
+	if (!ep->kready || room <= 0)
+		return 0;	/* still ready next time when no room */
+	ep->kready = false;
+	STAT_INC(shim_syscalls);
+	n = real_epoll_wait(ep->epfd, out, room, 0);
+	return n < 0 ? 0 : n;
+}
+
+static int collect_emulated(struct shim_ep *ep, struct epoll_event *out,
+			    int max);
+
 /*
- * Move up to max events into out: kernel events first (they are fetched
- * now), then the emulated ready list, rotating level-triggered entries to
- * the tail so no fd starves.
+ * Move up to max events into out.  Kernel events and the emulated ready
+ * list take turns going first, and level-triggered entries rotate to the
+ * tail, so nothing starves even with maxevents 1.
  */
 static int collect(struct shim_ep *ep, struct epoll_event *out, int max)
+{
+	int n;
+
+	ep->kfirst = !ep->kfirst;
+	if (ep->kfirst) {
+		n = collect_kernel(ep, out, max);
+		return n + collect_emulated(ep, out + n, max - n);
+	}
+	n = collect_emulated(ep, out, max);
+	return n + collect_kernel(ep, out + n, max - n);
+}
+
+static int collect_emulated(struct shim_ep *ep, struct epoll_event *out,
+			    int max)
 {
 	struct shim_reg *r, *next, *stop;
 	int n = 0;
 
-	if (ep->kready) {
-		ep->kready = false;
-		STAT_INC(shim_syscalls);
-		n = real_epoll_wait(ep->epfd, out, max, 0);
-		if (n < 0)
-			n = 0;
-	}
+	if (max <= 0)
+		return 0;
 	stop = ep->ready_tail;
 	for (r = ep->ready_head; r && n < max; r = next) {
 		uint32_t m;

@@ -137,6 +137,7 @@ struct shim_ep {
 	bool kready;			/* kernel set has events */
 	bool dead;			/* app closed it; free on poll CQE */
 	bool nobind;			/* polled or nested: kernel only */
+	bool kfirst;			/* kernel events first this time */
 	struct shim_ep *dead_next;	/* waiting for the loop's cancel */
 	int nemul;			/* emulated registrations */
 	struct shim_reg *ready_head, *ready_tail;
