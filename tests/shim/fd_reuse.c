@@ -5,7 +5,9 @@
  * closed; the next accept() returns the same number (lowest free fd). The
  * new socket must show no stale data, no stale events, and its peer must not
  * receive the old socket's bytes (those go to the old peer, then EOF). The
- * same for a number reused by socket() + connect(), and by pipe().
+ * same for a number reused by socket() + connect(), and by pipe(). An
+ * epoll fd number reused by a new set carries none of the old set's
+ * registrations, and a socket at a high fd number works as any other.
  */
 #include "conform.h"
 
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -68,6 +71,55 @@ static void check_clean(int epfd, int fd, int peer, bool answer)
 		ret = write(fd, "new-output", 10);
 		expect(ret == 10);
 	}
+}
+
+/*
+ * An epoll fd number reused by a new set must not carry the old set's
+ * registrations; a socket moved to a high fd number (near RLIMIT_NOFILE,
+ * at most 4000) works like any other.
+ */
+static void epoll_fd_reuse_and_high_fd(void)
+{
+	int old_peer, old_conn, peer, conn, old_set, set, number, high;
+	struct rlimit limit;
+	char buf[8];
+	ssize_t ret;
+
+	tcp_pair(AF_INET, &old_peer, &old_conn);
+	old_set = epoll_new();
+	epoll_add(old_set, old_conn, EPOLLIN, 1);
+	number = old_set;
+	close(old_set);
+	set = epoll_new();
+	say("epoll fd number reused: %s", set == number ? "yes" : "no");
+	tcp_pair(AF_INET, &peer, &conn);
+	epoll_add(set, conn, EPOLLIN, 3);
+	expect(write(old_peer, "old", 3) == 3);
+	wait_fd(old_conn, POLLIN);
+	epoll_report(set, 0, "new set, old set's socket has input", NULL, 0);
+	expect(write(peer, "new", 3) == 3);
+	epoll_report(set, WAIT_MS, "new set, its socket has input", NULL, 0);
+	close(conn);
+	close(peer);
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+		die_errno("getrlimit");
+	high = limit.rlim_cur > 4001 ? 4000 : (int)limit.rlim_cur - 1;
+	tcp_pair(AF_INET, &peer, &conn);
+	ret = dup2(conn, high);
+	say("socket moved to a high fd: %s", ret == high ? "ok" :
+						     result_text(ret));
+	close(conn);
+	epoll_add(set, high, EPOLLIN, 4);
+	expect(write(peer, "hi", 2) == 2);
+	epoll_report(set, WAIT_MS, "high fd has input", NULL, 0);
+	ret = read(high, buf, sizeof(buf));
+	say("read on the high fd: %s", result_text(ret));
+	close(high);
+	close(peer);
+	close(set);
+	close(old_conn);
+	close(old_peer);
 }
 
 int main(void)
@@ -140,5 +192,6 @@ int main(void)
 
 	close(epfd);
 	close(listener);
+	epoll_fd_reuse_and_high_fd();
 	return conform_finish();
 }
