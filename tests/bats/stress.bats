@@ -74,18 +74,25 @@ stop_ms() {
 	grep -q '^summary: ' "$ms_out" || fail "no summary line"
 }
 
-# lg ARGS... - loadgen --deterministic against the started server; must
-# exit 0 with "errors 0"; sets digest. STRESS_SCALE (make soak) multiplies
-# every --orders count.
-lg() {
-	local a=() prev=
+# scale_args ARGS... - ARGS with every --orders count multiplied by
+# STRESS_SCALE (make soak), in the array scaled.
+scale_args() {
+	local prev= arg
+	scaled=()
 	for arg in "$@"; do
 		[ "$prev" = --orders ] && arg=$((arg * ${STRESS_SCALE:-1}))
-		a+=("$arg")
+		scaled+=("$arg")
 		prev=$arg
 	done
+}
+
+# lg ARGS... - loadgen --deterministic against the started server; must
+# exit 0 with "errors 0"; sets digest.
+lg() {
+	scale_args "$@"
 	run timeout $((120 * ${STRESS_SCALE:-1})) "$BUILD_DIR/loadgen" \
-		--host 127.0.0.1 --port "$ms_port" --deterministic --quiet "${a[@]}"
+		--host 127.0.0.1 --port "$ms_port" --deterministic --quiet \
+		"${scaled[@]}"
 	[ "$status" -eq 0 ] || { echo "$output"; fail "loadgen exit $status"; }
 	assert_output --regexp 'errors +0'
 	digest=$(sed -n 's/^digest: //p' <<<"$output")
@@ -231,9 +238,10 @@ plain_digest() {
 		start_ms shim URINGSHIM_FAULT=$spec URINGSHIM_ADAPTIVE=0 \
 			URINGSHIM_RING_ENTRIES=8 -- --quiet
 		if [ "$spec" = eagain:1 ] && [ -x "$SHIM_STAT" ]; then
+			scale_args "${args[@]}"
 			run timeout 120 "$BUILD_DIR/loadgen" --host 127.0.0.1 \
 				--port "$ms_port" --deterministic --quiet \
-				"${args[@]}"
+				"${scaled[@]}"
 			# Known shim bug (reported): a retry loop spins and the
 			# server stops answering.
 			if [ "$status" -ne 0 ] &&
