@@ -9,7 +9,8 @@
  * Writes made before an interrupted wait are not lost. A helper thread
  * keeps sending the signal every few milliseconds until the main thread is
  * done, so there is no race against entering the wait; how many signals
- * were handled is timing and only checked to be at least one.
+ * were handled is timing and only checked to be at least one. Waits that
+ * time out return 0 no earlier than their timeout.
  */
 #include "conform.h"
 
@@ -108,6 +109,49 @@ static void *late_writer_run(void *arg)
 	return NULL;
 }
 
+static long ms_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000 +
+	       (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/*
+ * A wait returns 0 only once its timeout has passed, even while the shim
+ * completes a send in the background during it. A lower bound on elapsed
+ * time is the semantic (not a performance figure); 5 ms of slack covers
+ * clock granularity.
+ */
+static void timeouts_are_kept(int epfd, int conn, int peer)
+{
+	struct pollfd pfd = { .fd = conn, .events = POLLIN };
+	struct timespec start;
+	struct epoll_event ev;
+	char buf[16];
+	long elapsed;
+	int n;
+
+	expect(write(conn, "during", 6) == 6);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	n = epoll_wait(epfd, &ev, 1, 200);
+	elapsed = ms_since(&start);
+	say("epoll_wait(200) with a send pending: n=%d, not early: %s", n,
+	    n != 0 || elapsed >= 195 ? "yes" : "NO");
+	expect(n == 0 && elapsed >= 195);
+	expect(read_stream(peer, buf, 6, &(bool){ false }, &(int){ 0 }) == 6);
+
+	expect(write(conn, "during", 6) == 6);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	n = poll(&pfd, 1, 200);
+	elapsed = ms_since(&start);
+	say("poll(200) with a send pending: n=%d, not early: %s", n,
+	    n != 0 || elapsed >= 195 ? "yes" : "NO");
+	expect(n == 0 && elapsed >= 195);
+	expect(read_stream(peer, buf, 6, &(bool){ false }, &(int){ 0 }) == 6);
+}
+
 int main(void)
 {
 	char buf[16];
@@ -181,6 +225,8 @@ int main(void)
 	expect(ret == -1 && errno == EINTR);
 
 	signal(SIGUSR1, SIG_DFL);
+	set_nonblock(conn, true);
+	timeouts_are_kept(epfd, conn, peer);
 	close(epfd);
 	close(conn);
 	close(peer);
