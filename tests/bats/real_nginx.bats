@@ -171,3 +171,28 @@ check_wrk() {
 	finish_nginx
 	[ $used -eq 1 ] || fail "no worker entered io_uring:$why"
 }
+
+# check_signals - SIGUSR1 (reopen logs: a handled signal, so epoll_wait
+# returns EINTR) to every worker each millisecond while files download.
+check_signals() {
+	local p senders=()
+	for p in $workers; do
+		python3 "$BATS_TEST_DIRNAME/stress_peers.py" signals "$p" 10 1 3 \
+			>"$BATS_TEST_TMPDIR/sig.$p" &
+		senders+=($!)
+	done
+	check_files
+	wait "${senders[@]}"
+	for p in $workers; do
+		grep -qE 'signals: [0-9]{3,} sent' "$BATS_TEST_TMPDIR/sig.$p" ||
+			fail "worker $p: too few signals: $(cat "$BATS_TEST_TMPDIR/sig.$p")"
+	done
+}
+
+@test "nginx plain: SIGUSR1 to the workers every ms, files still identical" {
+	start_nginx plain; check_signals; finish_nginx
+}
+
+@test "nginx shim: SIGUSR1 to the workers every ms, files still identical" {
+	start_nginx shim; check_signals; finish_nginx
+}
