@@ -73,7 +73,7 @@ start_bg() {
 	echo "$started_pid" >>"$BATS_TEST_TMPDIR/pids"
 }
 
-# stop_pid PID - SIGTERM, then SIGKILL after 5 s; returns the exit status.
+# stop_pid PID - SIGTERM, then SIGKILL after 5 s.
 stop_pid() {
 	local pid=$1 i
 	kill -TERM "$pid" 2>/dev/null || return 0
@@ -81,8 +81,8 @@ stop_pid() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 }
 
 # stop_started - stop every process this test started (teardown).

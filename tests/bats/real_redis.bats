@@ -21,7 +21,7 @@ start_redis() {
 	[ "$1" = shim ] && require_shim
 	mode=$1
 	port=$(free_port)
-	start_bg "$mode" "$BATS_TEST_TMPDIR/redis.log" \
+	start_bg "$mode" "$BATS_TEST_TMPDIR/redis.log" env ${redis_env:-} \
 		redis-server --port "$port" --bind 127.0.0.1 --save '' \
 		--appendonly no --dir "$BATS_TEST_TMPDIR" --maxclients 1000 \
 		--protected-mode no
@@ -192,4 +192,21 @@ check_pubsub() {
 
 @test "redis shim: pub-sub delivers every message in order" {
 	start_redis shim; check_pubsub; finish_redis
+}
+
+@test "redis shim: injected ring faults, redis-benchmark loses no INCR" {
+	local spec
+	require_shim
+	grep -q 'sq-full' "$SHIM_LIB" || skip "shim has no URINGSHIM_FAULT"
+	for spec in sq-full enomem:3 enobufs:2 eagain:5; do
+		redis_env="URINGSHIM_FAULT=$spec URINGSHIM_ADAPTIVE=0 URINGSHIM_RING_ENTRIES=8"
+		start_redis shim
+		check_benchmark
+		finish_redis
+		if [[ $spec == *:* ]] && [ -x "$SHIM_STAT" ]; then
+			[ "$(shim_stat_field "$redis_pid" fallbacks)" -gt 0 ] ||
+				fail "FAULT=$spec: no injected error seen"
+		fi
+		stop_pid "$redis_pid"
+	done
 }
