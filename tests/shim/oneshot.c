@@ -5,7 +5,8 @@
  * unread bytes nor new arrivals) until the application re-arms it with
  * EPOLL_CTL_MOD, which may change the events and the epoll_data; the next
  * report then carries the new data. The check that nothing is reported
- * while disarmed waits a short while after a new arrival.
+ * while disarmed waits a short while after a new arrival. Registration
+ * changes with input held: DEL + ADD, and one socket in two sets.
  */
 #include "conform.h"
 
@@ -17,6 +18,56 @@
 
 /* How long "no report while disarmed" is watched for. */
 #define QUIET_MS 200
+
+/*
+ * Registration changes with input already held: DEL then ADD with EPOLLET
+ * reports the held input once; the same socket added to a second set is
+ * reported there too, each set keeping its own data and mode; a new
+ * arrival reaches both. (How many bytes one read returns is not the point:
+ * the stream is read whole.)
+ */
+static void registrations(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, first, second, n, err;
+	char buf[16];
+	size_t got;
+	bool eof;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	first = epoll_new();
+	second = epoll_new();
+	epoll_add(first, conn, EPOLLIN, 1);
+	expect(write(peer, "held", 4) == 4);
+	expect(epoll_wait(first, ev, 1, WAIT_MS) == 1);
+	epoll_ctl(first, EPOLL_CTL_DEL, conn, NULL);
+	n = epoll_report(first, 0, "after DEL", ev, 4);
+	expect(n == 0);
+	epoll_add(first, conn, EPOLLIN | EPOLLET, 2);
+	n = epoll_report(first, 0, "ADD again, ET, input held", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 2);
+	n = epoll_report(first, 0, "ET, nothing new", ev, 4);
+	expect(n == 0);
+	epoll_add(second, conn, EPOLLIN, 3);
+	n = epoll_report(second, 0, "second set, input held", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 3);
+	n = epoll_report(first, 0, "first set, nothing new", ev, 4);
+	expect(n == 0);
+	expect(write(peer, "more", 4) == 4);
+	n = epoll_report(first, WAIT_MS, "first set, new arrival", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 2);
+	n = epoll_report(second, WAIT_MS, "second set, new arrival", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 3);
+	got = read_stream(conn, buf, 8, &eof, &err);
+	say("read: '%.*s'", (int)got, buf);
+	expect(got == 8 && !memcmp(buf, "heldmore", 8));
+	n = epoll_report(second, 0, "second set, drained", ev, 4);
+	expect(n == 0);
+	close(first);
+	close(second);
+	close(conn);
+	close(peer);
+}
 
 int main(void)
 {
@@ -94,5 +145,6 @@ int main(void)
 	close(epfd);
 	close(conn);
 	close(peer);
+	registrations();
 	return conform_finish();
 }
