@@ -75,6 +75,19 @@ load shim_semantics_helpers
 	check_shim dup recv_single
 }
 
+@test "efault: plain" {
+	check_plain efault
+}
+@test "efault: shim default" {
+	check_shim efault default
+}
+@test "efault: shim adaptive0" {
+	check_shim efault adaptive0
+}
+@test "efault: shim recv_single" {
+	check_shim efault recv_single
+}
+
 @test "eintr: plain" {
 	check_plain eintr
 }
