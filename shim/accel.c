@@ -637,10 +637,9 @@ static void finish_release(struct shim_fd *f)
 	__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 	shim__stats->accel_now = shim.accel_now;
 	STAT_INC(fallbacks);
+	/* Not an edge: registrations keep their ready-list state. */
 	if (f->roff == f->rlen && !f->err)
 		drained_draining(f);
-	else
-		shim__fd_notify(f);
 	pthread_cond_broadcast(&shim.cond);
 }
 

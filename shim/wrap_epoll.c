@@ -155,6 +155,10 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 			return -EEXIST;
 		if (f->state == FD_DRAINING && f->nregs == SHIM_MAX_REGS)
 			return 1;
+		/* Another set of the loop thread's: it becomes bound too. */
+		if (f->state == FD_ACCEL && !ep->bound && !ep->nobind &&
+		    can_bind() && shim.state == SHIM_STATE_ACTIVE)
+			WR(ep->bound, true);
 		if (f->state == FD_ACCEL &&
 		    (!ep->bound || f->nregs == SHIM_MAX_REGS)) {
 			shim__fd_release(f);
