@@ -64,6 +64,7 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 		free(f);
 		return NULL;
 	}
+	shim__safecopy_install();
 	f->fd = fd;
 	f->state = FD_ACCEL;
 	f->rcap = shim.cfg.recv_buf;
@@ -233,8 +234,13 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 
 		if (n > avail - done)
 			n = avail - done;
-		if (!(flags & MSG_TRUNC))
-			memcpy(iov[i].iov_base, f->rbuf + from + done, n);
+		if (!(flags & MSG_TRUNC) &&
+		    !shim__copy(iov[i].iov_base, f->rbuf + from + done, n)) {
+			/* Bad buffer: what fit before it, else EFAULT. */
+			if (!done)
+				return -EFAULT;
+			break;
+		}
 		done += n;
 	}
 	if ((flags & MSG_TRUNC) && !iovcnt)
@@ -311,6 +317,7 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags)
 {
 	size_t total = iov_total(iov, iovcnt), room, done = 0, skip;
+	size_t round_start;
 	int i, e;
 
 	(void)flags;
@@ -335,6 +342,7 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 
 			n = want < room ? want : room;
 			skip = done;
+			round_start = done;
 			for (i = 0; i < iovcnt && n; i++) {
 				size_t len = iov[i].iov_len, take;
 
@@ -343,8 +351,22 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 					continue;
 				}
 				take = len - skip < n ? len - skip : n;
-				memcpy(f->sbuf + f->stail,
-				       (char *)iov[i].iov_base + skip, take);
+				if (!shim__copy(f->sbuf + f->stail,
+						(char *)iov[i].iov_base + skip,
+						take)) {
+					/*
+					 * Bad buffer: like the kernel, the
+					 * bytes sharing its segment go too.
+					 */
+					f->stail -= done - round_start;
+					queued_add(-(int64_t)(done -
+							      round_start));
+					done = round_start;
+					if (!done)
+						return -EFAULT;
+					total = done;
+					break;
+				}
 				f->stail += take;
 				queued_add(take);
 				done += take;

@@ -317,6 +317,10 @@ bool shim__fault_hit(int op, int *res);
 void shim__ring_wake(void);
 int shim__ring_prep_cancel_send(struct shim_fd *f);
 
+/* safecopy.c */
+void shim__safecopy_install(void);
+bool shim__copy(void *dst, const void *src, size_t n);
+
 /* drain.c */
 int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr);
 void shim__drain_wait(int seconds);
