@@ -21,7 +21,7 @@ SYSCTL=/proc/sys/kernel/io_uring_disabled
 CORNERS=(backpressure blocking close_flush connect dup efault eintr errors
 	 et fd_reuse fionread_peek fork fortify ipv6 lt mixed_set
 	 nonblock_toggle oneshot peer_reset poll_select rdhup sendfile_order
-	 shutdown_flush threads writev_large)
+	 shutdown_flush signal_write threads writev_large)
 
 setup() {
 	[ -x "$DENY_URING" ] || fail "$DENY_URING not built"

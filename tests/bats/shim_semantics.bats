@@ -309,6 +309,19 @@ load shim_semantics_helpers
 	check_shim shutdown_flush recv_single
 }
 
+@test "signal_write: plain" {
+	check_plain signal_write
+}
+@test "signal_write: shim default" {
+	check_shim signal_write default
+}
+@test "signal_write: shim adaptive0" {
+	check_shim signal_write adaptive0
+}
+@test "signal_write: shim recv_single" {
+	check_shim signal_write recv_single
+}
+
 @test "threads: plain" {
 	check_plain threads
 }
