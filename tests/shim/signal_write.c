@@ -90,7 +90,7 @@ int main(void)
 	tcp_pair(AF_INET, &peer, &conn);
 	tcp_pair(AF_INET, &hpeer, &hconn);
 	serve_fd(hconn);
-	/* Blocking, as many self-pipes are: a write to it is a blocking call. */
+	/* Blocking, as many self-pipes are: writing it is a blocking call. */
 	if (pipe(pipefd) < 0)
 		die_errno("pipe");
 	self_pipe = pipefd[1];
