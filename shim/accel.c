@@ -60,7 +60,11 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 	if (!f)
 		return NULL;
 	f->rbuf = malloc(shim.cfg.recv_buf);
-	if (!f->rbuf) {
+	/* The send queue too, now: a write may come from a signal handler. */
+	f->sbuf = malloc(shim.cfg.send_max_fd);
+	if (!f->rbuf || !f->sbuf) {
+		free(f->rbuf);
+		free(f->sbuf);
 		free(f);
 		return NULL;
 	}

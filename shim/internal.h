@@ -187,14 +187,16 @@ extern __thread int shim__depth;
  */
 static inline void shim_lock(void)
 {
+	shim__depth++;		/* before: no window with the lock held */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&shim.lock);
-	shim__depth++;
 }
 
 static inline void shim_unlock(void)
 {
-	shim__depth--;
 	pthread_mutex_unlock(&shim.lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	shim__depth--;
 }
 
 /* init.c */
