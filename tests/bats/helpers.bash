@@ -100,3 +100,16 @@ run_script() {
 	shift
 	run client "$@" <<<"$text"
 }
+
+# wait_for_line FILE REGEX [SECONDS] - wait until FILE has a line matching
+# REGEX (a background client reached a point), at most SECONDS (default 20).
+wait_for_line() {
+	local file=$1 regex=$2 i
+
+	for ((i = 0; i < ${3:-20} * 20; i++)); do
+		grep -qE -- "$regex" "$file" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for /$regex/ in $file" >&2
+	return 1
+}

@@ -262,14 +262,15 @@ EOF
 	client --rcvbuf 4096 >"$BATS_TEST_TMPDIR/slow.out" <<'EOF' &
 hello
 sub 1
-stall 3000
+stall 5000
 drain
 EOF
 	local slow=$!
-	sleep 0.5
-	run client --flood 60000 --symbol 1 --cross --window 500
+	# The flood must start after the subscription took effect.
+	wait_for_line "$BATS_TEST_TMPDIR/slow.out" "^a: tob sym=1 "
+	run client --flood 200000 --symbol 1 --cross --window 500
 	assert_success
-	assert_output "flood: sent=60000 accepted=60000 rejected=0 eof=0"
+	assert_output "flood: sent=200000 accepted=200000 rejected=0 eof=0"
 	wait "$slow"
 	run grep -c "slow consumer: conn 1 .*exceeds --max-outbuf 65536" \
 		"$SERVER_LOG"
