@@ -9,6 +9,8 @@
  * in flight per fd); errors come back on the next call (deferred errors).
  */
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -427,6 +429,69 @@ static bool transient(int res)
 }
 
 /*
+ * Transient ring errors in a row on one fd before its I/O takes the plain
+ * syscall instead: retrying is bounded, a persistent failure degrades to
+ * the direct path and progress is always made.
+ */
+#define RING_RETRY_MAX	4
+
+/*
+ * The ring's receive keeps failing: a plain non-blocking recv into rbuf
+ * (no receive is armed, so rbuf is ours to compact).  Returns bytes, 0 at
+ * EOF, or -errno; -EAGAIN with nothing to read arms a poll for input, or
+ * nothing when rbuf is full (the app's read re-arms).
+ */
+static int recv_direct(struct shim_fd *f)
+{
+	ssize_t n;
+
+	if (f->roff) {
+		memmove(f->rbuf, f->rbuf + f->roff, f->rlen - f->roff);
+		f->rlen -= f->roff;
+		f->roff = 0;
+	}
+	if (f->rlen == f->rcap)
+		return -EAGAIN;
+	STAT_INC(fallbacks);
+	STAT_INC(shim_syscalls);
+	n = real_recv(f->fd, f->rbuf + f->rlen, f->rcap - f->rlen,
+		      MSG_DONTWAIT);
+	if (n > 0) {
+		f->rlen += n;
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		shim__ring_prep_recv_wait(f);
+		return -EAGAIN;
+	}
+	return -errno;
+}
+
+/*
+ * The ring's send keeps failing: a plain non-blocking send of the queue
+ * (nothing in flight).  Returns bytes or -errno; when the kernel is full
+ * a poll waits for room and 0 is returned.
+ */
+static int send_direct(struct shim_fd *f)
+{
+	ssize_t n;
+
+	STAT_INC(fallbacks);
+	STAT_INC(shim_syscalls);
+	n = real_send(f->fd, f->sbuf + f->shead, f->stail - f->shead,
+		      MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		shim__ring_prep_send_wait(f);
+		return 0;
+	}
+	return -errno;
+}
+
+/*
  * Append bytes a multishot receive left in a ring buffer.  rbuf belongs to
  * us alone in that mode, so it may move: compact, else grow (only when
  * the app lags; the arm condition stops pulling past one rcap unread).
@@ -465,7 +530,7 @@ static void recv_append(struct shim_fd *f, const char *data, size_t len)
  */
 void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data)
 {
-	bool was_single = f->recv_single;
+	bool was_single = f->recv_single, direct = false;
 
 	if (!more) {
 		f->inflight--;
@@ -477,14 +542,26 @@ void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data)
 			maybe_free_orphan(f);
 		return;
 	}
+	if (transient(res) && !more && f->state == FD_ACCEL &&
+	    !f->release_req && !f->eof && !f->hup &&
+	    ++f->ring_fails >= RING_RETRY_MAX) {
+		res = recv_direct(f);
+		direct = true;
+	}
 	if (res > 0) {
-		if (data)
+		if (direct)
+			;		/* already in rbuf */
+		else if (data)
 			recv_append(f, data, res);
 		else if (was_single)
 			f->rlen += res;
 		else
-			res = 0;	/* a buffer-less multishot result */
+			res = 0;	/* buffer-less: multishot or a poll */
+		if (res && !direct)
+			f->ring_fails = 0;
 		STAT_ADD(bytes_recv, res);
+	} else if (direct && res == -EAGAIN) {
+		/* counted by recv_direct; a poll or the app re-arms */
 	} else if (res == -EINVAL && !more && shim.multishot && !was_single) {
 		/* Multishot refused (before 6.0): single-shot from now on. */
 		shim.multishot = false;
@@ -521,6 +598,13 @@ void shim__on_send(struct shim_fd *f, int res)
 
 	f->inflight--;
 	f->send_inflight = false;
+	if (transient(res) && !f->hup && f->stail > f->shead &&
+	    ++f->ring_fails >= RING_RETRY_MAX) {
+		res = send_direct(f);
+		inflight_len = f->stail - f->shead;
+	} else if (res > 0 && inflight_len) {
+		f->ring_fails = 0;
+	}
 	if (res >= 0) {
 		if ((uint32_t)res > inflight_len)
 			res = inflight_len;
@@ -852,6 +936,26 @@ static void drain_in_background(struct shim_fd *f, bool shut_wr)
 }
 
 /*
+ * Is input left unread at close: in our buffer, in a completion the ring
+ * already posted (loop thread: dispatched first), or in the kernel's
+ * receive queue (SIOCINQ; a received FIN does not count)?
+ */
+static bool close_has_unread(struct shim_fd *f, int fd)
+{
+	int inq = 0;
+
+	if (f->roff < f->rlen)
+		return true;
+	if (shim__on_loop_thread() && !f->release_req) {
+		shim__ring_reap();	/* cannot free f: not closing */
+		if (f->roff < f->rlen)
+			return true;
+	}
+	STAT_INC(shim_syscalls);
+	return !real_ioctl(fd, SIOCINQ, &inq) && inq > 0;
+}
+
+/*
  * The app closes f->fd.  Queued bytes still go out (through a private dup
  * so a reused fd number can never receive them), the receive is
  * cancelled, registrations vanish as the kernel's would.  The caller does
@@ -859,6 +963,10 @@ static void drain_in_background(struct shim_fd *f, bool shut_wr)
  */
 int shim__fd_close(struct shim_fd *f, int fd)
 {
+	/* First: dispatching may still put f on the error watch. */
+	bool abort = f->state == FD_ACCEL ? close_has_unread(f, fd) :
+		     f->state == FD_DRAINING && f->roff < f->rlen;
+
 	shim__err_watch(f, false);
 	if (f->state == FD_DRAINING && f->alias >= 0) {
 		/* A dup still holds the socket: only this number goes. */
@@ -871,16 +979,36 @@ int shim__fd_close(struct shim_fd *f, int fd)
 		table_clear(fd);
 		return 0;
 	}
-	if (f->roff < f->rlen && f->state != FD_ORPHAN) {
+	if (abort) {
 		/*
 		 * Closing with unread input makes the kernel reset the
-		 * connection; that input sits in our buffer, not the
-		 * kernel's, so ask for the reset explicitly.
+		 * connection at once and discard what it could not send
+		 * (tcp_close).  Do the same: our queue goes to the kernel
+		 * as far as it has room (without the shim those bytes would
+		 * already be there), the rest is dropped (hup: no send is
+		 * made or resumed, the orphan is freed as soon as the ring
+		 * lets go of it), and no private dup is kept, so the real
+		 * close is the last reference and sends the RST.
 		 */
 		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
+		if (!f->send_inflight && f->stail > f->shead) {
+			ssize_t n = real_send(fd, f->sbuf + f->shead,
+					      f->stail - f->shead,
+					      MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			STAT_INC(shim_syscalls);
+			if (n > 0) {
+				f->shead += n;
+				queued_add(-(int64_t)n);
+				STAT_ADD(bytes_sent, n);
+			}
+		}
 		STAT_INC(shim_syscalls);
 		real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		f->hup = true;
+		if (f->send_inflight && shim__on_loop_thread())
+			shim__ring_prep_cancel_send(f);
 	}
 	while (f->nregs)
 		shim__reg_unlink(&f->regs[0]);
@@ -907,7 +1035,7 @@ int shim__fd_close(struct shim_fd *f, int fd)
 	f->state = FD_ORPHAN;
 	__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
 	f->release_req = false;
-	if (!f->inflight && f->stail == f->shead) {
+	if (!f->inflight && (f->stail == f->shead || f->hup)) {
 		if (!f->dirty)
 			shim__fd_free(f);
 		return 0;

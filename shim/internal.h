@@ -120,6 +120,7 @@ struct shim_fd {
 	bool hup;			/* connection dead: EPOLLHUP, EPIPE */
 	bool own_fd;			/* fd is our private dup (orphans) */
 	bool release_req;		/* hand back to the kernel */
+	uint8_t ring_fails;		/* transient ring errors in a row */
 
 	bool dirty;			/* on shim.dirty list */
 	struct shim_fd *dirty_next;
@@ -301,7 +302,7 @@ int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
 
 /* ring.c: the only file that touches io_uring memory (loop thread only) */
 enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP,
-       UD_ERREP };
+       UD_ERREP, UD_FAULT_RECV, UD_FAULT_SEND };
 int shim__ring_setup(void);
 void shim__ring_teardown_child(void);
 bool shim__ring_active(void);
@@ -315,7 +316,8 @@ int shim__ring_submit_wait(unsigned int wait_nr, const struct timespec *ts,
 int shim__ring_reap(void);
 int shim__ring_pending_sqes(void);
 void shim__ring_flush_dirty(void);
-bool shim__fault_hit(int op, int *res);
+int shim__ring_prep_recv_wait(struct shim_fd *f);
+int shim__ring_prep_send_wait(struct shim_fd *f);
 void shim__ring_wake(void);
 int shim__ring_prep_cancel_send(struct shim_fd *f);
 

@@ -93,7 +93,7 @@ static unsigned int fault_every, fault_count;
 /*
  * Spec: "sq-full" (every SQE grab first finds the SQ full), "cq-overflow"
  * (a CQ no larger than the SQ), or "enomem:N" / "enobufs:N" / "eagain:N"
- * (every Nth send/recv completion fails with that error).
+ * (every Nth send/recv fails with that error before it runs).
  */
 static void fault_parse(const char *spec)
 {
@@ -128,20 +128,16 @@ static void fault_parse(const char *spec)
 		  spec);
 }
 
-/* The one hook point: may rewrite a send/recv completion result. */
-bool shim__fault_hit(int op, int *res)
+/*
+ * The hook: should this send/recv fail instead of running?  It then
+ * becomes a NOP whose completion reports the error.  Real completions are
+ * never rewritten: a result that moved bytes cannot pretend to fail (the
+ * bytes are gone or on the wire), and an EOF or a real error turned into
+ * a retryable one would be retried for ever.
+ */
+static bool fault_now(void)
 {
-	if (fault_kind != FAULT_ERRNO || (op != UD_RECV && op != UD_SEND))
-		return false;
-	if (++fault_count % fault_every)
-		return false;
-	/* A recv that got data cannot pretend to fail: the bytes are gone. */
-	if (op == UD_RECV && *res > 0)
-		return false;
-	if (op == UD_SEND && *res > 0)
-		return false;
-	*res = -fault_errno;
-	return true;
+	return fault_kind == FAULT_ERRNO && !(++fault_count % fault_every);
 }
 
 /* ---- setup ---- */
@@ -312,10 +308,14 @@ static inline uint64_t ud_make(void *p, int kind)
 int shim__ring_prep_recv(struct shim_fd *f)
 {
 	struct io_uring_sqe *sqe = get_sqe();
+	int kind = UD_RECV;
 
 	if (!sqe)
 		return -EBUSY;
-	if (shim.multishot) {
+	if (fault_now()) {
+		io_uring_prep_nop(sqe);
+		kind = UD_FAULT_RECV;
+	} else if (shim.multishot) {
 		io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = BUF_GROUP;
@@ -324,6 +324,23 @@ int shim__ring_prep_recv(struct shim_fd *f)
 				   f->rcap - f->rlen, 0);
 		f->recv_single = true;
 	}
+	io_uring_sqe_set_data64(sqe, ud_make(f, kind));
+	f->recv_armed = true;
+	f->inflight++;
+	return 0;
+}
+
+/*
+ * The receive after a direct recv found nothing: wait for input with a
+ * poll, completed (and cancelled) as a receive that carried no bytes.
+ */
+int shim__ring_prep_recv_wait(struct shim_fd *f)
+{
+	struct io_uring_sqe *sqe = get_sqe();
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, f->fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ud_make(f, UD_RECV));
 	f->recv_armed = true;
 	f->inflight++;
@@ -341,10 +358,35 @@ int shim__ring_prep_send(struct shim_fd *f)
 	 * MSG_NOSIGNAL because SIGPIPE is raised by the wrapper that
 	 * surfaces the error, as the kernel would have done at that call.
 	 */
-	io_uring_prep_send(sqe, f->fd, f->sbuf + f->shead, f->stail - f->shead,
-			   MSG_NOSIGNAL | MSG_WAITALL);
-	io_uring_sqe_set_data64(sqe, ud_make(f, UD_SEND));
+	if (fault_now()) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, ud_make(f, UD_FAULT_SEND));
+	} else {
+		io_uring_prep_send(sqe, f->fd, f->sbuf + f->shead,
+				   f->stail - f->shead,
+				   MSG_NOSIGNAL | MSG_WAITALL);
+		io_uring_sqe_set_data64(sqe, ud_make(f, UD_SEND));
+	}
 	f->sinfl = f->stail;
+	f->send_inflight = true;
+	f->inflight++;
+	return 0;
+}
+
+/*
+ * The send after a direct send found the kernel full: wait for room with
+ * a poll, completed (and cancelled) as a send of no bytes (nothing is in
+ * flight, so its result counts for nothing).
+ */
+int shim__ring_prep_send_wait(struct shim_fd *f)
+{
+	struct io_uring_sqe *sqe = get_sqe();
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, f->fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, ud_make(f, UD_SEND));
+	f->sinfl = f->shead;
 	f->send_inflight = true;
 	f->inflight++;
 	return 0;
@@ -520,7 +562,6 @@ int shim__ring_reap(void)
 
 			if (has_buf && res > 0 && bid < BUF_COUNT)
 				data = bufs + (size_t)bid * BUF_SIZE;
-			shim__fault_hit(kind, &res);
 			shim__on_recv(p, res, cqe->flags & IORING_CQE_F_MORE,
 				      data);
 			/* After the copy: the buffer goes straight back. */
@@ -529,8 +570,13 @@ int shim__ring_reap(void)
 			break;
 		}
 		case UD_SEND:
-			shim__fault_hit(kind, &res);
 			shim__on_send(p, res);
+			break;
+		case UD_FAULT_RECV:
+			shim__on_recv(p, -fault_errno, false, NULL);
+			break;
+		case UD_FAULT_SEND:
+			shim__on_send(p, -fault_errno);
 			break;
 		case UD_CANCEL:
 			shim__on_cancel(p);
