@@ -435,6 +435,14 @@ static bool transient(int res)
  */
 #define RING_RETRY_MAX	4
 
+/* One more transient ring error on f: has it become persistent? */
+static bool ring_failing(struct shim_fd *f)
+{
+	if (f->ring_fails < RING_RETRY_MAX)
+		f->ring_fails++;
+	return f->ring_fails >= RING_RETRY_MAX;
+}
+
 /*
  * The ring's receive keeps failing: a plain non-blocking recv into rbuf
  * (no receive is armed, so rbuf is ours to compact).  Returns bytes, 0 at
@@ -543,8 +551,7 @@ void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data)
 		return;
 	}
 	if (transient(res) && !more && f->state == FD_ACCEL &&
-	    !f->release_req && !f->eof && !f->hup &&
-	    ++f->ring_fails >= RING_RETRY_MAX) {
+	    !f->release_req && !f->eof && !f->hup && ring_failing(f)) {
 		res = recv_direct(f);
 		direct = true;
 	}
@@ -599,7 +606,7 @@ void shim__on_send(struct shim_fd *f, int res)
 	f->inflight--;
 	f->send_inflight = false;
 	if (transient(res) && !f->hup && f->stail > f->shead &&
-	    ++f->ring_fails >= RING_RETRY_MAX) {
+	    ring_failing(f)) {
 		res = send_direct(f);
 		inflight_len = f->stail - f->shead;
 	} else if (res > 0 && inflight_len) {
@@ -781,7 +788,9 @@ int shim__fd_release(struct shim_fd *f)
 			shim__ring_wake();
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
+			tsan_release(&shim.lock);
 			pthread_cond_timedwait(&shim.cond, &shim.lock, &ts);
+			tsan_acquire(&shim.lock);
 		}
 	}
 	return 0;

@@ -182,6 +182,28 @@ extern struct shim_global shim;
 extern __thread int shim__depth;
 
 /*
+ * TSan builds: TSan's own wrappers of blocking calls (epoll_wait, poll,
+ * ...) ignore every interceptor called inside them, pthread_mutex_* too,
+ * and our wrappers run inside them.  Tell TSan about the lock directly,
+ * or it reports races between accesses that are both under shim.lock.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SHIM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHIM_TSAN 1
+#endif
+#endif
+#ifdef SHIM_TSAN
+#include <sanitizer/tsan_interface.h>
+#define tsan_acquire(p)	__tsan_acquire(p)
+#define tsan_release(p)	__tsan_release(p)
+#else
+#define tsan_acquire(p)	((void)(p))
+#define tsan_release(p)	((void)(p))
+#endif
+
+/*
  * shim__depth > 0 while this thread holds the lock or drives the ring: a
  * signal handler calling a wrapper then goes straight to real_<name>
  * instead of deadlocking or corrupting the SQ.
@@ -191,10 +213,12 @@ static inline void shim_lock(void)
 	shim__depth++;		/* before: no window with the lock held */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&shim.lock);
+	tsan_acquire(&shim.lock);
 }
 
 static inline void shim_unlock(void)
 {
+	tsan_release(&shim.lock);
 	pthread_mutex_unlock(&shim.lock);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	shim__depth--;

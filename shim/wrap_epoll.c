@@ -26,7 +26,7 @@ static void ring_try_create(void)
 	char reason[96];
 	int ret;
 
-	shim.ring_tried = true;
+	WR(shim.ring_tried, true);
 	ret = shim__ring_setup();
 	if (ret) {
 		snprintf(reason, sizeof(reason), "io_uring unavailable (%s)",
@@ -36,7 +36,7 @@ static void ring_try_create(void)
 		STAT_INC(fallbacks);
 		return;
 	}
-	shim.ring_ok = true;
+	WR(shim.ring_ok, true);
 	WR(shim.loop_tid, shim__gettid());
 	WR(shim.state, SHIM_STATE_ACTIVE);
 	shim__stats->features = SHIM_FEAT_RECV_RING | SHIM_FEAT_WAIT_RING |
@@ -57,7 +57,7 @@ void shim__flush_all_sync(void)
 	struct timespec slice = { 0, 100 * 1000 * 1000 };
 	int rounds;
 
-	if (!shim.ring_ok || !shim__on_loop_thread() || shim__depth)
+	if (!RD(shim.ring_ok) || !shim__on_loop_thread() || shim__depth)
 		return;
 	shim_lock();
 	for (rounds = 0; rounds < 50; rounds++) {
@@ -110,8 +110,8 @@ SHIM_EXPORT int epoll_create1(int flags)
 static bool can_bind(void)
 {
 	if (RD(shim.loop_tid))
-		return shim__on_loop_thread() && shim.ring_ok;
-	return !shim.ring_tried;
+		return shim__on_loop_thread() && RD(shim.ring_ok);
+	return !RD(shim.ring_tried);
 }
 
 static struct shim_reg *reg_find(struct shim_fd *f, struct shim_ep *ep)
