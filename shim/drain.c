@@ -1,8 +1,8 @@
 /*
  * drain.c - finish sends the app can no longer wait for.
  *
- * With DEFER_TASKRUN a ring send waiting for socket space only moves when
- * the loop thread enters the ring.  After close() (or shutdown(SHUT_WR))
+ * A ring send waiting for socket space only moves when the loop thread
+ * enters the kernel (COOP_TASKRUN) or the ring itself (DEFER_TASKRUN).  After close() (or shutdown(SHUT_WR))
  * the app may never wait on the ring again (it joins a thread, sleeps,
  * exits), while the kernel, without the shim, would have kept sending in
  * the background.  Those bytes are handed to one shim-owned thread that

@@ -4,8 +4,9 @@
  * Init order: resolve the real_ pointers, read URINGSHIM_* settings, open
  * the log and the stats file, size the fd table.  No ring is created here:
  * the ring belongs to the first thread that waits on an epoll set holding
- * accelerated sockets (the loop thread), so SINGLE_ISSUER/DEFER_TASKRUN
- * hold by construction.  Anything that fails leaves the shim passthrough.
+ * accelerated sockets (the loop thread), so SINGLE_ISSUER (and
+ * DEFER_TASKRUN, when chosen) hold by construction.  Anything that fails
+ * leaves the shim passthrough.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -47,7 +48,7 @@ bool shim__on_loop_thread(void)
 static const char *const known_vars[] = {
 	"DISABLE", "SEND", "RECV", "WAIT", "SQPOLL", "ADAPTIVE",
 	"SEND_MAX_FD", "SEND_MAX_TOTAL", "RECV_BUF", "RING_ENTRIES", "LOG",
-	"LOG_LEVEL", "STATS", "STATS_DIR", "KILLFILE", "FAULT", NULL,
+	"LOG_LEVEL", "STATS", "STATS_DIR", "KILLFILE", "FAULT", "TASKRUN", NULL,
 };
 
 static void warn_bad(const char *name, const char *val)
@@ -146,12 +147,14 @@ static void config_read(struct shim_config *c)
 	static const char *const recv[] = { "multishot", "single", "direct",
 					    NULL };
 	static const char *const wait[] = { "ring", "direct", NULL };
+	static const char *const taskrun[] = { "coop", "defer", NULL };
 	uint64_t v;
 
 	c->disable = parse_choice("DISABLE", off_on, 0) == 1;
 	c->send_mode = parse_choice("SEND", send, MODE_SEND_BATCH);
 	c->recv_mode = parse_choice("RECV", recv, MODE_RECV_MULTISHOT);
 	c->wait_mode = parse_choice("WAIT", wait, MODE_WAIT_RING);
+	c->taskrun_mode = parse_choice("TASKRUN", taskrun, MODE_TASKRUN_COOP);
 	c->adaptive = parse_choice("ADAPTIVE", off_on, 1) == 1;
 	c->stats = parse_choice("STATS", off_on, 1) == 1;
 	c->sqpoll_cpu = -1;

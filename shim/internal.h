@@ -51,12 +51,14 @@ int shim__resolve_real(void);
 enum { MODE_SEND_BATCH, MODE_SEND_DIRECT };
 enum { MODE_RECV_MULTISHOT, MODE_RECV_SINGLE, MODE_RECV_DIRECT };
 enum { MODE_WAIT_RING, MODE_WAIT_DIRECT };
+enum { MODE_TASKRUN_COOP, MODE_TASKRUN_DEFER };
 
 struct shim_config {
 	bool disable;
 	int send_mode;
 	int recv_mode;
 	int wait_mode;
+	int taskrun_mode;		/* MODE_TASKRUN_*: ring setup flags */
 	int sqpoll_cpu;			/* -1: off */
 	bool adaptive;
 	uint32_t send_max_fd;

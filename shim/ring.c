@@ -9,8 +9,12 @@
  * so the low 4 bits are free); stale completions of closed fds find an
  * orphaned struct, never a reused fd number.
  *
- * Setup ladder: SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN|SUBMIT_ALL (6.1+),
- * retried without them on -EINVAL (5.10+), then without CQSIZE.  Any other
+ * Setup ladder: SINGLE_ISSUER|COOP_TASKRUN|SUBMIT_ALL (6.0+; plus
+ * DEFER_TASKRUN, 6.1+, with URINGSHIM_TASKRUN=defer), retried without them
+ * on -EINVAL (5.10+), then without CQSIZE.  DEFER_TASKRUN is not the
+ * default: measured here it doubles the TCP segments per request (the
+ * deferred receives run too late for the response to carry the ACK), which
+ * costs more server CPU than all the syscalls the shim saves.  Any other
  * failure (ENOSYS, EPERM from seccomp or io_uring_disabled, ENOMEM) makes
  * the whole process passthrough.
  */
@@ -153,9 +157,11 @@ static int setup_ring(void)
 	struct io_uring_params p;
 	unsigned int extra = IORING_SETUP_SUBMIT_ALL |
 			     IORING_SETUP_COOP_TASKRUN |
-			     IORING_SETUP_SINGLE_ISSUER |
-			     IORING_SETUP_DEFER_TASKRUN;
+			     IORING_SETUP_SINGLE_ISSUER;
 	int ret;
+
+	if (c->taskrun_mode == MODE_TASKRUN_DEFER)
+		extra |= IORING_SETUP_DEFER_TASKRUN;
 
 	memset(&p, 0, sizeof(p));
 	if (fault_kind != FAULT_CQ_SMALL) {
