@@ -99,17 +99,20 @@ static int collect_emulated(struct shim_ep *ep, struct epoll_event *out,
 	return n;
 }
 
-static bool ep_has_ready(struct shim_ep *ep)
+bool shim__ep_emul_ready(struct shim_ep *ep)
 {
 	struct shim_reg *r;
 
-	if (ep->kready)
-		return true;
 	for (r = ep->ready_head; r; r = r->rnext)
 		if (!r->oneshot_fired &&
 		    (shim__fd_mask(r->f) & (r->events | EPOLLERR | EPOLLHUP)))
 			return true;
 	return false;
+}
+
+static bool ep_has_ready(struct shim_ep *ep)
+{
+	return ep->kready || shim__ep_emul_ready(ep);
 }
 
 /*

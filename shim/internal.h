@@ -281,6 +281,8 @@ static inline struct shim_fd *fd_lookup_racy(int fd)
 }
 struct shim_fd *shim__fd_get_locked(int fd);
 struct shim_ep *shim__ep_get_locked(int epfd);
+/* Does an emulated member of ep have events to report? (lock held) */
+bool shim__ep_emul_ready(struct shim_ep *ep);
 struct shim_ep *shim__ep_get_known_locked(int epfd, bool known);
 bool shim__fd_table_has(int fd);
 

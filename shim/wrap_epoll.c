@@ -421,6 +421,24 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 
 /* ---- poll / select ---- */
 
+/*
+ * An epoll fd polled through poll/select: the kernel's answer, plus
+ * POLLIN while an emulated member still has events.  Members of a polled
+ * set go back to the kernel (ep_make_kernel_only), but one whose bytes
+ * the ring had already pulled stays emulated until they are read, and the
+ * kernel cannot see those bytes (lock held).
+ */
+static short ep_poll_extra(int fd, short want)
+{
+	struct shim_ep *ep;
+
+	if (!is_known_ep(fd) || shim__fd_get_locked(fd))
+		return 0;
+	ep = shim__ep_get_locked(fd);
+	return ep && shim__ep_emul_ready(ep) ? (want & (POLLIN | POLLRDNORM))
+					      : 0;
+}
+
 static short poll_mask(struct shim_fd *f, short want)
 {
 	uint32_t m = shim__fd_mask(f);
@@ -480,6 +498,9 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 			    (f->state == FD_ACCEL || f->roff < f->rlen)) {
 				fds[i].revents = poll_mask(f, fds[i].events);
 				ready += fds[i].revents != 0;
+			} else if (!f && ep_poll_extra(fds[i].fd,
+						       fds[i].events)) {
+				ready++;
 			}
 		}
 		shim_unlock();
@@ -517,6 +538,9 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 				if (f && f->state != FD_ORPHAN)
 					fds[i].revents =
 						poll_mask(f, fds[i].events);
+				else if (!f)
+					fds[i].revents |= ep_poll_extra(
+						fds[i].fd, fds[i].events);
 				ready += fds[i].revents != 0;
 			}
 			shim_unlock();
@@ -530,13 +554,21 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 
 static bool any_owned(const struct pollfd *fds, nfds_t n)
 {
+	bool held = false;
 	nfds_t i;
 
-	if (shim.eps)
+	if (shim.eps) {
 		for (i = 0; i < n; i++)
 			if (is_known_ep(fds[i].fd) &&
 			    !RD(shim.eps[fds[i].fd])->nobind)
 				ep_make_kernel_only(fds[i].fd);
+		shim_lock();
+		for (i = 0; i < n && !held; i++)
+			held = ep_poll_extra(fds[i].fd, fds[i].events) != 0;
+		shim_unlock();
+		if (held)
+			return true;
+	}
 
 	/* The loop thread must keep the ring moving while it blocks here. */
 	if (shim__ring_has_work() && shim__on_loop_thread())
@@ -584,12 +616,21 @@ SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 
 static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
+	bool held = false;
 	int fd;
 
 	for (fd = 0; shim.eps && fd < nfds && fd < FD_SETSIZE; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) &&
 		    is_known_ep(fd) && !RD(shim.eps[fd])->nobind)
 			ep_make_kernel_only(fd);
+	if (shim.eps && r) {
+		shim_lock();
+		for (fd = 0; fd < nfds && fd < FD_SETSIZE && !held; fd++)
+			held = FD_ISSET(fd, r) && ep_poll_extra(fd, POLLIN);
+		shim_unlock();
+		if (held)
+			return true;
+	}
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
 	if (!RD(shim.owned_n))
