@@ -552,23 +552,34 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	}
 }
 
+/*
+ * fd is about to be polled: if it is an epoll fd, its members go back to
+ * the kernel.  True when one of them still holds bytes only the shim can
+ * report (want: the poll events asked for it).
+ */
+static bool ep_polled(int fd, short want)
+{
+	bool held;
+
+	if (!is_known_ep(fd))
+		return false;
+	if (!RD(shim.eps[fd])->nobind)
+		ep_make_kernel_only(fd);
+	shim_lock();
+	held = ep_poll_extra(fd, want) != 0;
+	shim_unlock();
+	return held;
+}
+
 static bool any_owned(const struct pollfd *fds, nfds_t n)
 {
 	bool held = false;
 	nfds_t i;
 
-	if (shim.eps) {
-		for (i = 0; i < n; i++)
-			if (is_known_ep(fds[i].fd) &&
-			    !RD(shim.eps[fds[i].fd])->nobind)
-				ep_make_kernel_only(fds[i].fd);
-		shim_lock();
-		for (i = 0; i < n && !held; i++)
-			held = ep_poll_extra(fds[i].fd, fds[i].events) != 0;
-		shim_unlock();
-		if (held)
-			return true;
-	}
+	for (i = 0; shim.eps && i < n; i++)
+		held |= ep_polled(fds[i].fd, fds[i].events);
+	if (held)
+		return true;
 
 	/* The loop thread must keep the ring moving while it blocks here. */
 	if (shim__ring_has_work() && shim__on_loop_thread())
@@ -619,18 +630,14 @@ static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 	bool held = false;
 	int fd;
 
-	for (fd = 0; shim.eps && fd < nfds && fd < FD_SETSIZE; fd++)
-		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) &&
-		    is_known_ep(fd) && !RD(shim.eps[fd])->nobind)
-			ep_make_kernel_only(fd);
-	if (shim.eps && r) {
-		shim_lock();
-		for (fd = 0; fd < nfds && fd < FD_SETSIZE && !held; fd++)
-			held = FD_ISSET(fd, r) && ep_poll_extra(fd, POLLIN);
-		shim_unlock();
-		if (held)
-			return true;
+	for (fd = 0; shim.eps && fd < nfds && fd < FD_SETSIZE; fd++) {
+		bool rd = r && FD_ISSET(fd, r);
+
+		if (rd || (w && FD_ISSET(fd, w)))
+			held |= ep_polled(fd, rd ? POLLIN : 0);
 	}
+	if (held)
+		return true;
 	if (shim__ring_has_work() && shim__on_loop_thread())
 		return true;
 	if (!RD(shim.owned_n))
