@@ -113,3 +113,35 @@ wait_for_line() {
 	echo "timed out waiting for /$regex/ in $file" >&2
 	return 1
 }
+
+# check_slow_consumer_cut_off - with a server started with --max-outbuf
+# 65536: a subscriber that stops reading (small receive window) while a
+# flood of trades runs on its symbol is cut off once its backlog passes the
+# limit; the server logs it and keeps serving others.  200,000 orders make
+# ~9 MB of market data, far beyond what the kernel buffers, so the
+# server's own backlog passes the limit whatever the timing.
+check_slow_consumer_cut_off() {
+	local slow
+
+	client --rcvbuf 4096 >"$BATS_TEST_TMPDIR/slow.out" <<'EOF' &
+hello
+sub 1
+stall 5000
+drain
+EOF
+	slow=$!
+	# The flood must start after the subscription took effect.
+	wait_for_line "$BATS_TEST_TMPDIR/slow.out" "^a: tob sym=1 "
+	run client --flood 200000 --symbol 1 --cross --window 500
+	assert_success
+	assert_output "flood: sent=200000 accepted=200000 rejected=0 eof=0"
+	wait "$slow" || { cat "$BATS_TEST_TMPDIR/slow.out" "$SERVER_LOG"; false; }
+	run grep -c "slow consumer: conn 1 .*exceeds --max-outbuf 65536" \
+		"$SERVER_LOG"
+	assert_output "1"
+	run cat "$BATS_TEST_TMPDIR/slow.out"
+	assert_line --index 0 "a: hello_ack version=1"
+	assert_line --regexp '^a: eof after [0-9]+ bytes$'
+	run_script "hello"
+	assert_output "a: hello_ack version=1"
+}

@@ -259,27 +259,7 @@ EOF
 
 @test "server_uring: a consumer that stops reading is disconnected, others served" {
 	start_server --io uring --max-outbuf 65536
-	client --rcvbuf 4096 >"$BATS_TEST_TMPDIR/slow.out" <<'EOF' &
-hello
-sub 1
-stall 5000
-drain
-EOF
-	local slow=$!
-	# The flood must start after the subscription took effect.
-	wait_for_line "$BATS_TEST_TMPDIR/slow.out" "^a: tob sym=1 "
-	run client --flood 200000 --symbol 1 --cross --window 500
-	assert_success
-	assert_output "flood: sent=200000 accepted=200000 rejected=0 eof=0"
-	wait "$slow"
-	run grep -c "slow consumer: conn 1 .*exceeds --max-outbuf 65536" \
-		"$SERVER_LOG"
-	assert_output "1"
-	run cat "$BATS_TEST_TMPDIR/slow.out"
-	assert_line --index 0 "a: hello_ack version=1"
-	assert_line --regexp '^a: eof after [0-9]+ bytes$'
-	run_script "hello"
-	assert_output "a: hello_ack version=1"
+	check_slow_consumer_cut_off
 	no_backend_errors
 }
 
