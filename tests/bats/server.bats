@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # server.bats - the matching server end to end through proto_client: login,
 # orders, trades to both sides, market data, every reject, framing, epoll
-# modes, backpressure, shutdown summary, many connections.
+# modes, backpressure, shutdown summary, many connections. The scripts and
+# checks server_uring.bats runs too (*_SCRIPT, check_*) are in helpers.bash.
 
 load helpers
 
@@ -44,13 +45,7 @@ a: accepted sym=8 cl=3 oid=8:1 px=100 qty=1 side=B type=L tif=G"
 
 @test "server: a crossing order executes on both sides at the resting price" {
 	start_server
-	run_script "conn maker
-hello
-new 3 S L G 101 5 cl=1
-new 3 S L G 100 5 cl=2
-conn taker
-hello
-new 3 B L G 102 7 cl=9"
+	run_script "$CROSS_SCRIPT"
 	assert_success
 	# Best price first (100), then 101; the aggressor's leaves go down.
 	assert_output "maker: hello_ack version=1
@@ -66,18 +61,7 @@ taker: executed sym=3 cl=9 mid=3:2 px=101 qty=2 leaves=0 side=B liq=R"
 
 @test "server: trades and top of book fan out to every subscriber only" {
 	start_server
-	run_script "conn s1
-hello
-sub 5
-conn s2
-hello
-sub 5
-sub 6
-conn t
-hello
-new 5 S L G 50 4 cl=1
-new 5 B L I 50 1 cl=2
-new 6 B L G 10 1 cl=3"
+	run_script "$FANOUT_SCRIPT"
 	assert_success
 	assert_output "s1: hello_ack version=1
 s1: tob sym=5 bid=0x0 ask=0x0
@@ -101,12 +85,7 @@ t: accepted sym=6 cl=3 oid=6:1 px=10 qty=1 side=B type=L tif=G"
 
 @test "server: replace keeps priority when reducing, loses it otherwise" {
 	start_server
-	run_script "hello
-new 1 B L G 100 10 cl=1
-new 1 B L G 100 10 cl=2
-replace cl=1 new=3 12 100
-replace cl=2 new=4 6 100
-new 1 S L I 100 7 cl=5"
+	run_script "$REPLACE_SCRIPT"
 	assert_success
 	# cl=3 grew: new order id 1:3, behind cl=4, which kept 1:2 and its
 	# place by shrinking; so cl=4 fills first.
@@ -124,10 +103,7 @@ a: executed sym=1 cl=3 mid=1:2 px=100 qty=1 leaves=11 side=B liq=A"
 
 @test "server: IOC and market remainders are canceled" {
 	start_server
-	run_script "hello
-new 2 S L G 10 3 cl=1
-new 2 B M I 0 5 cl=2
-new 2 B L I 9 4 cl=3"
+	run_script "$IOC_SCRIPT"
 	assert_success
 	assert_line "a: canceled cl=2 qty=2 reason=IOC_REMAINDER"
 	assert_line "a: canceled cl=3 qty=4 reason=IOC_REMAINDER"
@@ -136,26 +112,7 @@ new 2 B L I 9 4 cl=3"
 
 @test "server: every reject code" {
 	start_server --symbols 100 --max-orders 2
-	run_script "new 1 B L G 10 1 cl=1
-hello
-new 100 B L G 10 1 cl=2
-new 1 B L G 0 1 cl=3
-new 1 B L G 1000000001 1 cl=4
-new 1 B M I 5 1 cl=5
-new 1 B L G 10 0 cl=6
-new 1 B L G 10 1000000001 cl=7
-new 1 Q L G 10 1 cl=8
-new 1 B Z G 10 1 cl=9
-new 1 B L Z 10 1 cl=10
-new 1 B L G 10 1 cl=11
-new 1 B L G 10 1 cl=11
-new 1 B L G 10 1 cl=0
-cancel cl=99
-replace cl=98 new=12 1 10
-new 1 B L G 10 1 cl=13
-new 1 B L G 10 1 cl=14
-sub 100
-hello"
+	run_script "$REJECT_SCRIPT"
 	assert_success
 	assert_output "a: rejected reason=NOT_LOGGED_IN ref=O cl=1
 a: hello_ack version=1
@@ -181,19 +138,7 @@ a: rejected reason=BAD_TYPE ref=L cl=0"
 
 @test "server: a malformed frame is rejected, closed, and others still served" {
 	start_server
-	# Unknown type 'Z'; then a known type with a wrong length; then an
-	# outbound type sent inbound.
-	run_script "conn ok
-hello
-conn bad1
-raw 0400 5a00
-conn bad2
-hello
-raw 1000 4f00 0000 0000 0000 0000 0000 0000
-conn bad3
-raw 0800 6c00 0100 0000
-conn ok
-new 4 B L G 10 1 cl=1"
+	run_script "$MALFORMED_SCRIPT"
 	assert_success
 	assert_output "ok: hello_ack version=1
 bad1: rejected reason=MALFORMED ref=Z cl=0
@@ -206,28 +151,9 @@ bad3: closed
 ok: accepted sym=4 cl=1 oid=4:1 px=10 qty=1 side=B type=L tif=G"
 }
 
-# The same script whole and split into 1-byte and 5-byte writes must give
-# the same output: framing survives any split.
+# See check_split_frames_match_whole in helpers.bash.
 @test "server: frames split across reads give identical results" {
-	local script="hello
-sub 9
-new 9 S L G 10 5 cl=1
-new 9 B L G 10 2 cl=2
-replace cl=1 new=3 2 11
-cancel cl=3" whole
-	start_server
-	run_script "$script"
-	assert_success
-	whole=$output
-	[ "$(grep -c . <<<"$whole")" -ge 10 ]
-	stop_server
-	for chunk in 1 5; do
-		start_server
-		run_script "$script" --chunk "$chunk" --chunk-delay-us 200
-		assert_success
-		assert_output "$whole"
-		stop_server
-	done
+	check_split_frames_match_whole
 }
 
 @test "server: edge-triggered mode serves the same conversation" {
@@ -248,57 +174,26 @@ new 7 B L G 10 5 cl=1"
 
 @test "server: SIGTERM prints the summary line and exits 0" {
 	start_server --quiet
-	run_script "hello
-new 7 S L G 10 5 cl=1
-new 7 B L G 10 5 cl=2"
-	assert_success
-	run client --flood 100 --symbol 3 --cross
-	assert_success
-	stop_server TERM
-	[ "$SERVER_STATUS" -eq 0 ]
-	run cat "$SERVER_OUT"
-	# In: 3 frames + 3 sync markers, then Hello + 100 orders. Out: 5
-	# responses + 3 sync replies, then HelloAck, 100 Accepted and two
-	# Executed for each of the 50 trades.
-	assert_line --index 1 "summary: msgs_in=107 msgs_out=209 trades=51 connections=2"
-	[ "${#lines[@]}" -eq 2 ]
+	check_term_summary
 }
 
 @test "server: SIGINT is a clean shutdown too" {
 	start_server --quiet
-	stop_server INT
-	[ "$SERVER_STATUS" -eq 0 ]
-	run cat "$SERVER_OUT"
-	assert_line --index 1 "summary: msgs_in=0 msgs_out=0 trades=0 connections=0"
+	check_int_summary
 }
 
 @test "server: listens on IPv6 when asked" {
-	if ! start_server --bind ::1; then
-		skip "no IPv6 loopback here"
-	fi
-	run head -n 1 "$SERVER_OUT"
-	assert_output --regexp '^listening on \[::1\]:[0-9]+$'
-	run client --host ::1 <<<"hello"
-	assert_success
-	assert_output "a: hello_ack version=1"
+	check_ipv6_hello
 }
 
 @test "server: 1200 concurrent connections each log in and trade" {
 	start_server --quiet
-	run client --many 1200 --symbols 1200
-	assert_success
-	assert_output "many: conns=1200 hello_acks=1200 accepted=1200"
-	run_script "hello"
-	assert_output "a: hello_ack version=1"
+	check_many_connections
 }
 
 @test "server: --max-conns refuses connections beyond it" {
 	start_server --max-conns 5
-	run client --many 6
-	assert_failure
-	assert_output --partial "hello_acks=5"
-	run grep -c -- "--max-conns reached" "$SERVER_LOG"
-	assert_output "1"
+	check_max_conns_refused
 }
 
 # See check_slow_consumer_cut_off in helpers.bash.
@@ -307,29 +202,12 @@ new 7 B L G 10 5 cl=2"
 	check_slow_consumer_cut_off
 }
 
-# A subscriber that stalls while ~9.6 MB of market data is produced for it
-# (more than the kernel buffers hold, so the server must wait for EPOLLOUT)
-# and then reads gets every message, in both epoll modes.
+# See check_slow_reader_catches_up in helpers.bash.
 @test "server: a slow reader that catches up gets every message (LT and ET)" {
-	local mode out=$BATS_TEST_TMPDIR/slow.out slow
+	local mode
+
 	for mode in --max-outbuf=64M --edge-triggered; do
 		start_server --quiet --max-outbuf 64M "$mode"
-		client --rcvbuf 4096 >"$out" <<'SCRIPT' &
-hello
-sub 1
-stall 1500
-count
-SCRIPT
-		slow=$!
-		sleep 0.3
-		run client --flood 200000 --symbol 1 --cross --window 500
-		assert_success
-		wait "$slow"
-		run cat "$out"
-		assert_output "a: hello_ack version=1
-a: tob sym=1 bid=0x0 ask=0x0
-a: counted hello_ack=0 accepted=0 rejected=0 executed=0 canceled=0 replaced=0 trade=100000 tob=200000"
-		stop_server
-		[ "$SERVER_STATUS" -eq 0 ]
+		check_slow_reader_catches_up
 	done
 }

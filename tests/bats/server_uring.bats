@@ -75,80 +75,32 @@ same_output() {
 }
 
 @test "server_uring: orders and a cross on both sides match epoll" {
-	same_output "" "conn maker
-hello
-new 3 S L G 101 5 cl=1
-new 3 S L G 100 5 cl=2
-conn taker
-hello
-new 3 B L G 102 7 cl=9"
+	same_output "" "$CROSS_SCRIPT"
 	assert_line "taker: executed sym=3 cl=9 mid=3:2 px=101 qty=2 leaves=0 side=B liq=R"
 }
 
 @test "server_uring: market data fan-out matches epoll" {
-	same_output "" "conn s1
-hello
-sub 5
-conn s2
-hello
-sub 5
-sub 6
-conn t
-hello
-new 5 S L G 50 4 cl=1
-new 5 B L I 50 1 cl=2
-new 6 B L G 10 1 cl=3"
+	same_output "" "$FANOUT_SCRIPT"
 	assert_line "s2: tob sym=6 bid=10x1 ask=0x0"
 	[ "${#lines[@]}" -eq 18 ]
 }
 
 @test "server_uring: replace, IOC and market remainders match epoll" {
-	same_output "" "hello
-new 1 B L G 100 10 cl=1
-new 1 B L G 100 10 cl=2
-replace cl=1 new=3 12 100
-replace cl=2 new=4 6 100
-new 1 S L I 100 7 cl=5
-new 2 S L G 10 3 cl=6
-new 2 B M I 0 5 cl=7
-new 2 B L I 9 4 cl=8"
+	same_output "" "$REPLACE_SCRIPT"
 	assert_line "a: replaced orig=2 new=4 oid=1:2 px=100 qty=6"
-	assert_line "a: canceled cl=8 qty=4 reason=IOC_REMAINDER"
+	same_output "" "$IOC_SCRIPT"
+	assert_line "a: canceled cl=3 qty=4 reason=IOC_REMAINDER"
 }
 
 @test "server_uring: every reject code matches epoll" {
-	same_output "--symbols 100 --max-orders 2" "new 1 B L G 10 1 cl=1
-hello
-new 100 B L G 10 1 cl=2
-new 1 B L G 0 1 cl=3
-new 1 B L G 10 0 cl=6
-new 1 Q L G 10 1 cl=8
-new 1 B Z G 10 1 cl=9
-new 1 B L G 10 1 cl=11
-new 1 B L G 10 1 cl=11
-cancel cl=99
-replace cl=98 new=12 1 10
-new 1 B L G 10 1 cl=13
-new 1 B L G 10 1 cl=14
-sub 100
-hello"
+	same_output "--symbols 100 --max-orders 2" "$REJECT_SCRIPT"
 	assert_line --index 0 "a: rejected reason=NOT_LOGGED_IN ref=O cl=1"
 	assert_line "a: rejected reason=CAPACITY ref=O cl=14"
-	[ "${#lines[@]}" -eq 15 ]
+	[ "${#lines[@]}" -eq 20 ]
 }
 
 @test "server_uring: malformed frames are rejected and closed as with epoll" {
-	same_output "" "conn ok
-hello
-conn bad1
-raw 0400 5a00
-conn bad2
-hello
-raw 1000 4f00 0000 0000 0000 0000 0000 0000
-conn bad3
-raw 0800 6c00 0100 0000
-conn ok
-new 4 B L G 10 1 cl=1"
+	same_output "" "$MALFORMED_SCRIPT"
 	assert_line "bad1: rejected reason=MALFORMED ref=Z cl=0"
 	assert_line "bad1: closed"
 	assert_line "bad3: closed"
@@ -156,47 +108,16 @@ new 4 B L G 10 1 cl=1"
 }
 
 @test "server_uring: frames split into 1- and 5-byte writes match epoll whole" {
-	local script="hello
-sub 9
-new 9 S L G 10 5 cl=1
-new 9 B L G 10 2 cl=2
-replace cl=1 new=3 2 11
-cancel cl=3" whole
-	start_server
-	run_script "$script"
-	assert_success
-	whole=$output
-	[ "$(grep -c . <<<"$whole")" -ge 10 ]
-	stop_server
-	for chunk in 1 5; do
-		start_server --io uring
-		run_script "$script" --chunk "$chunk" --chunk-delay-us 200
-		assert_success
-		assert_output "$whole"
-		stop_server
-	done
+	check_split_frames_match_whole --io uring
 }
 
 @test "server_uring: SIGTERM and SIGINT give the summary and exit 0" {
 	start_server --io uring --quiet
-	run_script "hello
-new 7 S L G 10 5 cl=1
-new 7 B L G 10 5 cl=2"
-	assert_success
-	run client --flood 100 --symbol 3 --cross
-	assert_success
-	stop_server TERM
-	[ "$SERVER_STATUS" -eq 0 ]
-	run cat "$SERVER_OUT"
-	assert_line --index 1 "summary: msgs_in=107 msgs_out=209 trades=51 connections=2"
-	[ "${#lines[@]}" -eq 2 ]
+	check_term_summary
 	no_backend_errors
 
 	start_server --io uring --quiet
-	stop_server INT
-	[ "$SERVER_STATUS" -eq 0 ]
-	run cat "$SERVER_OUT"
-	assert_line --index 1 "summary: msgs_in=0 msgs_out=0 trades=0 connections=0"
+	check_int_summary
 }
 
 # A stop while clients are still connected and one send is stuck on a
@@ -222,28 +143,19 @@ EOF
 
 @test "server_uring: 1200 connections twice (slots reused), more than the buffers" {
 	start_server --io uring --quiet
-	run client --many 1200 --symbols 1200
-	assert_success
-	assert_output "many: conns=1200 hello_acks=1200 accepted=1200"
-	run client --many 1200 --symbols 1200
-	assert_success
-	assert_output "many: conns=1200 hello_acks=1200 accepted=1200"
-	run_script "hello"
-	assert_output "a: hello_ack version=1"
+	check_many_connections
+	check_many_connections
 	stop_server
 	[ "$SERVER_STATUS" -eq 0 ]
 	run cat "$SERVER_OUT"
-	assert_line --index 1 --regexp "connections=2401$"
+	# Two rounds of 1200, each followed by one hello session.
+	assert_line --index 1 --regexp "connections=2402$"
 	no_backend_errors
 }
 
 @test "server_uring: --max-conns refuses connections beyond it" {
 	start_server --io uring --max-conns 5
-	run client --many 6
-	assert_failure
-	assert_output --partial "hello_acks=5"
-	run grep -c -- "--max-conns reached" "$SERVER_LOG"
-	assert_output "1"
+	check_max_conns_refused
 }
 
 @test "server_uring: a pipelined flood of 60000 crossing orders is all served" {
@@ -263,29 +175,11 @@ EOF
 	no_backend_errors
 }
 
-# ~9.6 MB of market data for a subscriber that stalls, more than the
-# kernel buffers hold: sends go short and are continued, in order, until
-# the reader has every message.
+# See check_slow_reader_catches_up in helpers.bash: sends go short and are
+# continued, in order, until the reader has every message.
 @test "server_uring: a slow reader that catches up gets every message" {
-	local out=$BATS_TEST_TMPDIR/slow.out slow
 	start_server --io uring --quiet --max-outbuf 64M
-	client --rcvbuf 4096 >"$out" <<'SCRIPT' &
-hello
-sub 1
-stall 1500
-count
-SCRIPT
-	slow=$!
-	sleep 0.3
-	run client --flood 200000 --symbol 1 --cross --window 500
-	assert_success
-	wait "$slow"
-	run cat "$out"
-	assert_output "a: hello_ack version=1
-a: tob sym=1 bid=0x0 ask=0x0
-a: counted hello_ack=0 accepted=0 rejected=0 executed=0 canceled=0 replaced=0 trade=100000 tob=200000"
-	stop_server
-	[ "$SERVER_STATUS" -eq 0 ]
+	check_slow_reader_catches_up
 	no_backend_errors
 }
 
@@ -294,12 +188,7 @@ a: counted hello_ack=0 accepted=0 rejected=0 executed=0 canceled=0 replaced=0 tr
 	run_script "hello"
 	assert_output "a: hello_ack version=1"
 	stop_server
-	if ! start_server --io uring --bind ::1; then
-		skip "no IPv6 loopback here"
-	fi
-	run client --host ::1 <<<"hello"
-	assert_success
-	assert_output "a: hello_ack version=1"
+	check_ipv6_hello --io uring
 }
 
 # --fsync batch: a uring run's journal replays into the same book an epoll
