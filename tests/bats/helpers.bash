@@ -5,43 +5,40 @@
 # $BATS_FILE_TMPDIR/server.pids; kill_started_servers (call it from
 # teardown) kills exactly those PIDs, never anything by name.
 
-bats_require_minimum_version 1.5.0
+load common
 
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
-
-TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
-BUILD=${BUILD:-build}
-case $BUILD in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$TOP/$BUILD ;; esac
 SERVER_BIN=$BUILD_DIR/matching_server
 CLIENT_BIN=$BUILD_DIR/tests/proto_client
 
-# start_server [ARGS...] - start the server with ARGS (plus --port 0 unless
-# ARGS has a --port). Sets SERVER_PID, SERVER_PORT, SERVER_OUT (its stdout
-# file) and SERVER_LOG (its stderr file). Fails if no listening line comes.
-start_server() {
-	local dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR} line i
-	local port_args=(--port 0)
+# launch_server CMD... - run the server command line CMD (which ends in
+# "matching_server ARGS...") in the background and wait for its listening
+# line. Sets SERVER_PID, SERVER_PORT, SERVER_OUT (its stdout file) and
+# SERVER_LOG (its stderr file); records the PID for kill_started_servers.
+# Fails, showing the server's stderr, if no listening line comes.
+launch_server() {
+	local dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}
 
-	[[ " $* " == *" --port "* ]] && port_args=()
 	SERVER_OUT=$(mktemp "$dir/server.out.XXXXXX")
 	SERVER_LOG=$(mktemp "$dir/server.log.XXXXXX")
 	# fd 3 is bats' own: a background child must not hold it.
-	"$SERVER_BIN" "${port_args[@]}" "$@" >"$SERVER_OUT" 2>"$SERVER_LOG" 3>&- &
+	"$@" >"$SERVER_OUT" 2>"$SERVER_LOG" 3>&- &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >>"$BATS_FILE_TMPDIR/server.pids"
-	for ((i = 0; i < 200; i++)); do
-		line=$(head -n 1 "$SERVER_OUT")
-		[[ $line == "listening on "* ]] && break
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if [[ $line != "listening on "* ]]; then
+	if ! wait_listening "$SERVER_OUT" "$SERVER_PID"; then
 		echo "server did not start; stderr:" >&2
 		cat "$SERVER_LOG" >&2
 		return 1
 	fi
-	SERVER_PORT=${line##*:}
+	SERVER_PORT=$LISTEN_PORT
+}
+
+# start_server [ARGS...] - start the server with ARGS (plus --port 0 unless
+# ARGS has a --port), as launch_server does.
+start_server() {
+	local port_args=(--port 0)
+
+	[[ " $* " == *" --port "* ]] && port_args=()
+	launch_server "$SERVER_BIN" "${port_args[@]}" "$@"
 }
 
 # stop_server [SIGNAL] - signal the server (TERM by default) and wait for

@@ -1,14 +1,9 @@
 # ops_helpers.bash - shared setup of the ops_*.bats suites: paths of the
 # operating tools as built into $BUILD, and small synthetic-input writers.
 
-bats_require_minimum_version 1.5.0
+load common
 
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
-
-TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
-BUILD=${BUILD:-build}
-case $BUILD in /*) OPS_BUILD=$BUILD ;; *) OPS_BUILD=$TOP/$BUILD ;; esac
+OPS_BUILD=$BUILD_DIR
 RUN=$OPS_BUILD/uringshim-run
 CANARY=$OPS_BUILD/uringshim-canary
 COHORT=$OPS_BUILD/uringshim-cohort

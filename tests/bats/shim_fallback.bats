@@ -51,7 +51,7 @@ require_server() {
 # start_server_with PREFIX... - start "PREFIX... matching_server --port 0";
 # sets SERVER_PID, SERVER_PORT, SERVER_ERR.
 start_server_with() {
-	local out line i
+	local out
 
 	# Fresh files made before the start: never read a previous server's
 	# line, nor a file the background child has not created yet.
@@ -60,15 +60,9 @@ start_server_with() {
 	"$@" "$SERVER_BIN" --port 0 >"$out" 2>"$SERVER_ERR" 3>&- &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >>"$BATS_TEST_TMPDIR/pids"
-	for ((i = 0; i < 200; i++)); do
-		line=$(head -n 1 "$out")
-		[[ $line == "listening on "* ]] && break
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	[[ $line == "listening on "* ]] ||
+	wait_listening "$out" "$SERVER_PID" ||
 		fail "server did not start: $(cat "$SERVER_ERR")"
-	SERVER_PORT=${line##*:}
+	SERVER_PORT=$LISTEN_PORT
 }
 
 stop_server() {

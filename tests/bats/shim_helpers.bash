@@ -15,31 +15,15 @@ LOADGEN_BIN=$BUILD_DIR/loadgen
 SHIM_WRAP=()
 
 shim_server() {
-	local envs=() dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR} line i
+	local envs=()
 
 	while [ $# -gt 0 ] && [ "$1" != "--" ]; do
 		envs+=("$1")
 		shift
 	done
 	[ "${1:-}" = "--" ] && shift
-	SERVER_OUT=$(mktemp "$dir/server.out.XXXXXX")
-	SERVER_LOG=$(mktemp "$dir/server.log.XXXXXX")
-	env "${envs[@]}" "${SHIM_WRAP[@]}" "$SERVER_BIN" --port 0 --quiet "$@" \
-		>"$SERVER_OUT" 2>"$SERVER_LOG" 3>&- &
-	SERVER_PID=$!
-	echo "$SERVER_PID" >>"$BATS_FILE_TMPDIR/server.pids"
-	for ((i = 0; i < 200; i++)); do
-		line=$(head -n 1 "$SERVER_OUT")
-		[[ $line == "listening on "* ]] && break
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if [[ $line != "listening on "* ]]; then
-		echo "server did not start; stderr:" >&2
-		cat "$SERVER_LOG" >&2
-		return 1
-	fi
-	SERVER_PORT=${line##*:}
+	launch_server env "${envs[@]}" "${SHIM_WRAP[@]}" "$SERVER_BIN" \
+		--port 0 --quiet "$@"
 }
 
 # loadgen_digest CONNS ORDERS - deterministic run against the started

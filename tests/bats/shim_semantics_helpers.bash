@@ -5,14 +5,8 @@
 # is kept apart. The plain transcript of a corner is made once per file and
 # reused by the shim runs of that corner.
 
-bats_require_minimum_version 1.5.0
+load common
 
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
-
-TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
-BUILD=${BUILD:-build}
-case $BUILD in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$TOP/$BUILD ;; esac
 SHIM_LIB=$BUILD_DIR/liburingshim.so
 CORNER_DIR=$BUILD_DIR/tests/shim
 DENY_URING=$BUILD_DIR/tests/deny_uring
