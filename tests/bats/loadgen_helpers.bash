@@ -35,12 +35,26 @@ fresh_digest() {
 	sed -n 's/^digest: \([0-9a-f]\{16\}\)$/\1/p' "$BATS_TEST_TMPDIR/digest.out"
 }
 
+# wait_port_file FILE - wait (at most 5 s) until a helper started in the
+# background wrote the port it listens on as the first line of FILE; sets
+# HELPER_PORT.
+wait_port_file() {
+	local i
+
+	for ((i = 0; i < 100; i++)); do
+		HELPER_PORT=$(head -n 1 "$1")
+		[ -n "$HELPER_PORT" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # start_fake_server MODE - a one-connection server that answers the Hello
 # correctly and then the first order wrongly (MODE wrong-id: an Accepted
 # for another cl_ord_id; bad-frame: a frame whose length does not match
 # its type). Sets SERVER_PORT and FAKE_PID.
 start_fake_server() {
-	local out=$BATS_TEST_TMPDIR/fake.port i
+	local out=$BATS_TEST_TMPDIR/fake.port
 
 	python3 - "$1" >"$out" 3>&- <<'PY' &
 import socket, struct, sys
@@ -80,19 +94,15 @@ except OSError:
 PY
 	FAKE_PID=$!
 	echo "$FAKE_PID" >>"$BATS_FILE_TMPDIR/server.pids"
-	for ((i = 0; i < 100; i++)); do
-		SERVER_PORT=$(head -n 1 "$out")
-		[ -n "$SERVER_PORT" ] && return 0
-		sleep 0.05
-	done
-	return 1
+	wait_port_file "$out" || return 1
+	SERVER_PORT=$HELPER_PORT
 }
 
 # start_chunking_proxy PORT - a proxy to 127.0.0.1:PORT that forwards what
 # the server sends in random 1..47-byte pieces, each its own TCP segment,
 # so frames arrive split at every kind of boundary. Sets PROXY_PORT.
 start_chunking_proxy() {
-	local out=$BATS_TEST_TMPDIR/proxy.port i
+	local out=$BATS_TEST_TMPDIR/proxy.port
 
 	python3 - "$1" >"$out" 3>&- <<'PY' &
 import random, socket, sys, threading, time
@@ -136,19 +146,15 @@ while True:
                      daemon=True).start()
 PY
 	echo "$!" >>"$BATS_FILE_TMPDIR/server.pids"
-	for ((i = 0; i < 100; i++)); do
-		PROXY_PORT=$(head -n 1 "$out")
-		[ -n "$PROXY_PORT" ] && return 0
-		sleep 0.05
-	done
-	return 1
+	wait_port_file "$out" || return 1
+	PROXY_PORT=$HELPER_PORT
 }
 
 # hold_dead_port - bind a port without listening on it, so a connect there
 # is refused and no other process can take the port meanwhile. Sets
 # DEAD_PORT; the holder exits by itself after 30 s (or by teardown).
 hold_dead_port() {
-	local out=$BATS_TEST_TMPDIR/dead.port i
+	local out=$BATS_TEST_TMPDIR/dead.port
 
 	python3 -c '
 import socket, time
@@ -158,10 +164,6 @@ print(s.getsockname()[1], flush=True)
 time.sleep(30)
 ' >"$out" 3>&- &
 	echo "$!" >>"$BATS_FILE_TMPDIR/server.pids"
-	for ((i = 0; i < 100; i++)); do
-		DEAD_PORT=$(head -n 1 "$out")
-		[ -n "$DEAD_PORT" ] && return 0
-		sleep 0.05
-	done
-	return 1
+	wait_port_file "$out" || return 1
+	DEAD_PORT=$HELPER_PORT
 }

@@ -21,12 +21,17 @@ new $1 S L I 1 1000000000 cl=1" >"$2.raw"
 	sed -n 's/^a: executed .* px=\([0-9]*\) .* liq=R$/\1/p' "$2.raw" >"$2"
 }
 
-@test "journal: kill -9 under load loses no acknowledged order" {
-	local dir=$BATS_TEST_TMPDIR journal=$BATS_TEST_TMPDIR/j acked i n
+# kill_mid_flood JOURNAL FLOOD_ARGS... - start a server journaling to
+# JOURNAL, flood it (client --flood FLOOD_ARGS, the ids it saw acknowledged
+# in $BATS_TEST_TMPDIR/acked, its result line in .../flood.out) and kill -9
+# the server once 5000 orders are acknowledged (or after 8 s).
+kill_mid_flood() {
+	local journal=$1 dir=$BATS_TEST_TMPDIR flood i n
+
+	shift
 	start_server --journal "$journal" --quiet
-	client --flood 400000 --symbol 5 --window 256 \
-		--acked "$dir/acked" >"$dir/flood.out" &
-	local flood=$!
+	client --flood "$@" --acked "$dir/acked" >"$dir/flood.out" &
+	flood=$!
 	for ((i = 0; i < 400; i++)); do
 		n=$(wc -l 2>/dev/null <"$dir/acked" || echo 0)
 		[ "$n" -ge 5000 ] && break
@@ -34,6 +39,11 @@ new $1 S L I 1 1000000000 cl=1" >"$2.raw"
 	done
 	stop_server KILL
 	wait "$flood" || true
+}
+
+@test "journal: kill -9 under load loses no acknowledged order" {
+	local dir=$BATS_TEST_TMPDIR journal=$BATS_TEST_TMPDIR/j acked
+	kill_mid_flood "$journal" 400000 --symbol 5 --window 256
 	run cat "$dir/flood.out"
 	# The client saw the connection die part way: not everything acked.
 	assert_output --regexp '^flood: sent=[0-9]+ accepted=[0-9]+ rejected=0 eof=1$'
@@ -63,18 +73,8 @@ new $1 S L I 1 1000000000 cl=1" >"$2.raw"
 # every acknowledged sell traded. After the crash the symbol's order and
 # match sequences must carry on past every acknowledged order and trade.
 @test "journal: kill -9 mid trading: acknowledged trades are replayed" {
-	local dir=$BATS_TEST_TMPDIR journal=$BATS_TEST_TMPDIR/j i n
-	start_server --journal "$journal" --quiet
-	client --flood 400000 --symbol 6 --cross --window 256 \
-		--acked "$dir/acked" >"$dir/flood.out" &
-	local flood=$!
-	for ((i = 0; i < 400; i++)); do
-		n=$(wc -l 2>/dev/null <"$dir/acked" || echo 0)
-		[ "$n" -ge 5000 ] && break
-		sleep 0.02
-	done
-	stop_server KILL
-	wait "$flood" || true
+	local dir=$BATS_TEST_TMPDIR journal=$BATS_TEST_TMPDIR/j
+	kill_mid_flood "$journal" 400000 --symbol 6 --cross --window 256
 	local acked sells sent
 	acked=$(wc -l <"$dir/acked")
 	sells=$(awk '$1 % 2 == 0' "$dir/acked" | wc -l)
