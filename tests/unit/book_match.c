@@ -56,6 +56,21 @@ static void check_canceled(struct capture *c, uint64_t cl, uint32_t qty,
 	CHECK_EQ(m->reason, reason);
 }
 
+static void check_replaced(struct capture *c, uint64_t orig_cl,
+			   uint64_t new_cl, uint64_t order_id, uint32_t qty,
+			   int64_t px)
+{
+	const struct msg_replaced *r = next_msg(c, MSG_REPLACED);
+
+	if (!r)
+		return;
+	CHECK_EQ(r->orig_cl_ord_id, orig_cl);
+	CHECK_EQ(r->new_cl_ord_id, new_cl);
+	CHECK_EQ(r->order_id, order_id);
+	CHECK_EQ(r->qty, qty);
+	CHECK_EQ(r->price, px);
+}
+
 static void check_rejected(struct capture *c, uint16_t reason, uint64_t cl)
 {
 	const struct msg_rejected *m = next_msg(c, MSG_REJECTED);
@@ -199,22 +214,13 @@ static void test_cancel(void)
 
 static void test_replace(void)
 {
-	const struct msg_replaced *r;
-
 	/* Reduce at the same price: same order id, still first in line. */
 	CHECK_EQ(limit(eng, a, 1, SIDE_BUY, 50, 10, 20), ENGINE_JOURNAL);
 	CHECK_EQ(limit(eng, a, 1, SIDE_BUY, 50, 10, 21), ENGINE_JOURNAL);
 	CHECK_EQ(replace(eng, a, 20, 22, 4, 50), ENGINE_JOURNAL);
 	check_accepted(&ca, 20, oid(1, 1));
 	check_accepted(&ca, 21, oid(1, 2));
-	r = next_msg(&ca, MSG_REPLACED);
-	if (r) {
-		CHECK_EQ(r->orig_cl_ord_id, 20);
-		CHECK_EQ(r->new_cl_ord_id, 22);
-		CHECK_EQ(r->order_id, oid(1, 1));
-		CHECK_EQ(r->qty, 4);
-		CHECK_EQ(r->price, 50);
-	}
+	check_replaced(&ca, 20, 22, oid(1, 1), 4, 50);
 	CHECK_EQ(cancel(eng, a, 20), 0);
 	check_rejected(&ca, REJ_UNKNOWN_ORDER, 20);
 	CHECK_EQ(new_order(eng, b, 1, SIDE_SELL, ORD_LIMIT, TIF_IOC, 50, 5, 30),
@@ -234,18 +240,12 @@ static void test_replace(void)
 	CHECK_EQ(limit(eng, a, 1, SIDE_BUY, 50, 5, 23), ENGINE_JOURNAL);
 	check_accepted(&ca, 23, oid(1, 4));
 	CHECK_EQ(replace(eng, a, 23, 24, 5, 51), ENGINE_JOURNAL);
-	r = next_msg(&ca, MSG_REPLACED);
-	if (r)
-		CHECK_EQ(r->order_id, oid(1, 5));
+	check_replaced(&ca, 23, 24, oid(1, 5), 5, 51);
 	CHECK_EQ(replace(eng, a, 24, 25, 5, 50), ENGINE_JOURNAL);
-	r = next_msg(&ca, MSG_REPLACED);
-	if (r)
-		CHECK_EQ(r->order_id, oid(1, 6));
+	check_replaced(&ca, 24, 25, oid(1, 6), 5, 50);
 	/* A quantity increase at the same price also loses priority. */
 	CHECK_EQ(replace(eng, a, 21, 26, 10, 50), ENGINE_JOURNAL);
-	r = next_msg(&ca, MSG_REPLACED);
-	if (r)
-		CHECK_EQ(r->order_id, oid(1, 7));
+	check_replaced(&ca, 21, 26, oid(1, 7), 10, 50);
 	CHECK_EQ(new_order(eng, b, 1, SIDE_SELL, ORD_MARKET, TIF_IOC, 0, 6, 31),
 		 ENGINE_JOURNAL);
 	check_accepted(&cb, 31, oid(1, 8));
@@ -259,9 +259,7 @@ static void test_replace(void)
 	CHECK_EQ(limit(eng, b, 1, SIDE_SELL, 52, 4, 32), ENGINE_JOURNAL);
 	CHECK_EQ(replace(eng, a, 26, 27, 3, 52), ENGINE_JOURNAL);
 	check_accepted(&cb, 32, oid(1, 9));
-	r = next_msg(&ca, MSG_REPLACED);
-	if (r)
-		CHECK_EQ(r->order_id, oid(1, 10));
+	check_replaced(&ca, 26, 27, oid(1, 10), 3, 52);
 	check_exec(&ca, 27, oid(1, 5), 52, 3, 0, SIDE_BUY, LIQ_REMOVED);
 	check_exec(&cb, 32, oid(1, 5), 52, 3, 1, SIDE_SELL, LIQ_ADDED);
 	CHECK_EQ(cancel(eng, a, 27), 0);	/* filled: gone */
