@@ -159,18 +159,25 @@ int tcp_listener(int family)
 	return fd;
 }
 
-void tcp_pair_from(int listener, int *client, int *server)
+int tcp_connect_to(int listener)
 {
 	struct sockaddr_storage addr;
 	socklen_t len = sizeof(addr);
+	int fd;
 
 	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
 		die_errno("getsockname");
-	*client = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*client < 0)
+	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		die_errno("socket");
-	if (connect(*client, (struct sockaddr *)&addr, len) < 0)
+	if (connect(fd, (struct sockaddr *)&addr, len) < 0)
 		die_errno("connect");
+	return fd;
+}
+
+void tcp_pair_from(int listener, int *client, int *server)
+{
+	*client = tcp_connect_to(listener);
 	/* The handshake is complete once connect() returns on loopback. */
 	if (!(wait_fd(listener, POLLIN) & POLLIN)) {
 		errno = ETIMEDOUT;
@@ -379,6 +386,58 @@ void write_all(int fd, const void *buf, size_t len)
 			continue;
 		die_errno("write_all");
 	}
+}
+
+bool put_text(int fd, const char *text)
+{
+	ssize_t ret = write(fd, text, strlen(text));
+
+	expect(ret == (ssize_t)strlen(text));
+	return ret == (ssize_t)strlen(text);
+}
+
+void read_print(int fd, size_t len, const char *label)
+{
+	char buf[64];
+	ssize_t ret = read(fd, buf, len < sizeof(buf) ? len : sizeof(buf));
+
+	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
+	    buf);
+}
+
+void expect_stream(int fd, const char *label, const char *want, int want_err)
+{
+	char buf[256];
+	bool eof;
+	int err;
+	size_t got = read_stream(fd, buf, sizeof(buf) - 1, &eof, &err);
+
+	buf[got] = '\0';
+	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
+	expect(!strcmp(buf, want) && err == want_err && eof == !want_err);
+}
+
+pid_t fork_flushed(void)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die_errno("fork");
+	return pid;
+}
+
+int child_accept(int listener)
+{
+	int conn;
+
+	if (!wait_fd(listener, POLLIN))
+		_exit(2);
+	conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+	if (conn < 0)
+		_exit(3);
+	return conn;
 }
 
 uint64_t fill_until_eagain(int fd, uint32_t seed)

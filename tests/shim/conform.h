@@ -46,6 +46,8 @@ int tcp_listener(int family);
  */
 void tcp_pair(int family, int *client, int *server);
 void tcp_pair_from(int listener, int *client, int *server);
+/* A blocking socket connected to listener's address; dies on failure. */
+int tcp_connect_to(int listener);
 void set_nonblock(int fd, bool on);
 
 /*
@@ -87,6 +89,32 @@ short wait_fd_ms(int fd, short events, int timeout_ms);
 size_t read_stream(int fd, void *buf, size_t len, bool *eof, int *err);
 /* write_all - write len bytes, waiting for writability when short. */
 void write_all(int fd, const void *buf, size_t len);
+/* put_text - one write() of text; expects it whole, returns whether it was. */
+bool put_text(int fd, const char *text);
+/*
+ * read_print - one read() of at most len (<= 64) bytes, printed as
+ * "<label>: <result_text> '<bytes>'".
+ */
+void read_print(int fd, size_t len, const char *label);
+/*
+ * expect_stream - read fd (at most 255 bytes) until EOF or an error and
+ * print "<label>: '<bytes>' eof=<0|1> <errno name>"; expects exactly want,
+ * then EOF when want_err is 0, else the read error want_err.
+ */
+void expect_stream(int fd, const char *label, const char *want,
+		   int want_err);
+
+/*
+ * fork_flushed - fork() after flushing stdout, so the child never prints
+ * the parent's buffered transcript again; dies when fork fails.
+ */
+pid_t fork_flushed(void);
+/*
+ * child_accept - in a forked child: wait for a connection on listener and
+ * accept it non-blocking; _exit(2) when none comes, _exit(3) when accept
+ * fails (the parent sees the child's exit status).
+ */
+int child_accept(int listener);
 
 /*
  * stream_check - a thread reading fd to EOF and checking every byte against

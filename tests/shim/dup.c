@@ -20,25 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void put(int fd, const char *text)
-{
-	ssize_t ret = write(fd, text, strlen(text));
-
-	expect(ret == (ssize_t)strlen(text));
-}
-
-static void expect_stream(int peer, const char *label, const char *want)
-{
-	char buf[256];
-	bool eof;
-	int err;
-	size_t got = read_stream(peer, buf, sizeof(buf) - 1, &eof, &err);
-
-	buf[got] = '\0';
-	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
-	expect(!strcmp(buf, want) && eof);
-}
-
 /*
  * Input already arrived (the shim may hold it) when the socket is
  * duplicated: reads through the duplicate return it first, then later
@@ -57,14 +38,14 @@ static void dup_with_input(void)
 	tcp_pair(AF_INET, &peer, &conn);
 	epfd = epoll_new();
 	epoll_add(epfd, conn, EPOLLIN, 1);
-	put(peer, "held;");
+	put_text(peer, "held;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	copy = dup(conn);
-	put(peer, "later;");
+	put_text(peer, "later;");
 	got = read_stream(copy, buf, 11, &eof, &err);
 	say("read via dup: '%.*s'", (int)got, buf);
 	expect(got == 11 && !memcmp(buf, "held;later;", 11));
-	put(peer, "x");
+	put_text(peer, "x");
 	n = epoll_report(epfd, WAIT_MS, "original registration", NULL, 0);
 	expect(n == 1);
 	ret = read(conn, buf, sizeof(buf));
@@ -78,7 +59,7 @@ static void dup_with_input(void)
 	tcp_pair(AF_INET, &peer, &conn);
 	epfd = epoll_new();
 	epoll_add(epfd, conn, EPOLLIN, 2);
-	put(peer, "held2;");
+	put_text(peer, "held2;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	copy = dup2(conn, 150);
 	close(conn);
@@ -100,39 +81,39 @@ int main(void)
 
 	tcp_pair(AF_INET, &peer, &conn);
 	serve_fd(conn);
-	put(conn, "A");
+	put_text(conn, "A");
 	d1 = dup(conn);
-	put(d1, "B");
-	put(conn, "C");
+	put_text(d1, "B");
+	put_text(conn, "C");
 	d2 = fcntl(conn, F_DUPFD, 100);
 	say("F_DUPFD 100 -> %s", d2 >= 100 ? ">= 100" : "below 100");
-	put(d2, "D");
+	put_text(d2, "D");
 	d3 = fcntl(conn, F_DUPFD_CLOEXEC, 0);
 	say("F_DUPFD_CLOEXEC FD_CLOEXEC: %d", fcntl(d3, F_GETFD) & FD_CLOEXEC);
-	put(d3, "E");
+	put_text(d3, "E");
 	d4 = 200;
 	ret = dup3(conn, d4, O_CLOEXEC);
 	say("dup3 -> 200: %s", ret == d4 ? "ok" : result_text(ret));
-	put(d4, "F");
+	put_text(d4, "F");
 	ret = close(conn);
 	say("close original: %s", result_text(ret));
-	put(d1, "G");
+	put_text(d1, "G");
 	close(d1);
-	put(d2, "H");
+	put_text(d2, "H");
 	close(d2);
-	put(d3, "I");
+	put_text(d3, "I");
 	close(d3);
 	/* dup2 onto itself is a no-op returning the fd. */
 	ret = dup2(d4, d4);
 	say("dup2 onto itself: %s", ret == d4 ? "ok" : result_text(ret));
-	put(d4, "J");
+	put_text(d4, "J");
 	/* Still connected: the peer can answer through any remaining fd. */
-	put(peer, "reply");
+	put_text(peer, "reply");
 	ret = wait_fd(d4, POLLIN) & POLLIN ? read(d4, buf, sizeof(buf)) : -1;
 	say("read via dup3 fd: %s '%.*s'", result_text(ret),
 	    (int)(ret > 0 ? ret : 0), buf);
 	close(d4);
-	expect_stream(peer, "through five fds", "ABCDEFGHIJ");
+	expect_stream(peer, "through five fds", "ABCDEFGHIJ", 0);
 	close(peer);
 
 	/* dup2 over an fd with pending writes closes it, bytes delivered. */
@@ -140,16 +121,17 @@ int main(void)
 	tcp_pair(AF_INET, &peer2, &conn2);
 	serve_fd(conn);
 	serve_fd(conn2);
-	put(conn, "to-first");
-	put(conn2, "to-second;");
+	put_text(conn, "to-first");
+	put_text(conn2, "to-second;");
 	ret = dup2(conn2, conn);
 	say("dup2 over pending fd: %s", ret == conn ? "ok" : result_text(ret));
-	put(conn, "via-dup2;");
+	put_text(conn, "via-dup2;");
 	close(conn);
-	put(conn2, "last");
+	put_text(conn2, "last");
 	close(conn2);
-	expect_stream(peer, "replaced connection", "to-first");
-	expect_stream(peer2, "target connection", "to-second;via-dup2;last");
+	expect_stream(peer, "replaced connection", "to-first", 0);
+	expect_stream(peer2, "target connection", "to-second;via-dup2;last",
+		      0);
 	close(peer);
 	close(peer2);
 
@@ -159,7 +141,7 @@ int main(void)
 	epoll_add(epfd, conn, EPOLLIN, 42);
 	d1 = dup(conn);
 	close(conn);
-	put(peer, "x");
+	put_text(peer, "x");
 	n = epoll_report(epfd, WAIT_MS, "closed fd, dup alive", ev, 4);
 	expect(n == 1 && ev[0].data.u64 == 42);
 	ret = read(d1, buf, sizeof(buf));

@@ -14,15 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void read_print(int fd, size_t len, const char *label)
-{
-	char buf[64];
-	ssize_t ret = read(fd, buf, len);
-
-	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
-	    buf);
-}
-
 int main(void)
 {
 	struct epoll_event ev[4];

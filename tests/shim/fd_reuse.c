@@ -19,23 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/*
- * The old socket is closed with unread input, so the kernel resets the
- * connection: its peer reads the bytes sent before, then ECONNRESET.
- */
-static void expect_stream(int fd, const char *label, const char *want,
-			  int want_err)
-{
-	char buf[128];
-	bool eof;
-	int err;
-	size_t got = read_stream(fd, buf, sizeof(buf) - 1, &eof, &err);
-
-	buf[got] = '\0';
-	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
-	expect(!strcmp(buf, want) && err == want_err && eof == !want_err);
-}
-
 /* Give fd unread input, a pending write and an epoll registration. */
 static void dirty(int epfd, int fd, int peer)
 {
@@ -122,6 +105,22 @@ static void epoll_fd_reuse_and_high_fd(void)
 	close(old_peer);
 }
 
+/*
+ * The socket fd now has the number of a dirty socket that was closed with
+ * unread input, so the kernel reset the old connection: the old peer reads
+ * the bytes sent before, then ECONNRESET; the new socket is clean and only
+ * its own bytes reach its peer. Closes all three.
+ */
+static void check_socket_reused(int epfd, int fd, int peer, int old_peer)
+{
+	check_clean(epfd, fd, peer, true);
+	close(fd);
+	expect_stream(old_peer, "old peer", "stale-output", ECONNRESET);
+	expect_stream(peer, "new peer", "new-output", 0);
+	close(old_peer);
+	close(peer);
+}
+
 int main(void)
 {
 	struct sockaddr_storage addr;
@@ -146,12 +145,7 @@ int main(void)
 	fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
 	say("accept reused the number: %s", fd == number ? "yes" : "no");
 	expect(fd == number);
-	check_clean(epfd, fd, peer, true);
-	close(fd);
-	expect_stream(old_peer, "old peer", "stale-output", ECONNRESET);
-	expect_stream(peer, "new peer", "new-output", 0);
-	close(old_peer);
-	close(peer);
+	check_socket_reused(epfd, fd, peer, old_peer);
 
 	/* Reused by socket() + connect(). */
 	tcp_pair_from(listener, &old, &old_peer);
@@ -168,12 +162,7 @@ int main(void)
 	wait_fd(fd, POLLOUT);
 	wait_fd(listener, POLLIN);
 	peer = accept(listener, NULL, NULL);
-	check_clean(epfd, fd, peer, true);
-	close(fd);
-	expect_stream(old_peer, "old peer", "stale-output", ECONNRESET);
-	expect_stream(peer, "new peer", "new-output", 0);
-	close(old_peer);
-	close(peer);
+	check_socket_reused(epfd, fd, peer, old_peer);
 
 	/* Reused by pipe(): a non-socket must pass through cleanly. */
 	tcp_pair_from(listener, &old_peer, &old);

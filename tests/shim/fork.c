@@ -23,14 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static bool put(int fd, const char *text)
-{
-	ssize_t ret = write(fd, text, strlen(text));
-
-	expect(ret == (ssize_t)strlen(text));
-	return ret == (ssize_t)strlen(text);
-}
-
 static void wait_child(pid_t pid)
 {
 	int status;
@@ -40,16 +32,32 @@ static void wait_child(pid_t pid)
 	expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-static void expect_stream(int peer, const char *label, const char *want)
+/*
+ * The parent writes, forks; the child writes through the inherited socket
+ * and ends by exit() or, when fast, _exit() (no atexit handlers run); the
+ * parent waits for it and writes again.
+ */
+static void child_writes(bool fast)
 {
-	char buf[256];
-	bool eof;
-	int err;
-	size_t got = read_stream(peer, buf, sizeof(buf) - 1, &eof, &err);
+	int peer, conn;
+	pid_t pid;
 
-	buf[got] = '\0';
-	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
-	expect(!strcmp(buf, want) && eof);
+	tcp_pair(AF_INET, &peer, &conn);
+	serve_fd(conn);
+	put_text(conn, "parent-1;");
+	pid = fork_flushed();
+	if (pid == 0) {
+		if (fast)
+			_exit(put_text(conn, "child;") ? 0 : 1);
+		close(peer);
+		exit(put_text(conn, "child;") ? 0 : 1);
+	}
+	wait_child(pid);
+	put_text(conn, "parent-2;");
+	close(conn);
+	expect_stream(peer, fast ? "_exit()" : "exit()",
+		      "parent-1;child;parent-2;", 0);
+	close(peer);
 }
 
 enum child_end { END_EXEC, END_EXIT, END__EXIT };
@@ -66,23 +74,14 @@ static void own_connection_child(enum child_end how)
 		[END__EXIT] = "_exit()",
 	};
 	int listener = tcp_listener(AF_INET), peer, conn;
-	struct sockaddr_storage addr;
-	socklen_t len = sizeof(addr);
 	char label[64];
 	pid_t pid;
 
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
+	pid = fork_flushed();
 	if (pid == 0) {
-		if (!wait_fd(listener, POLLIN))
-			_exit(2);
-		conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
-		if (conn < 0)
-			_exit(3);
+		conn = child_accept(listener);
 		serve_fd(conn);
-		if (!put(conn, "own;") || !put(conn, "last"))
+		if (!put_text(conn, "own;") || !put_text(conn, "last"))
 			_exit(1);
 		if (how == END_EXEC)
 			execl("/bin/true", "true", (char *)NULL);
@@ -90,15 +89,11 @@ static void own_connection_child(enum child_end how)
 			exit(0);
 		_exit(0);
 	}
-	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
-		die_errno("getsockname");
-	peer = socket(AF_INET, SOCK_STREAM, 0);
-	if (peer < 0 || connect(peer, (struct sockaddr *)&addr, len) < 0)
-		die_errno("connect");
+	peer = tcp_connect_to(listener);
 	wait_child(pid);
 	snprintf(label, sizeof(label), "own connection, child ends by %s",
 		 names[how]);
-	expect_stream(peer, label, "own;last");
+	expect_stream(peer, label, "own;last", 0);
 	close(peer);
 	close(listener);
 }
@@ -110,24 +105,15 @@ static void own_connection_child(enum child_end how)
 static void full_buffers_child(void)
 {
 	int listener = tcp_listener(AF_INET), peer, conn, report[2];
-	struct sockaddr_storage addr;
-	socklen_t len = sizeof(addr);
 	struct stream_check check;
 	uint64_t sent = 0;
 	pid_t pid;
 
 	if (pipe(report) < 0)
 		die_errno("pipe");
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
+	pid = fork_flushed();
 	if (pid == 0) {
-		if (!wait_fd(listener, POLLIN))
-			_exit(2);
-		conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
-		if (conn < 0)
-			_exit(3);
+		conn = child_accept(listener);
 		serve_fd(conn);
 		sent = fill_until_eagain(conn, 0xf011);
 		if (write(report[1], &sent, sizeof(sent)) != sizeof(sent))
@@ -135,11 +121,7 @@ static void full_buffers_child(void)
 		exit(0);
 	}
 	close(report[1]);
-	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
-		die_errno("getsockname");
-	peer = socket(AF_INET, SOCK_STREAM, 0);
-	if (peer < 0 || connect(peer, (struct sockaddr *)&addr, len) < 0)
-		die_errno("connect");
+	peer = tcp_connect_to(listener);
 	if (read(report[0], &sent, sizeof(sent)) != sizeof(sent))
 		die_errno("read report");
 	/* Read late, and while the child exits: it may wait for the drain. */
@@ -164,27 +146,18 @@ static void full_buffers_child(void)
 static void prefork_server(void)
 {
 	int listener = tcp_listener(AF_INET), client, status;
-	struct sockaddr_storage addr;
-	socklen_t len = sizeof(addr);
 	char buf[64];
 	bool eof;
 	int err;
 	size_t got;
 	pid_t pid;
 
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
+	pid = fork_flushed();
 	if (pid == 0) {
 		struct epoll_event ev;
 		int epfd = epoll_new(), conn, ok = 1;
 
-		if (!wait_fd(listener, POLLIN))
-			_exit(2);
-		conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
-		if (conn < 0)
-			_exit(3);
+		conn = child_accept(listener);
 		epoll_add(epfd, conn, EPOLLIN, 1);
 		while (ok && epoll_wait(epfd, &ev, 1, WAIT_MS * 5) == 1) {
 			ssize_t n = read(conn, buf, sizeof(buf));
@@ -200,11 +173,7 @@ static void prefork_server(void)
 		close(conn);
 		_exit(ok ? 0 : 4);
 	}
-	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
-		die_errno("getsockname");
-	client = socket(AF_INET, SOCK_STREAM, 0);
-	if (client < 0 || connect(client, (struct sockaddr *)&addr, len) < 0)
-		die_errno("connect");
+	client = tcp_connect_to(listener);
 	for (int i = 0; i < 3; i++) {
 		write_all(client, "abc", 3);
 		got = read_stream(client, buf, 3, &eof, &err);
@@ -229,40 +198,8 @@ int main(void)
 	char token;
 	pid_t pid;
 
-	/* Child writes and exits with exit(). */
-	tcp_pair(AF_INET, &peer, &conn);
-	serve_fd(conn);
-	put(conn, "parent-1;");
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
-	if (pid == 0) {
-		close(peer);
-		exit(put(conn, "child;") ? 0 : 1);
-	}
-	wait_child(pid);
-	put(conn, "parent-2;");
-	close(conn);
-	expect_stream(peer, "exit()", "parent-1;child;parent-2;");
-	close(peer);
-
-	/* Child writes and leaves with _exit(): no atexit handlers run. */
-	tcp_pair(AF_INET, &peer, &conn);
-	serve_fd(conn);
-	put(conn, "parent-1;");
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
-	if (pid == 0) {
-		_exit(put(conn, "child;") ? 0 : 1);
-	}
-	wait_child(pid);
-	put(conn, "parent-2;");
-	close(conn);
-	expect_stream(peer, "_exit()", "parent-1;child;parent-2;");
-	close(peer);
+	child_writes(false);
+	child_writes(true);
 
 	own_connection_child(END_EXEC);
 	own_connection_child(END_EXIT);
@@ -274,11 +211,8 @@ int main(void)
 	serve_fd(conn);
 	if (pipe(go) < 0)
 		die_errno("pipe");
-	put(conn, "A;");
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
+	put_text(conn, "A;");
+	pid = fork_flushed();
 	if (pid == 0) {
 		close(go[1]);
 		if (read(go[0], &token, 1) != 1)
@@ -286,32 +220,29 @@ int main(void)
 		exit(0);
 	}
 	close(go[0]);
-	put(conn, "B;");
+	put_text(conn, "B;");
 	/* Releasing the child is a plain pipe write: not a wait point. */
 	if (write(go[1], "x", 1) != 1)
 		die_errno("write pipe");
 	wait_child(pid);
-	put(conn, "C;");
+	put_text(conn, "C;");
 	close(go[1]);
 	close(conn);
 	expect_stream(peer, "child exits while parent has pending bytes",
-		      "A;B;C;");
+		      "A;B;C;", 0);
 	close(peer);
 
 	/* The child closes its copy: the parent's socket stays usable. */
 	tcp_pair(AF_INET, &peer, &conn);
 	serve_fd(conn);
-	put(conn, "before;");
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die_errno("fork");
+	put_text(conn, "before;");
+	pid = fork_flushed();
 	if (pid == 0) {
 		close(conn);
 		exit(0);
 	}
 	wait_child(pid);
-	put(conn, "after;");
+	put_text(conn, "after;");
 	if (write(peer, "ping", 4) != 4)
 		die_errno("peer write");
 	{
@@ -325,7 +256,7 @@ int main(void)
 		expect(got == 4 && !memcmp(buf, "ping", 4));
 	}
 	close(conn);
-	expect_stream(peer, "child closed its copy", "before;after;");
+	expect_stream(peer, "child closed its copy", "before;after;", 0);
 	close(peer);
 	prefork_server();
 	return conform_finish();

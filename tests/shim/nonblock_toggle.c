@@ -34,15 +34,6 @@ static void *late_writer_run(void *arg)
 	return NULL;
 }
 
-static void read_print(int fd, const char *label)
-{
-	char buf[64];
-	ssize_t ret = read(fd, buf, sizeof(buf));
-
-	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
-	    buf);
-}
-
 /*
  * Input held when the socket turns blocking is still readiness: epoll
  * (after a MOD changing events and data), poll and select all report it.
@@ -68,7 +59,7 @@ static void readiness_after_toggle(void)
 	FD_SET(conn, &readable);
 	n = select(conn + 1, &readable, NULL, NULL, &zero);
 	say("select: %d readable %d", n, !!FD_ISSET(conn, &readable));
-	read_print(conn, "read");
+	read_print(conn, 64, "read");
 	n = epoll_report(epfd, 0, "drained", NULL, 0);
 	expect(n == 0);
 	close(epfd);
@@ -95,10 +86,10 @@ int main(void)
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	set_nonblock(conn, false);
 	say("O_NONBLOCK: %d", !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
-	read_print(conn, "blocking read of earlier input");
+	read_print(conn, 64, "blocking read of earlier input");
 	late_peer = peer;
 	pthread_create(&late, NULL, late_writer_run, NULL);
-	read_print(conn, "blocking read waits");
+	read_print(conn, 64, "blocking read waits");
 	pthread_join(late, NULL);
 
 	/* Writes: non-blocking, then blocking, order kept. */
@@ -114,7 +105,7 @@ int main(void)
 	    !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
 	ret = write(conn, "fifth;", 6);
 	expect(ret == 6);
-	read_print(conn, "nonblocking read, nothing there");
+	read_print(conn, 64, "nonblocking read, nothing there");
 	expect(errno == EAGAIN);
 	on = 0;
 	ret = ioctl(conn, FIONBIO, &on);
@@ -133,8 +124,8 @@ int main(void)
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	set_nonblock(conn, false);
 	set_nonblock(conn, true);
-	read_print(conn, "read after two toggles");
-	read_print(conn, "read again");
+	read_print(conn, 64, "read after two toggles");
+	read_print(conn, 64, "read again");
 	expect(errno == EAGAIN);
 
 	close(epfd);

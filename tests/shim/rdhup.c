@@ -18,15 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void read_print(int fd, const char *label)
-{
-	char buf[64];
-	ssize_t ret = read(fd, buf, sizeof(buf));
-
-	say("%s: %s '%.*s'", label, result_text(ret), (int)(ret > 0 ? ret : 0),
-	    buf);
-}
-
 int main(void)
 {
 	struct epoll_event ev[4];
@@ -51,9 +42,9 @@ int main(void)
 	n = epoll_report(epfd, 0, "level, unread", ev, 4);
 	expect(n == 1 && ev[0].events == (EPOLLIN | EPOLLRDHUP));
 
-	read_print(conn, "read data");
-	read_print(conn, "read at EOF");
-	read_print(conn, "read at EOF again");
+	read_print(conn, 64, "read data");
+	read_print(conn, 64, "read at EOF");
+	read_print(conn, 64, "read at EOF again");
 	n = epoll_report(epfd, 0, "level, at EOF", ev, 4);
 	expect(n == 1 && ev[0].events == (EPOLLIN | EPOLLRDHUP));
 
@@ -88,7 +79,7 @@ int main(void)
 	close(peer);
 	n = epoll_report(epfd, WAIT_MS, "peer closed, no RDHUP asked", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN);
-	read_print(conn, "read");
+	read_print(conn, 64, "read");
 
 	close(epfd);
 	close(conn);

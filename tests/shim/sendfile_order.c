@@ -18,25 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void expect_stream(int fd, const char *label, const char *want)
-{
-	char buf[128];
-	bool eof;
-	int err;
-	size_t got = read_stream(fd, buf, sizeof(buf) - 1, &eof, &err);
-
-	buf[got] = '\0';
-	say("%s: '%s' eof=%d %s", label, buf, eof, errno_name(err));
-	expect(!strcmp(buf, want) && eof);
-}
-
-static void put(int fd, const char *text)
-{
-	ssize_t ret = write(fd, text, strlen(text));
-
-	expect(ret == (ssize_t)strlen(text));
-}
-
 int main(void)
 {
 	char path[] = "/tmp/uringshim-sendfile-XXXXXX", buf[64];
@@ -65,15 +46,15 @@ int main(void)
 	/* Sending side. */
 	tcp_pair(AF_INET, &peer, &conn);
 	serve_fd(conn);
-	put(conn, "head;");
+	put_text(conn, "head;");
 	ret = sendfile(conn, file, &off, 10);
 	say("sendfile: %s, offset now %lld", result_text(ret),
 	    (long long)off);
-	put(conn, "after-sendfile;");
-	put(pipefd[1], "piped;");
+	put_text(conn, "after-sendfile;");
+	put_text(pipefd[1], "piped;");
 	ret = splice(pipefd[0], NULL, conn, NULL, 6, SPLICE_F_NONBLOCK);
 	say("splice pipe -> socket: %s", result_text(ret));
-	put(conn, "after-splice;");
+	put_text(conn, "after-splice;");
 	ret = sendmmsg(conn, msgs, 2, 0);
 	say("sendmmsg: %s, lengths %u %u", result_text(ret), msgs[0].msg_len,
 	    msgs[1].msg_len);
@@ -84,16 +65,16 @@ int main(void)
 	close(conn);
 	expect_stream(peer, "peer got",
 		      "head;file-body;after-sendfile;piped;after-splice;"
-		      "mmsg1;msg2;more;end");
+		      "mmsg1;msg2;more;end", 0);
 	close(peer);
 
 	/* Receiving side: held input comes first. */
 	tcp_pair(AF_INET, &peer, &conn);
 	epfd = epoll_new();
 	epoll_add(epfd, conn, EPOLLIN, 1);
-	put(peer, "held;");
+	put_text(peer, "held;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
-	put(peer, "later;");
+	put_text(peer, "later;");
 	wait_fd(conn, POLLIN);
 	memset(rmsg, 0, sizeof(rmsg));
 	rmsg[0].msg_hdr = (struct msghdr){ .msg_iov = riov, .msg_iovlen = 2 };
@@ -121,9 +102,9 @@ int main(void)
 		expect(len + got == 11 && !memcmp(all, "held;later;", 11));
 	}
 
-	put(peer, "held2;");
+	put_text(peer, "held2;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
-	put(peer, "later2;");
+	put_text(peer, "later2;");
 	wait_fd(conn, POLLIN);
 	ret = splice(conn, NULL, pipefd[1], NULL, 64, SPLICE_F_NONBLOCK);
 	expect(ret > 0);
