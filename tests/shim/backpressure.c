@@ -38,9 +38,7 @@ int main(void)
 
 	if (!chunk)
 		die_errno("malloc");
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLOUT, 3);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLOUT, 3);
 
 	/*
 	 * Fill until EAGAIN, then check that no room appears within QUIET_MS.

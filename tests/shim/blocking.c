@@ -57,8 +57,7 @@ int main(void)
 	epfd = epoll_new();
 	epoll_add(epfd, conn, EPOLLIN, 77);
 	expect(epoll_wait(epfd, &ev, 1, 0) == 0);
-	ret = write(peer, "epoll", 5);
-	expect(ret == 5);
+	put_text(peer, "epoll");
 	epoll_report(epfd, WAIT_MS, "blocking socket in epoll", NULL, 0);
 	ret = read(conn, buf, sizeof(buf));
 	say("read: %s '%.*s'", result_text(ret), (int)(ret > 0 ? ret : 0),

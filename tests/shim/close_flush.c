@@ -50,14 +50,7 @@ static void close_when_full(void)
 	sent = fill_until_eagain(conn, SEED);
 	ret = close(conn);
 	say("close with full buffers: %s", result_text(ret));
-	stream_check_join(&reader);
-	/* How much fitted is buffer tuning: compared, not printed. */
-	say("full buffers: peer got every accepted byte %s, bad byte %s, "
-	    "eof %s", reader.got == sent ? "yes" : "NO",
-	    reader.bad_at == UINT64_MAX ? "none" : "FOUND",
-	    reader.eof ? "yes" : "no");
-	expect(reader.got == sent && reader.bad_at == UINT64_MAX);
-	expect(reader.eof);
+	stream_check_expect_all(&reader, sent, "full buffers");
 	close(peer);
 }
 
@@ -114,9 +107,7 @@ int main(void)
 	close(peer);
 
 	/* Registered in epoll (close removes it); written, then closed. */
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN | EPOLLOUT | EPOLLET, 4);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN | EPOLLOUT | EPOLLET, 4);
 	epoll_report(epfd, WAIT_MS, "registered", NULL, 0);
 	stream_check_start(&reader, peer, SEED);
 	pattern_fill(buf, 4000, SEED, 0);

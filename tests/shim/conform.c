@@ -207,6 +207,12 @@ void set_nonblock(int fd, bool on)
 		die_errno("F_SETFL");
 }
 
+void close_fds(const int *fds, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		close(fds[i]);
+}
+
 int epoll_new(void)
 {
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -237,6 +243,16 @@ static void epoll_ctl_or_die(int epfd, int op, int fd, uint32_t events,
 void epoll_add(int epfd, int fd, uint32_t events, uint64_t data)
 {
 	epoll_ctl_or_die(epfd, EPOLL_CTL_ADD, fd, events, data);
+}
+
+int tcp_pair_epoll(int *client, int *server, uint32_t events, uint64_t data)
+{
+	int epfd;
+
+	tcp_pair(AF_INET, client, server);
+	epfd = epoll_new();
+	epoll_add(epfd, *server, events, data);
+	return epfd;
 }
 
 void epoll_mod(int epfd, int fd, uint32_t events, uint64_t data)
@@ -273,7 +289,15 @@ int epoll_report(int epfd, int timeout_ms, const char *label,
 	return n;
 }
 
-static long elapsed_ms(const struct timespec *start)
+void expect_no_report_at(int epfd, int timeout_ms, const char *label,
+			 const char *file, int line)
+{
+	int n = epoll_report(epfd, timeout_ms, label, NULL, 0);
+
+	expect_at(n == 0, "expect_no_report: nothing ready", file, line);
+}
+
+long elapsed_ms(const struct timespec *start)
 {
 	struct timespec now;
 
@@ -388,12 +412,13 @@ void write_all(int fd, const void *buf, size_t len)
 	}
 }
 
-bool put_text(int fd, const char *text)
+bool put_text_at(int fd, const char *text, const char *file, int line)
 {
 	ssize_t ret = write(fd, text, strlen(text));
+	bool whole = ret == (ssize_t)strlen(text);
 
-	expect(ret == (ssize_t)strlen(text));
-	return ret == (ssize_t)strlen(text);
+	expect_at(whole, "put_text: write returned strlen(text)", file, line);
+	return whole;
 }
 
 void read_print(int fd, size_t len, const char *label)
@@ -544,4 +569,40 @@ void stream_check_start(struct stream_check *sc, int fd, uint32_t seed)
 void stream_check_join(struct stream_check *sc)
 {
 	pthread_join(sc->thread, NULL);
+}
+
+void stream_check_expect_all(struct stream_check *sc, uint64_t sent,
+			     const char *label)
+{
+	stream_check_join(sc);
+	say("%s: peer got every accepted byte %s, bad byte %s, eof %s", label,
+	    sc->got == sent ? "yes" : "NO",
+	    sc->bad_at == UINT64_MAX ? "none" : "FOUND",
+	    sc->eof ? "yes" : "no");
+	expect(sc->got == sent && sc->bad_at == UINT64_MAX && sc->eof);
+}
+
+static void *late_write_run(void *arg)
+{
+	struct late_write *lw = arg;
+
+	nanosleep(&(struct timespec){ lw->delay_ms / 1000,
+			(lw->delay_ms % 1000) * 1000000L }, NULL);
+	put_text(lw->fd, lw->text);
+	return NULL;
+}
+
+void late_write_start(struct late_write *lw, int fd, const char *text,
+		      int delay_ms)
+{
+	*lw = (struct late_write){ .fd = fd, .text = text,
+				   .delay_ms = delay_ms };
+	errno = pthread_create(&lw->thread, NULL, late_write_run, lw);
+	if (errno)
+		die_errno("pthread_create");
+}
+
+void late_write_join(struct late_write *lw)
+{
+	pthread_join(lw->thread, NULL);
 }

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Generous wait for anything that must happen: a hang guard, not a budget. */
 #define WAIT_MS 2000
@@ -49,6 +50,11 @@ void tcp_pair_from(int listener, int *client, int *server);
 /* A blocking socket connected to listener's address; dies on failure. */
 int tcp_connect_to(int listener);
 void set_nonblock(int fd, bool on);
+/* close_all(fd, ...) - close every fd given, in order. */
+void close_fds(const int *fds, size_t count);
+#define close_all(...)							\
+	close_fds((const int[]){ __VA_ARGS__ },				\
+		  sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int))
 
 /*
  * serve_fd - register fd (EPOLLIN|EPOLLOUT|EPOLLET) in a process-wide epoll
@@ -59,6 +65,11 @@ void set_nonblock(int fd, bool on);
 void serve_fd(int fd);
 int epoll_new(void);
 void epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+/*
+ * tcp_pair_epoll - tcp_pair(AF_INET, ...), then a new epoll set with
+ * *server registered for events with data; returns the set.
+ */
+int tcp_pair_epoll(int *client, int *server, uint32_t events, uint64_t data);
 void epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
 /*
  * epoll_report - epoll_wait once and print "<label>: n=<n> [<data> <events>]
@@ -67,6 +78,15 @@ void epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
  */
 int epoll_report(int epfd, int timeout_ms, const char *label,
 		 struct epoll_event *out, int max);
+
+/*
+ * expect_no_report - epoll_report that must find nothing ready (a failure
+ * names the caller's line).
+ */
+void expect_no_report_at(int epfd, int timeout_ms, const char *label,
+			 const char *file, int line);
+#define expect_no_report(epfd, timeout_ms, label) \
+	expect_no_report_at((epfd), (timeout_ms), (label), __FILE__, __LINE__)
 
 /*
  * epoll_wait_for - wait (up to WAIT_MS in all) until a report carries one of
@@ -89,8 +109,12 @@ short wait_fd_ms(int fd, short events, int timeout_ms);
 size_t read_stream(int fd, void *buf, size_t len, bool *eof, int *err);
 /* write_all - write len bytes, waiting for writability when short. */
 void write_all(int fd, const void *buf, size_t len);
-/* put_text - one write() of text; expects it whole, returns whether it was. */
-bool put_text(int fd, const char *text);
+/*
+ * put_text - one write() of text; expects it whole (a failure names the
+ * caller's line), returns whether it was.
+ */
+bool put_text_at(int fd, const char *text, const char *file, int line);
+#define put_text(fd, text) put_text_at((fd), (text), __FILE__, __LINE__)
 /*
  * read_print - one read() of at most len (<= 64) bytes, printed as
  * "<label>: <result_text> '<bytes>'".
@@ -143,6 +167,32 @@ void stream_check_start(struct stream_check *sc, int fd, uint32_t seed);
 void stream_check_start_late(struct stream_check *sc, int fd, uint32_t seed,
 			     int delay_ms);
 void stream_check_join(struct stream_check *sc);
+/*
+ * stream_check_expect_all - join sc, then expect the peer got exactly the
+ * sent bytes, none wrong, then EOF; prints "<label>: peer got every
+ * accepted byte yes|NO, bad byte none|FOUND, eof yes|no" (never the count:
+ * how much fits in the buffers is kernel tuning).
+ */
+void stream_check_expect_all(struct stream_check *sc, uint64_t sent,
+			     const char *label);
+
+/*
+ * late_write - a thread writing text to fd once, after delay_ms: input
+ * that arrives while the caller is blocked in a read. A short write is a
+ * failed check; late_write_join waits for the thread.
+ */
+struct late_write {
+	int fd;
+	const char *text;
+	int delay_ms;
+	pthread_t thread;
+};
+void late_write_start(struct late_write *lw, int fd, const char *text,
+		      int delay_ms);
+void late_write_join(struct late_write *lw);
+
+/* Milliseconds since *start (CLOCK_MONOTONIC). */
+long elapsed_ms(const struct timespec *start);
 
 /*
  * fill_until_eagain - write pattern seed on non-blocking fd until a write

@@ -65,7 +65,7 @@ int main(void)
 	got = read_stream(server, buf, 2, &eof, &err);
 	say("server got: %zu '%.*s'", got, (int)got, buf);
 	expect(got == 2 && !memcmp(buf, "hi", 2));
-	expect(write(server, "yo", 2) == 2);
+	put_text(server, "yo");
 	n = epoll_report(epfd, WAIT_MS, "reply", ev, 2);
 	expect(n == 1 && (ev[0].events & EPOLLIN));
 	ret = read(client, buf, sizeof(buf));

@@ -40,9 +40,7 @@ int main(void)
 	bad = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (bad == MAP_FAILED)
 		die_errno("mmap");
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN | EPOLLOUT | EPOLLET, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN | EPOLLOUT | EPOLLET, 1);
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	iov[0] = (struct iovec){ "ok", 2 };
 	iov[1] = (struct iovec){ bad, 10 };
@@ -58,7 +56,7 @@ int main(void)
 	ret = send(conn, bad, 10, MSG_NOSIGNAL);
 	say("send from a bad buffer: %s", result_text(ret));
 	fflush(stdout);
-	expect(write(peer, "input", 5) == 5);
+	put_text(peer, "input");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	ret = read(conn, bad, 10);
 	say("read into a bad buffer: %s", result_text(ret));

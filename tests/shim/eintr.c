@@ -89,33 +89,12 @@ static ssize_t epoll_pwait_idle(int epfd)
 }
 
 /* Blocking recv that the peer answers only after several signals. */
-static int recv_peer = -1;
 static ssize_t recv_blocking(int fd)
 {
 	char buf[16];
 	ssize_t ret = recv(fd, buf, sizeof(buf), 0);
 
 	return ret;
-}
-
-static void *late_writer_run(void *arg)
-{
-	struct timespec delay = { 0, 150 * 1000 * 1000 };
-
-	(void)arg;
-	nanosleep(&delay, NULL);
-	if (write(recv_peer, "late", 4) != 4)
-		expect(!"late write");
-	return NULL;
-}
-
-static long ms_since(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000 +
-	       (now.tv_nsec - start->tv_nsec) / 1000000;
 }
 
 /*
@@ -133,19 +112,19 @@ static void timeouts_are_kept(int epfd, int conn, int peer)
 	long elapsed;
 	int n;
 
-	expect(write(conn, "during", 6) == 6);
+	put_text(conn, "during");
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	n = epoll_wait(epfd, &ev, 1, 200);
-	elapsed = ms_since(&start);
+	elapsed = elapsed_ms(&start);
 	say("epoll_wait(200) with a send pending: n=%d, not early: %s", n,
 	    n != 0 || elapsed >= 195 ? "yes" : "NO");
 	expect(n == 0 && elapsed >= 195);
 	expect(read_stream(peer, buf, 6, &(bool){ false }, &(int){ 0 }) == 6);
 
-	expect(write(conn, "during", 6) == 6);
+	put_text(conn, "during");
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	n = poll(&pfd, 1, 200);
-	elapsed = ms_since(&start);
+	elapsed = elapsed_ms(&start);
 	say("poll(200) with a send pending: n=%d, not early: %s", n,
 	    n != 0 || elapsed >= 195 ? "yes" : "NO");
 	expect(n == 0 && elapsed >= 195);
@@ -155,20 +134,17 @@ static void timeouts_are_kept(int epfd, int conn, int peer)
 int main(void)
 {
 	char buf[16];
-	pthread_t late;
+	struct late_write late;
 	int peer, conn, epfd, err;
 	ssize_t ret;
 	size_t got;
 	bool eof;
 
 	main_thread = pthread_self();
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 1);
 
 	install(0);
-	ret = write(conn, "before-wait", 11);
-	expect(ret == 11);
+	put_text(conn, "before-wait");
 	ret = kicked(epoll_wait_idle, epfd);
 	say("epoll_wait, no SA_RESTART: %s; handler ran: %s",
 	    result_text(ret), handled > 0 ? "yes" : "no");
@@ -202,8 +178,7 @@ int main(void)
 	expect(got == 11 && !memcmp(buf, "before-wait", 11));
 
 	/* Ready data wins over a pending signal: no EINTR. */
-	ret = write(peer, "ready", 5);
-	expect(ret == 5);
+	put_text(peer, "ready");
 	wait_fd(conn, POLLIN);
 	ret = kicked(epoll_wait_idle, epfd);
 	say("epoll_wait with data ready: %s", result_text(ret));
@@ -213,12 +188,11 @@ int main(void)
 
 	/* A blocking recv: restarted with SA_RESTART, EINTR without. */
 	set_nonblock(conn, false);
-	recv_peer = peer;
-	pthread_create(&late, NULL, late_writer_run, NULL);
+	late_write_start(&late, peer, "late", 150);
 	ret = kicked(recv_blocking, conn);
 	say("blocking recv, SA_RESTART: %s", result_text(ret));
 	expect(ret == 4);
-	pthread_join(late, NULL);
+	late_write_join(&late);
 	install(0);
 	ret = kicked(recv_blocking, conn);
 	say("blocking recv, no SA_RESTART: %s", result_text(ret));

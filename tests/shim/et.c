@@ -18,47 +18,35 @@ int main(void)
 {
 	struct epoll_event ev[4];
 	int peer, conn, epfd, n;
-	ssize_t ret;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN | EPOLLET, 9);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN | EPOLLET, 9);
 
-	ret = write(peer, "first", 5);
-	expect(ret == 5);
+	put_text(peer, "first");
 	n = epoll_report(epfd, WAIT_MS, "arrival", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 9);
-	n = epoll_report(epfd, 0, "no new data", ev, 4);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "no new data");
 
 	read_print(conn, 2, "read 2");
-	n = epoll_report(epfd, 0, "after partial read", ev, 4);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "after partial read");
 	read_print(conn, 64, "read rest");
 	read_print(conn, 64, "read to EAGAIN");
 	expect(errno == EAGAIN);
-	n = epoll_report(epfd, 0, "drained", ev, 4);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "drained");
 
-	ret = write(peer, "second", 6);
-	expect(ret == 6);
+	put_text(peer, "second");
 	n = epoll_report(epfd, WAIT_MS, "second arrival", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN);
-	n = epoll_report(epfd, 0, "second, again", ev, 4);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "second, again");
 	read_print(conn, 64, "read second");
 
 	/* A new arrival reports again although "third" is still unread. */
-	ret = write(peer, "third", 5);
-	expect(ret == 5);
+	put_text(peer, "third");
 	n = epoll_report(epfd, WAIT_MS, "third arrival", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN);
-	ret = write(peer, "fourth", 6);
-	expect(ret == 6);
+	put_text(peer, "fourth");
 	n = epoll_report(epfd, WAIT_MS, "fourth arrival, third unread", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN);
-	n = epoll_report(epfd, 0, "fourth, again", ev, 4);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "fourth, again");
 	read_print(conn, 64, "read both");
 	read_print(conn, 64, "read to EAGAIN");
 	expect(errno == EAGAIN);
@@ -67,8 +55,7 @@ int main(void)
 	epoll_mod(epfd, conn, EPOLLIN | EPOLLOUT | EPOLLET, 10);
 	n = epoll_report(epfd, WAIT_MS, "out edge", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLOUT);
-	n = epoll_report(epfd, 0, "out, again", ev, 4);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "out, again");
 
 	/* Peer EOF is a new edge too. */
 	shutdown(peer, SHUT_WR);

@@ -22,14 +22,11 @@
 /* Give fd unread input, a pending write and an epoll registration. */
 static void dirty(int epfd, int fd, int peer)
 {
-	ssize_t ret;
 
 	epoll_add(epfd, fd, EPOLLIN | EPOLLOUT, 1);
-	ret = write(peer, "stale-input", 11);
-	expect(ret == 11);
+	put_text(peer, "stale-input");
 	wait_fd(fd, POLLIN);
-	ret = write(fd, "stale-output", 12);
-	expect(ret == 12);
+	put_text(fd, "stale-output");
 }
 
 static void check_clean(int epfd, int fd, int peer, bool answer)
@@ -43,16 +40,14 @@ static void check_clean(int epfd, int fd, int peer, bool answer)
 	expect(ret == -1 && errno == EAGAIN);
 	epoll_add(epfd, fd, EPOLLIN, 2);
 	epoll_report(epfd, 0, "new fd registered", NULL, 0);
-	ret = write(peer, "fresh", 5);
-	expect(ret == 5);
+	put_text(peer, "fresh");
 	epoll_report(epfd, WAIT_MS, "new fd, fresh data", NULL, 0);
 	ret = read(fd, buf, sizeof(buf));
 	say("read on new fd: %s '%.*s'", result_text(ret),
 	    (int)(ret > 0 ? ret : 0), buf);
 	expect(ret == 5 && !memcmp(buf, "fresh", 5));
 	if (answer) {
-		ret = write(fd, "new-output", 10);
-		expect(ret == 10);
+		put_text(fd, "new-output");
 	}
 }
 
@@ -68,19 +63,17 @@ static void epoll_fd_reuse_and_high_fd(void)
 	char buf[8];
 	ssize_t ret;
 
-	tcp_pair(AF_INET, &old_peer, &old_conn);
-	old_set = epoll_new();
-	epoll_add(old_set, old_conn, EPOLLIN, 1);
+	old_set = tcp_pair_epoll(&old_peer, &old_conn, EPOLLIN, 1);
 	number = old_set;
 	close(old_set);
 	set = epoll_new();
 	say("epoll fd number reused: %s", set == number ? "yes" : "no");
 	tcp_pair(AF_INET, &peer, &conn);
 	epoll_add(set, conn, EPOLLIN, 3);
-	expect(write(old_peer, "old", 3) == 3);
+	put_text(old_peer, "old");
 	wait_fd(old_conn, POLLIN);
 	epoll_report(set, 0, "new set, old set's socket has input", NULL, 0);
-	expect(write(peer, "new", 3) == 3);
+	put_text(peer, "new");
 	epoll_report(set, WAIT_MS, "new set, its socket has input", NULL, 0);
 	close(conn);
 	close(peer);
@@ -94,7 +87,7 @@ static void epoll_fd_reuse_and_high_fd(void)
 						     result_text(ret));
 	close(conn);
 	epoll_add(set, high, EPOLLIN, 4);
-	expect(write(peer, "hi", 2) == 2);
+	put_text(peer, "hi");
 	epoll_report(set, WAIT_MS, "high fd has input", NULL, 0);
 	ret = read(high, buf, sizeof(buf));
 	say("read on the high fd: %s", result_text(ret));

@@ -40,19 +40,6 @@ static void recv_print(int fd, size_t len, int flags, const char *label)
 	    buf);
 }
 
-static int late_peer = -1;
-
-static void *late_writer_run(void *arg)
-{
-	struct timespec delay = { 0, 100 * 1000 * 1000 };
-
-	(void)arg;
-	nanosleep(&delay, NULL);
-	if (write(late_peer, "defgh", 5) != 5)
-		expect(!"late write");
-	return NULL;
-}
-
 /*
  * Receive options that change what peeking and readiness see: MSG_TRUNC
  * (TCP discards the bytes), SO_PEEK_OFF (successive peeks walk forward) and
@@ -66,10 +53,8 @@ static void peek_options(void)
 	char scratch[8];
 	ssize_t ret;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 2);
-	expect(write(peer, "0123456789", 10) == 10);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 2);
+	put_text(peer, "0123456789");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	ret = recv(conn, scratch, 4, MSG_TRUNC);
 	say("recv MSG_TRUNC 4: %s", result_text(ret));
@@ -78,7 +63,7 @@ static void peek_options(void)
 	value = 0;
 	ret = setsockopt(conn, SOL_SOCKET, SO_PEEK_OFF, &value, sizeof(value));
 	say("SO_PEEK_OFF 0: %s", result_text(ret));
-	expect(write(peer, "abcdef", 6) == 6);
+	put_text(peer, "abcdef");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	recv_print(conn, 2, MSG_PEEK, "peek 2 with SO_PEEK_OFF");
 	recv_print(conn, 2, MSG_PEEK, "peek 2 again");
@@ -91,9 +76,9 @@ static void peek_options(void)
 	value = 5;
 	ret = setsockopt(conn, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
 	say("SO_RCVLOWAT 5: %s", result_text(ret));
-	expect(write(peer, "ab", 2) == 2);
+	put_text(peer, "ab");
 	epoll_report(epfd, QUIET_MS, "2 bytes, low mark 5", NULL, 0);
-	expect(write(peer, "cdef", 4) == 4);
+	put_text(peer, "cdef");
 	epoll_report(epfd, WAIT_MS, "6 bytes, low mark 5", NULL, 0);
 	recv_print(conn, 64, 0, "recv");
 
@@ -119,9 +104,7 @@ static void readv_scatter(void)
 	int peer, conn, epfd, bad = 0;
 	uint64_t off = 0;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 3);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 3);
 	pattern_fill(data, sizeof(data), 0x5ca7, 0);
 	write_all(peer, data, sizeof(data));
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
@@ -159,16 +142,14 @@ int main(void)
 	char a[4], b[8];
 	struct iovec iov[2] = { { a, sizeof(a) }, { b, sizeof(b) } };
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-	pthread_t late;
+	struct late_write late;
 	int peer, conn, epfd;
 	ssize_t ret;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 1);
 	say("FIONREAD idle: %d", queued(conn, FIONREAD));
 
-	expect(write(peer, "hello world", 11) == 11);
+	put_text(peer, "hello world");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	say("FIONREAD: %d", queued(conn, FIONREAD));
 	say("SIOCINQ: %d", queued(conn, SIOCINQ));
@@ -188,23 +169,22 @@ int main(void)
 	expect(epoll_wait(epfd, &ev, 1, 0) == 0);
 
 	/* MSG_WAITALL on a non-blocking socket returns what is there. */
-	expect(write(peer, "abc", 3) == 3);
+	put_text(peer, "abc");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	recv_print(conn, 8, MSG_WAITALL | MSG_PEEK, "waitall peek, nonblock");
 	recv_print(conn, 8, MSG_WAITALL, "waitall, nonblocking");
 
 	/* Blocking MSG_WAITALL: held bytes first, then the late ones. */
-	expect(write(peer, "abc", 3) == 3);
+	put_text(peer, "abc");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	say("FIONREAD held: %d", queued(conn, FIONREAD));
 	set_nonblock(conn, false);
-	late_peer = peer;
-	pthread_create(&late, NULL, late_writer_run, NULL);
+	late_write_start(&late, peer, "defgh", 100);
 	recv_print(conn, 8, MSG_WAITALL, "waitall, blocking");
-	pthread_join(late, NULL);
+	late_write_join(&late);
 
 	/* Peek sees EOF as 0 without consuming data before it. */
-	expect(write(peer, "end", 3) == 3);
+	put_text(peer, "end");
 	shutdown(peer, SHUT_WR);
 	set_nonblock(conn, true);
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);

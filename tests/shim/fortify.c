@@ -28,18 +28,16 @@ int main(void)
 	int peer, conn, epfd;
 	ssize_t ret;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 1);
 
-	expect(write(peer, "one;", 4) == 4);
+	put_text(peer, "one;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	ret = read(conn, buf, runtime_len);
 	say("read: %s '%.*s'", result_text(ret), (int)(ret > 0 ? ret : 0),
 	    buf);
 	expect(ret == 4);
 
-	expect(write(peer, "two;", 4) == 4);
+	put_text(peer, "two;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	ret = recv(conn, buf, runtime_len, MSG_PEEK);
 	say("recv peek: %s '%.*s'", result_text(ret),
@@ -49,7 +47,7 @@ int main(void)
 	    buf);
 	expect(ret == 4);
 
-	expect(write(peer, "three;", 6) == 6);
+	put_text(peer, "three;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	ret = recvfrom(conn, buf, runtime_len, 0, NULL, NULL);
 	say("recvfrom: %s '%.*s'", result_text(ret),

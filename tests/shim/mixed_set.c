@@ -96,8 +96,8 @@ static void no_starvation(void)
 	epoll_add(epfd, pipefd[0], EPOLLIN, 2);
 	epoll_add(epfd, tcp_b, EPOLLIN, 3);
 	expect(write(pipefd[1], "p", 1) == 1);
-	expect(write(peer_a, "a", 1) == 1);
-	expect(write(peer_b, "b", 1) == 1);
+	put_text(peer_a, "a");
+	put_text(peer_b, "b");
 	wait_fd(tcp_a, POLLIN);
 	wait_fd(tcp_b, POLLIN);
 	for (int i = 0; i < 9; i++)
@@ -107,13 +107,7 @@ static void no_starvation(void)
 	say("maxevents 1, nine waits, three ready: none starves %s",
 	    seen[1] && seen[2] && seen[3] ? "yes" : "NO");
 	expect(seen[1] && seen[2] && seen[3]);
-	close(epfd);
-	close(pipefd[0]);
-	close(pipefd[1]);
-	close(tcp_a);
-	close(tcp_b);
-	close(peer_a);
-	close(peer_b);
+	close_all(epfd, pipefd[0], pipefd[1], tcp_a, tcp_b, peer_a, peer_b);
 }
 
 int main(void)
@@ -129,9 +123,7 @@ int main(void)
 
 	tcp_pair(AF_INET, &peer_a, &tcp_a);
 	tcp_pair(AF_INET, &peer_b, &tcp_b);
-	tcp_pair(AF_INET, &peer_c, &tcp_c);
-	inner = epoll_new();
-	epoll_add(inner, tcp_c, EPOLLIN, 1);
+	inner = tcp_pair_epoll(&peer_c, &tcp_c, EPOLLIN, 1);
 	if (pipe2(pipefd, O_NONBLOCK) < 0)
 		die_errno("pipe2");
 	udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -165,13 +157,13 @@ int main(void)
 	n = epoll_report(epfd, 0, "idle", NULL, 0);
 	expect(n == 2);
 
-	expect(write(peer_a, "tcp", 3) == 3);
+	put_text(peer_a, "tcp");
 	expect(shutdown(peer_a, SHUT_WR) == 0);
-	expect(write(peer_b, "tcp-b", 5) == 5);
+	put_text(peer_b, "tcp-b");
 	expect(write(pipefd[1], "pipe", 4) == 4);
 	expect(sendto(udp, "dgram", 5, 0, (struct sockaddr *)&addr, len) == 5);
 	expect(eventfd_write(efd, 5) == 0);
-	expect(write(peer_c, "nested", 6) == 6);
+	put_text(peer_c, "nested");
 	expect(timerfd_settime(tfd, 0, &soon, NULL) == 0);
 	wait_fd(tfd, POLLIN);
 	gather(epfd, "all ready", (1u << SOURCES) - 2);
@@ -210,26 +202,14 @@ int main(void)
 	expect(n == 2);
 
 	/* Data on the TCP socket only: the others stay quiet. */
-	expect(write(peer_b, "again", 5) == 5);
+	put_text(peer_b, "again");
 	epoll_mod(epfd, tcp_b, EPOLLIN, TCP_B);
 	n = epoll_report(epfd, WAIT_MS, "tcp-b again", NULL, 0);
 	expect(n == 2);
 
 	no_starvation();
 
-	close(epfd);
-	close(inner);
-	close(tcp_c);
-	close(peer_c);
-	close(file);
-	close(tfd);
-	close(efd);
-	close(udp);
-	close(pipefd[0]);
-	close(pipefd[1]);
-	close(tcp_a);
-	close(tcp_b);
-	close(peer_a);
-	close(peer_b);
+	close_all(epfd, inner, tcp_c, peer_c, file, tfd, efd, udp, pipefd[0],
+		  pipefd[1], tcp_a, tcp_b, peer_a, peer_b);
 	return conform_finish();
 }

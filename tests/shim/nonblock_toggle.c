@@ -21,19 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int late_peer = -1;
-
-static void *late_writer_run(void *arg)
-{
-	struct timespec delay = { 0, 100 * 1000 * 1000 };
-
-	(void)arg;
-	nanosleep(&delay, NULL);
-	if (write(late_peer, "second", 6) != 6)
-		expect(!"late write");
-	return NULL;
-}
-
 /*
  * Input held when the socket turns blocking is still readiness: epoll
  * (after a MOD changing events and data), poll and select all report it.
@@ -45,10 +32,8 @@ static void readiness_after_toggle(void)
 	int peer, conn, epfd, n;
 	fd_set readable;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN | EPOLLET, 1);
-	expect(write(peer, "held", 4) == 4);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN | EPOLLET, 1);
+	put_text(peer, "held");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	set_nonblock(conn, false);
 	epoll_mod(epfd, conn, EPOLLIN, 2);
@@ -60,8 +45,7 @@ static void readiness_after_toggle(void)
 	n = select(conn + 1, &readable, NULL, NULL, &zero);
 	say("select: %d readable %d", n, !!FD_ISSET(conn, &readable));
 	read_print(conn, 64, "read");
-	n = epoll_report(epfd, 0, "drained", NULL, 0);
-	expect(n == 0);
+	expect_no_report(epfd, 0, "drained");
 	close(epfd);
 	close(conn);
 	close(peer);
@@ -70,41 +54,35 @@ static void readiness_after_toggle(void)
 int main(void)
 {
 	struct epoll_event ev;
-	pthread_t late;
+	struct late_write late;
 	char buf[64];
 	int peer, conn, epfd, on, err;
 	ssize_t ret;
 	size_t got;
 	bool eof;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 1);
 	say("O_NONBLOCK: %d", !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
 
-	expect(write(peer, "first", 5) == 5);
+	put_text(peer, "first");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	set_nonblock(conn, false);
 	say("O_NONBLOCK: %d", !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
 	read_print(conn, 64, "blocking read of earlier input");
-	late_peer = peer;
-	pthread_create(&late, NULL, late_writer_run, NULL);
+	late_write_start(&late, peer, "second", 100);
 	read_print(conn, 64, "blocking read waits");
-	pthread_join(late, NULL);
+	late_write_join(&late);
 
 	/* Writes: non-blocking, then blocking, order kept. */
 	set_nonblock(conn, true);
-	ret = write(conn, "third;", 6);
-	expect(ret == 6);
+	put_text(conn, "third;");
 	set_nonblock(conn, false);
-	ret = write(conn, "fourth;", 7);
-	expect(ret == 7);
+	put_text(conn, "fourth;");
 	on = 1;
 	ret = ioctl(conn, FIONBIO, &on);
 	say("FIONBIO on: %s, O_NONBLOCK: %d", result_text(ret),
 	    !!(fcntl(conn, F_GETFL) & O_NONBLOCK));
-	ret = write(conn, "fifth;", 6);
-	expect(ret == 6);
+	put_text(conn, "fifth;");
 	read_print(conn, 64, "nonblocking read, nothing there");
 	expect(errno == EAGAIN);
 	on = 0;
@@ -119,7 +97,7 @@ int main(void)
 	expect(got == 19 && !memcmp(buf, "third;fourth;fifth;", 19) && eof);
 
 	/* Held input survives a toggle to blocking and back. */
-	expect(write(peer, "held", 4) == 4);
+	put_text(peer, "held");
 	set_nonblock(conn, true);
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	set_nonblock(conn, false);

@@ -35,13 +35,11 @@ static int reset_pair(int *epfd)
 {
 	struct linger hard = { .l_onoff = 1, .l_linger = 0 };
 	int peer, conn;
-	ssize_t ret;
 
 	tcp_pair(AF_INET, &peer, &conn);
 	*epfd = epoll_new();
 	epoll_add(*epfd, conn, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 8);
-	ret = write(conn, "pending", 7);
-	expect(ret == 7);
+	put_text(conn, "pending");
 	if (setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard)) < 0)
 		die_errno("SO_LINGER");
 	close(peer);
@@ -121,10 +119,8 @@ int main(void)
 		struct linger hard = { .l_onoff = 1, .l_linger = 0 };
 		int peer;
 
-		tcp_pair(AF_INET, &peer, &conn);
-		epfd = epoll_new();
-		epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP, 9);
-		expect(write(peer, "last words", 10) == 10);
+		epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN | EPOLLRDHUP, 9);
+		put_text(peer, "last words");
 		setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
 		close(peer);
 		report_reset(epfd);
@@ -147,9 +143,8 @@ int main(void)
 	{
 		int peer;
 
-		tcp_pair(AF_INET, &peer, &conn);
-		epfd = epoll_new();
-		epoll_add(epfd, conn, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 10);
+		epfd = tcp_pair_epoll(&peer, &conn,
+				      EPOLLIN | EPOLLOUT | EPOLLRDHUP, 10);
 		close(peer);
 		epoll_report(epfd, WAIT_MS, "peer closed", NULL, 0);
 		ret = send(conn, "x", 1, MSG_NOSIGNAL);

@@ -78,7 +78,7 @@ int main(void)
 	select_print(conn, pipefd[0], 0, "pipe input");
 	expect(read(pipefd[0], buf, sizeof(buf)) == 1);
 
-	expect(write(peer, "tcp", 3) == 3);
+	put_text(peer, "tcp");
 	poll_print(pfd, WAIT_MS, "tcp input");
 	select_print(conn, pipefd[0], WAIT_MS, "tcp input");
 	n = ppoll(pfd, 2, &zero, NULL);
@@ -93,7 +93,7 @@ int main(void)
 	say("read: %s", result_text(ret));
 	poll_print(pfd, 0, "tcp drained");
 
-	expect(write(peer, "bye", 3) == 3);
+	put_text(peer, "bye");
 	shutdown(peer, SHUT_WR);
 	/* The FIN may be learned after the data: wait until it shows. */
 	expect(poll_wait_for(conn, pfd[0].events, POLLRDHUP, &revents));

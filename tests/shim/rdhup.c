@@ -28,12 +28,9 @@ int main(void)
 	char buf[64];
 	size_t got;
 
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP, 5);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN | EPOLLRDHUP, 5);
 
-	ret = write(peer, "tail data", 9);
-	expect(ret == 9);
+	put_text(peer, "tail data");
 	ret = shutdown(peer, SHUT_WR);
 	say("peer shutdown: %s", result_text(ret));
 
@@ -73,9 +70,7 @@ int main(void)
 	close(epfd);
 	close(conn);
 	close(peer);
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 7);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 7);
 	close(peer);
 	n = epoll_report(epfd, WAIT_MS, "peer closed, no RDHUP asked", ev, 4);
 	expect(n == 1 && ev[0].events == EPOLLIN);

@@ -69,9 +69,7 @@ int main(void)
 	close(peer);
 
 	/* Receiving side: held input comes first. */
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLIN, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLIN, 1);
 	put_text(peer, "held;");
 	expect(epoll_wait(epfd, &ev, 1, WAIT_MS) == 1);
 	put_text(peer, "later;");
@@ -125,11 +123,6 @@ int main(void)
 		expect(got == 13 && !memcmp(all, "held2;later2;", 13));
 	}
 
-	close(epfd);
-	close(conn);
-	close(peer);
-	close(pipefd[0]);
-	close(pipefd[1]);
-	close(file);
+	close_all(epfd, conn, peer, pipefd[0], pipefd[1], file);
 	return conform_finish();
 }

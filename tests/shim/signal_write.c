@@ -52,15 +52,6 @@ static void *kicker_run(void *arg)
 	return NULL;
 }
 
-static long ms_since(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000 +
-	       (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
 /* Everything readable on fd until EOF or WAIT_MS of quiet: a byte count. */
 static size_t drain_count(int fd)
 {
@@ -109,7 +100,7 @@ int main(void)
 	fflush(stdout);
 	pthread_create(&kicker, NULL, kicker_run, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (int i = 0; ms_since(&start) < RUN_MS; i++) {
+	for (int i = 0; elapsed_ms(&start) < RUN_MS; i++) {
 		ssize_t ret;
 
 		pattern_fill(buf, sizeof(buf), SEED, sent);

@@ -90,9 +90,7 @@ int main(void)
 
 	if (!buf)
 		die_errno("malloc");
-	tcp_pair(AF_INET, &peer, &conn);
-	epfd = epoll_new();
-	epoll_add(epfd, conn, EPOLLOUT | EPOLLET, 1);
+	epfd = tcp_pair_epoll(&peer, &conn, EPOLLOUT | EPOLLET, 1);
 	stream_check_start(&reader, peer, SEED);
 
 	/* Valid iovecs, so only the count can be what is refused. */
