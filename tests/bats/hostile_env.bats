@@ -30,24 +30,18 @@ teardown() {
 # serve_with ENV=VALUE... - the shimmed server with that environment must
 # serve a verified load and exit 0 on SIGTERM; sets err (its stderr).
 serve_with() {
-	local out=$BATS_TEST_TMPDIR/ms.out i line status=0
+	local out=$BATS_TEST_TMPDIR/ms.out status=0
 	err=$BATS_TEST_TMPDIR/ms.err
 	rm -f "$out" "$err"
 	env LD_PRELOAD="$SHIM_LIB" "$@" "$BUILD_DIR/matching_server" \
 		--port 0 --quiet >"$out" 2>"$err" 3>&- &
 	local pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
-	for i in $(seq 200); do
-		line=$(head -n 1 "$out" 2>/dev/null) || true
-		[[ $line == "listening on "* ]] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	[[ $line == "listening on "* ]] ||
+	wait_listening "$out" "$pid" ||
 		fail "with ${*:0:1}...: server did not start: $(head -c 300 "$err")"
 	run timeout 60 "$BUILD_DIR/loadgen" --host 127.0.0.1 \
-		--port "${line##*:}" --connections 4 --inflight 4 --orders 200 \
-		--deterministic --quiet
+		--port "$LISTEN_PORT" --connections 4 --inflight 4 \
+		--orders 200 --deterministic --quiet
 	[ "$status" -eq 0 ] || fail "with $(echo "$@" | head -c 80): loadgen failed: $output"
 	kill -TERM "$pid"
 	wait "$pid" || status=$?

@@ -31,7 +31,7 @@ teardown() {
 # vg_run MODE [VALGRIND OPTION...] [-- ENV=VALUE...] - the server under
 # valgrind serves a verified load, then exits 0 on SIGTERM; sets digest.
 vg_run() {
-	local mode=$1 vgopts=() envs=() out err i line status=0
+	local mode=$1 vgopts=() envs=() out err status=0
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do vgopts+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
@@ -49,16 +49,11 @@ vg_run() {
 		>"$out" 2>"$err" 3>&- &
 	local pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
-	for i in $(seq 600); do
-		line=$(head -n 1 "$out" 2>/dev/null) || true
-		[[ $line == "listening on "* ]] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	[[ $line == "listening on "* ]] || { cat "$err"; fail "no server"; }
+	# valgrind starts slowly: up to 30 s.
+	wait_listening "$out" "$pid" 600 || { cat "$err"; fail "no server"; }
 	run timeout 120 "$BUILD_DIR/loadgen" --host 127.0.0.1 \
-		--port "${line##*:}" --connections 16 --inflight 4 --orders 300 \
-		--deterministic --quiet
+		--port "$LISTEN_PORT" --connections 16 --inflight 4 \
+		--orders 300 --deterministic --quiet
 	[ "$status" -eq 0 ] || fail "loadgen: $output"
 	digest=$(sed -n 's/^digest: //p' <<<"$output")
 	# SIGTERM to the server itself (timeout's child), then timeout exits

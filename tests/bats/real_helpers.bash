@@ -7,16 +7,10 @@
 # (LD_PRELOAD=$SHIM_LIB only on the server command). SHIM_PRELOAD_PREFIX
 # (e.g. the ASan runtime, set by `make test-sanitize`) is preloaded first.
 
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
+load common
 
-TOP=${TOP:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) BUILD_DIR=$BUILD ;;
-*)  BUILD_DIR=$TOP/$BUILD ;;
-esac
-# Absolute: nginx and redis change directory before the loader would look.
+# Absolute (BUILD_DIR): nginx and redis change directory before the loader
+# would look.
 SHIM_LIB=$BUILD_DIR/liburingshim.so
 SHIM_STAT=$BUILD_DIR/uringshim-stat
 

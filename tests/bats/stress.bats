@@ -27,7 +27,7 @@ teardown() {
 # start_ms MODE [ENV=VALUE...] [-- SERVER ARGS...] - a matching server on a
 # free port; sets ms_pid, ms_port, ms_err (its stderr file).
 start_ms() {
-	local mode=$1 envs=() i line
+	local mode=$1 envs=()
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
 		envs+=("$1")
@@ -45,14 +45,9 @@ start_ms() {
 		>"$ms_out" 2>"$ms_err" 3>&- &
 	ms_pid=$!
 	echo "$ms_pid" >>"$BATS_TEST_TMPDIR/pids"
-	for i in $(seq 200); do
-		line=$(head -n 1 "$ms_out" 2>/dev/null) || true
-		[[ $line == "listening on "* ]] && break
-		kill -0 "$ms_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	[[ $line == "listening on "* ]] || { cat "$ms_err"; fail "no server"; }
-	ms_port=${line##*:}
+	wait_listening "$ms_out" "$ms_pid" ||
+		{ cat "$ms_err"; fail "no server"; }
+	ms_port=$LISTEN_PORT
 }
 
 # stop_ms - SIGTERM; the server must exit 0 with its summary line within
