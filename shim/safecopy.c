@@ -15,10 +15,46 @@
 
 #include "internal.h"
 
+#ifdef SHIM_TSAN
+#include <dlfcn.h>
+#include <gnu/lib-names.h>
+#endif
+
 /* volatile: the stores around memcpy must not be merged away. */
 static __thread sigjmp_buf *volatile copy_jmp;
 static struct sigaction prev_segv, prev_bus;
 static bool installed;
+
+#ifdef SHIM_TSAN
+/*
+ * TSan builds only.  TSan's sigaction gives the kernel its own wrapper,
+ * which runs our handler with every signal blocked and TSan's per-thread
+ * ignore counters cleared, restoring both only when the handler returns.
+ * Ours never returns from a caught fault, so SIGSEGV stayed blocked (the
+ * next bad buffer killed the process) and TSan's counters unbalanced.
+ * libc's own sigaction, found past TSan, makes the kernel run the handler
+ * directly, as in production; siglongjmp, which TSan wraps, still unwinds
+ * TSan's shadow stack to the sigsetjmp.
+ */
+static int set_action(int sig, const struct sigaction *sa,
+		      struct sigaction *old)
+{
+	static int (*libc_sigaction)(int, const struct sigaction *,
+				     struct sigaction *);
+	void *libc;
+
+	if (!libc_sigaction) {
+		libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+		if (libc)
+			libc_sigaction = dlsym(libc, "sigaction");
+	}
+	if (!libc_sigaction)
+		return sigaction(sig, sa, old);
+	return libc_sigaction(sig, sa, old);
+}
+#else
+#define set_action sigaction
+#endif
 
 static void fault_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -33,7 +69,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 		prev->sa_sigaction(sig, si, uc);
 	} else if (prev->sa_handler == SIG_DFL) {
 		/* Returning re-runs the faulting instruction: default dies. */
-		sigaction(sig, prev, NULL);
+		set_action(sig, prev, NULL);
 	} else if (prev->sa_handler != SIG_IGN) {
 		prev->sa_handler(sig);
 	}
@@ -51,8 +87,8 @@ void shim__safecopy_install(void)
 	sa.sa_sigaction = fault_handler;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &prev_segv);
-	sigaction(SIGBUS, &sa, &prev_bus);
+	set_action(SIGSEGV, &sa, &prev_segv);
+	set_action(SIGBUS, &sa, &prev_bus);
 }
 
 /* memcpy that returns false (having copied an unknown part) on a fault. */
