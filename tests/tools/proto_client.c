@@ -271,6 +271,25 @@ static bool decode(const char *name, const unsigned char *frame)
  * Read from c until a frame satisfying stop() (or EOF). Frames are handed
  * to fn; returns false on EOF or error (c->closed set).
  */
+/*
+ * recv_or_exit - recv on c, retried after EINTR; returns the byte count,
+ * 0 at EOF or -1 on an error. When the receive timeout expires it prints
+ * "<name>: timeout" and exits 1: the server never answered.
+ */
+static ssize_t recv_or_exit(struct client_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = recv(c->fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		printf("%s: timeout\n", c->name);
+		exit(1);
+	}
+	return n;
+}
+
 static bool read_frames(struct client_conn *c,
 			bool (*fn)(struct client_conn *, const unsigned char *,
 				   void *), void *arg)
@@ -298,17 +317,11 @@ static bool read_frames(struct client_conn *c,
 			memmove(c->buf, c->buf + off, c->len - off);
 			c->len -= off;
 		}
-		ssize_t n = recv(c->fd, c->buf + c->len,
-				 sizeof(c->buf) - c->len, 0);
+		ssize_t n = recv_or_exit(c, c->buf + c->len,
+					 sizeof(c->buf) - c->len);
 		if (n > 0) {
 			c->len += n;
 			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			printf("%s: timeout\n", c->name);
-			exit(1);
 		}
 		c->closed = true;
 		return false;
@@ -417,19 +430,11 @@ static void drain(void)
 	uint64_t total = 0;
 
 	for (;;) {
-		ssize_t n = recv(cur->fd, buf, sizeof(buf), 0);
+		ssize_t n = recv_or_exit(cur, buf, sizeof(buf));
 
-		if (n > 0) {
-			total += n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			printf("%s: timeout\n", cur->name);
-			exit(1);
-		}
-		break;
+		if (n <= 0)
+			break;
+		total += n;
 	}
 	cur->closed = true;
 	cur->len = 0;
