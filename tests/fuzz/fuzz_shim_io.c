@@ -222,17 +222,30 @@ static void app_read_result(ssize_t r, const uint8_t *buf, bool consume)
 	app_got(buf, r, consume);
 }
 
+/*
+ * next_chunk - the next *n bytes (at most size) of a stream that has sent
+ * and read bytes so far, into buf. False when they would put more than
+ * half of STREAM_CAP in flight: the caller skips this write.
+ */
+static bool next_chunk(uint8_t *buf, size_t size, size_t *n, uint64_t sent,
+		       uint64_t read, unsigned salt)
+{
+	if (*n > size)
+		*n = size;
+	if (sent - read + *n > STREAM_CAP / 2)
+		return false;
+	for (size_t i = 0; i < *n; i++)
+		buf[i] = stream_byte(sent + i, salt);
+	return true;
+}
+
 static void peer_write(size_t n, unsigned salt)
 {
 	static uint8_t buf[65536];
 	ssize_t w;
 
-	if (n > sizeof(buf))
-		n = sizeof(buf);
-	if (to_app_sent - to_app_read + n > STREAM_CAP / 2)
+	if (!next_chunk(buf, sizeof(buf), &n, to_app_sent, to_app_read, salt))
 		return;
-	for (size_t i = 0; i < n; i++)
-		buf[i] = stream_byte(to_app_sent + i, salt);
 	w = write(peer_fd, buf, n);
 	if (w < 0)
 		return;		/* peer's socket buffer full */
@@ -277,12 +290,9 @@ static void app_write(int how, size_t n, unsigned salt)
 	struct iovec iov[3];
 	ssize_t r;
 
-	if (n > sizeof(buf))
-		n = sizeof(buf);
-	if (to_peer_sent - to_peer_read + n > STREAM_CAP / 2)
+	if (!next_chunk(buf, sizeof(buf), &n, to_peer_sent, to_peer_read,
+			salt ^ 0x55))
 		return;
-	for (size_t i = 0; i < n; i++)
-		buf[i] = stream_byte(to_peer_sent + i, salt ^ 0x55);
 	switch (how) {
 	case 0:
 		r = shim_write(app_fd, buf, n);

@@ -68,6 +68,19 @@ static const unsigned char *at_guard(const unsigned char *data, size_t len)
 	return p;
 }
 
+/* A server for these tests (8 symbols, 4 connections, quiet). */
+static struct server *test_server(size_t max_outbuf)
+{
+	struct server_config cfg = {
+		.engine = { .symbols = 8, .max_orders = 1000 },
+		.max_conns = 4,
+		.max_outbuf = max_outbuf,
+		.quiet = true,
+	};
+
+	return server_create(&cfg);
+}
+
 /*
  * Feed stream[0, len) cut at the given points to a fresh server's conn and
  * copy its queued output to out. Returns the output length.
@@ -76,13 +89,7 @@ static size_t feed(const unsigned char *data, size_t len, const size_t *cuts,
 		   int nr_cuts, unsigned char *out, size_t out_cap,
 		   bool *closing)
 {
-	struct server_config cfg = {
-		.engine = { .symbols = 8, .max_orders = 1000 },
-		.max_conns = 4,
-		.max_outbuf = 1 << 20,
-		.quiet = true,
-	};
-	struct server *srv = server_create(&cfg);
+	struct server *srv = test_server(1 << 20);
 	struct conn *conn = server_conn_open(srv, -1);
 	size_t from = 0, n;
 	const void *queued;
@@ -186,13 +193,7 @@ static void test_malformed(const unsigned char bad_hdr[4], uint8_t ref)
  */
 static void test_outbuf_given_back(void)
 {
-	struct server_config cfg = {
-		.engine = { .symbols = 8, .max_orders = 1000 },
-		.max_conns = 4,
-		.max_outbuf = 64 << 20,
-		.quiet = true,
-	};
-	struct server *srv = server_create(&cfg);
+	struct server *srv = test_server(64 << 20);
 	struct conn *sub = server_conn_open(srv, -1);
 	struct conn *trader = server_conn_open(srv, -1);
 	struct msg_hello hello = { .version = PROTO_VERSION };
