@@ -106,6 +106,38 @@ assert_shim_absent() {
 		fail "liburingshim.so unexpectedly mapped in process $1"
 }
 
+# assert_preload_as MODE PID - the library is mapped in PID under mode
+# shim, absent under plain.
+assert_preload_as() {
+	if [ "$1" = shim ]; then
+		assert_shim_mapped "$2"
+	else
+		assert_shim_absent "$2"
+	fi
+}
+
+# start_real MODE LOG CMD... - start the real server CMD, which listens on
+# $port, under MODE with its output in LOG; wait until it accepts there and
+# check the preload took as MODE says. Sets mode and started_pid.
+start_real() {
+	local log=$2
+
+	mode=$1
+	shift 2
+	[ "$mode" = shim ] && require_shim
+	start_bg "$mode" "$log" "$@"
+	wait_port "$port" || { cat "$log"; false; }
+	assert_preload_as "$mode" "$started_pid"
+}
+
+# assert_served_as MODE PID - PID survived and, under mode shim, used the
+# ring.
+assert_served_as() {
+	assert_alive "$2"
+	[ "$1" = shim ] && assert_ring_used "$2"
+	return 0
+}
+
 # shim_stat_field PID FIELD - one numeric field of `uringshim-stat --json`,
 # empty when the tool or the field does not exist.
 shim_stat_field() {

@@ -17,25 +17,15 @@ teardown() {
 
 # start_memcached MODE - memcached -t 4 on a free port; sets mc_pid.
 start_memcached() {
-	[ "$1" = shim ] && require_shim
-	mode=$1
 	port=$(free_port)
-	start_bg "$mode" "$BATS_TEST_TMPDIR/memcached.log" \
+	start_real "$1" "$BATS_TEST_TMPDIR/memcached.log" \
 		memcached -t 4 -l 127.0.0.1 -p "$port" -U 0 -m 256 -c 2048 \
 		-u root
 	mc_pid=$started_pid
-	wait_port "$port" || { cat "$BATS_TEST_TMPDIR/memcached.log"; false; }
-	if [ "$mode" = shim ]; then
-		assert_shim_mapped "$mc_pid"
-	else
-		assert_shim_absent "$mc_pid"
-	fi
 }
 
 finish_memcached() {
-	assert_alive "$mc_pid"
-	[ "$mode" = shim ] && assert_ring_used "$mc_pid"
-	return 0
+	assert_served_as "$mode" "$mc_pid"
 }
 
 check_values() {

@@ -68,11 +68,7 @@ start_nginx() {
 	[ "$(echo "$workers" | wc -l)" -eq 2 ] || fail "workers: '$workers'"
 	local p
 	for p in $nginx_pid $workers; do
-		if [ "$mode" = shim ]; then
-			assert_shim_mapped "$p"
-		else
-			assert_shim_absent "$p"
-		fi
+		assert_preload_as "$mode" "$p"
 	done
 }
 

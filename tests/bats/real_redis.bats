@@ -18,27 +18,17 @@ teardown() {
 
 # start_redis MODE - a throwaway redis on a free port, no persistence.
 start_redis() {
-	[ "$1" = shim ] && require_shim
-	mode=$1
 	port=$(free_port)
-	start_bg "$mode" "$BATS_TEST_TMPDIR/redis.log" env ${redis_env:-} \
+	start_real "$1" "$BATS_TEST_TMPDIR/redis.log" env ${redis_env:-} \
 		redis-server --port "$port" --bind 127.0.0.1 --save '' \
 		--appendonly no --dir "$BATS_TEST_TMPDIR" --maxclients 1000 \
 		--protected-mode no
 	redis_pid=$started_pid
-	wait_port "$port" || { cat "$BATS_TEST_TMPDIR/redis.log"; false; }
-	if [ "$mode" = shim ]; then
-		assert_shim_mapped "$redis_pid"
-	else
-		assert_shim_absent "$redis_pid"
-	fi
 }
 
 # finish_redis - the server survived and, under the shim, used the ring.
 finish_redis() {
-	assert_alive "$redis_pid"
-	[ "$mode" = shim ] && assert_ring_used "$redis_pid"
-	return 0
+	assert_served_as "$mode" "$redis_pid"
 }
 
 rcli() {
