@@ -3,7 +3,9 @@
 # start_server spawns $BUILD/matching_server on --port 0, waits for its
 # first stdout line "listening on ADDR:PORT" and records its PID in
 # $BATS_FILE_TMPDIR/server.pids; kill_started_servers (call it from
-# teardown) kills exactly those PIDs, never anything by name.
+# teardown) kills exactly those PIDs, never anything by name. The
+# conversation scripts (*_SCRIPT) and checks (check_*) at the end are run
+# by both server suites: server.bats (epoll) and server_uring.bats.
 
 load common
 
