@@ -26,8 +26,8 @@ void shim__fd_mark_dirty(struct shim_fd *f)
 	if (f->dirty)
 		return;
 	f->dirty = true;
-	f->dirty_next = shim.dirty;
-	WR(shim.dirty, f);
+	f->dirty_next = f->loop->dirty;
+	WR(f->loop->dirty, f);
 }
 
 /*
@@ -49,11 +49,11 @@ bool shim__fd_accelerable(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-struct shim_fd *shim__accel_try(int fd, bool checked)
+struct shim_fd *shim__accel_try(int fd, struct shim_loop *l, bool checked)
 {
 	struct shim_fd *f;
 
-	if (fd < 0 || fd >= shim.nfds || shim.fds[fd] ||
+	if (!l || l->dead || fd < 0 || fd >= shim.nfds || shim.fds[fd] ||
 	    shim.state != SHIM_STATE_ACTIVE ||
 	    shim.cfg.recv_mode == MODE_RECV_DIRECT ||
 	    (!checked && !shim__fd_accelerable(fd)))
@@ -73,6 +73,9 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 	shim__safecopy_install();
 	f->fd = fd;
 	f->state = FD_ACCEL;
+	f->loop = l;
+	l->refs++;
+	l->accel_n++;
 	f->rcap = shim.cfg.recv_buf;
 	f->peek_off = -1;
 	f->alias = -1;
@@ -83,22 +86,25 @@ struct shim_fd *shim__accel_try(int fd, bool checked)
 	shim__stats->accel_now = shim.accel_now;
 	STAT_INC(accel_total);
 	shim__fd_mark_dirty(f);
-	shim__ring_wake();
+	shim__ring_wake(l);
 	return f;
 }
 
 void shim__fd_free(struct shim_fd *f)
 {
+	struct shim_loop *l = f->loop;
+
 	if (f->state == FD_ORPHAN)
-		__atomic_sub_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
-	if (shim.closing == f)
-		shim.closing = NULL;
+		__atomic_sub_fetch(&l->orphans_n, 1, __ATOMIC_RELAXED);
+	if (l->closing == f)
+		l->closing = NULL;
 	if (f->own_fd)
 		real_close(f->fd);
-	queued_add(-(int64_t)(f->stail - f->shead));
+	queued_add(f, -(int64_t)(f->stail - f->shead));
 	free(f->rbuf);
 	free(f->sbuf);
 	free(f);
+	shim__loop_unref(l);
 }
 
 /* ---- readiness ---- */
@@ -291,11 +297,7 @@ static bool kick_locked(struct shim_fd *f)
 {
 	int fd = f->fd;
 
-	shim__ring_flush_dirty();
-	shim_unlock();
-	shim__ring_submit_wait(0, NULL, NULL);
-	shim_lock();
-	shim__ring_reap();
+	shim__ring_kick(f->loop);
 	return shim.fds[fd] == f;
 }
 
@@ -309,6 +311,42 @@ static size_t send_room(struct shim_fd *f)
 		room = shim.queued_total < shim.cfg.send_max_total ?
 		       shim.cfg.send_max_total - shim.queued_total : 0;
 	return room;
+}
+
+/*
+ * A thread other than f's loop thread writes, or closes, with bytes queued
+ * and nothing in flight: push them with a plain send, so it never depends
+ * on the loop thread reaching a wait point (it may be blocked anywhere).
+ * Order holds: nothing is in flight.  Returns true when bytes moved.
+ */
+bool shim__fd_push(struct shim_fd *f)
+{
+	ssize_t n;
+
+	if (f->send_inflight || f->stail == f->shead || f->hup)
+		return false;
+
+	STAT_INC(shim_syscalls);
+	n = real_send(f->fd, f->sbuf + f->shead, f->stail - f->shead,
+		      MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0) {
+		f->shead += n;
+		queued_add(f, -(int64_t)n);
+		STAT_ADD(bytes_sent, n);
+		if (f->shead == f->stail)
+			f->shead = f->stail = f->sinfl = 0;
+		return true;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR) {
+		f->err = errno;
+		f->hup = true;
+		STAT_INC(deferred_errors);
+		queued_add(f, -(int64_t)(f->stail - f->shead));
+		f->shead = f->stail = f->sinfl = 0;
+		shim__fd_notify(f);
+	}
+	return false;
 }
 
 /*
@@ -365,8 +403,8 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 					 * bytes sharing its segment go too.
 					 */
 					f->stail -= done - round_start;
-					queued_add(-(int64_t)(done -
-							      round_start));
+					queued_add(f, -(int64_t)(done -
+								 round_start));
 					done = round_start;
 					if (!done)
 						return -EFAULT;
@@ -374,17 +412,21 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 					break;
 				}
 				f->stail += take;
-				queued_add(take);
+				queued_add(f, take);
 				done += take;
 				n -= take;
 				skip = 0;
 			}
 			shim__fd_mark_dirty(f);
 		}
-		if (done == total || !shim__on_loop_thread() ||
-		    f->send_inflight || f->stail == f->shead)
+		if (done == total || f->send_inflight || f->stail == f->shead)
 			break;
 		/* Queue full, nothing in flight: hand it to the kernel. */
+		if (!shim__on_loop(f->loop)) {
+			if (!shim__fd_push(f))
+				break;
+			continue;
+		}
 		if (!kick_locked(f))
 			return done ? (ssize_t)done : -EBADF;
 		if (f->hup || f->err)
@@ -398,10 +440,10 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		f->out_wanted = true;
 	STAT_INC(sends_queued);
 	if (f->stail - f->shead >= SEND_FLUSH_BYTES && !f->send_inflight &&
-	    shim__on_loop_thread())
+	    shim__on_loop(f->loop))
 		kick_locked(f);
-	else if (!shim__on_loop_thread())
-		shim__ring_wake();
+	else if (!shim__on_loop(f->loop))
+		shim__ring_wake(f->loop);
 	return done;
 }
 
@@ -569,9 +611,10 @@ void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data)
 		STAT_ADD(bytes_recv, res);
 	} else if (direct && res == -EAGAIN) {
 		/* counted by recv_direct; a poll or the app re-arms */
-	} else if (res == -EINVAL && !more && shim.multishot && !was_single) {
+	} else if (res == -EINVAL && !more && f->loop->multishot &&
+		   !was_single) {
 		/* Multishot refused (before 6.0): single-shot from now on. */
-		shim.multishot = false;
+		f->loop->multishot = false;
 		shim__log(LOG_INFO, "uringshim: multishot recv refused: "
 			  "single-shot receives\n");
 		STAT_INC(fallbacks);
@@ -616,7 +659,7 @@ void shim__on_send(struct shim_fd *f, int res)
 		if ((uint32_t)res > inflight_len)
 			res = inflight_len;
 		f->shead += res;
-		queued_add(-(int64_t)(res));
+		queued_add(f, -(int64_t)(res));
 		STAT_ADD(bytes_sent, res);
 	} else if (transient(res)) {
 		STAT_INC(fallbacks);
@@ -625,7 +668,7 @@ void shim__on_send(struct shim_fd *f, int res)
 			f->err = -res;
 		f->hup = true;
 		STAT_INC(deferred_errors);
-		queued_add(-(int64_t)(f->stail - f->shead));
+		queued_add(f, -(int64_t)(f->stail - f->shead));
 		f->shead = f->stail = f->sinfl = 0;
 	}
 	if (f->shead == f->stail) {
@@ -651,13 +694,13 @@ void shim__on_send(struct shim_fd *f, int res)
 }
 
 /* The private ERR/HUP set fired: update those sockets (lock held). */
-void shim__on_err_events(void)
+void shim__on_err_events(struct shim_loop *l)
 {
 	struct epoll_event ev[32];
 	int n, i;
 
 	STAT_INC(shim_syscalls);
-	n = real_epoll_wait(shim.err_epfd, ev, 32, 0);
+	n = real_epoll_wait(l->err_epfd, ev, 32, 0);
 	for (i = 0; i < n; i++) {
 		struct shim_fd *f = shim__fd_get_locked(ev[i].data.fd);
 
@@ -677,7 +720,7 @@ void shim__on_err_events(void)
 		shim__fd_notify(f);
 	}
 	/* Others still watched: keep the set polled. */
-	shim__err_poll_arm();
+	shim__err_poll_arm(l);
 }
 
 void shim__on_cancel(struct shim_fd *f)
@@ -738,7 +781,7 @@ static void drained_draining(struct shim_fd *f)
 	f->alias = -1;
 	if (f->inflight || f->dirty) {
 		f->state = FD_ORPHAN;	/* last completion frees it */
-		__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&f->loop->orphans_n, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	shim__fd_free(f);
@@ -751,6 +794,7 @@ static void finish_release(struct shim_fd *f)
 	f->release_req = false;
 	shim__err_watch(f, false);
 	f->state = FD_DRAINING;
+	f->loop->accel_n--;
 	__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 	shim__stats->accel_now = shim.accel_now;
 	STAT_INC(fallbacks);
@@ -776,16 +820,18 @@ int shim__fd_release(struct shim_fd *f)
 	shim__fd_mark_dirty(f);
 	finish_release(f);
 	while (shim.fds[fd] == f && f->state == FD_ACCEL) {
-		if (shim__on_loop_thread()) {
-			shim__ring_flush_dirty();
+		struct shim_loop *l = f->loop;
+
+		if (shim__on_loop(l)) {
+			shim__ring_flush_dirty(l);
 			shim_unlock();
-			shim__ring_submit_wait(1, NULL, NULL);
+			shim__ring_submit_wait(l, 1, NULL, NULL);
 			shim_lock();
-			shim__ring_reap();
+			shim__ring_reap(l);
 		} else {
 			struct timespec ts;
 
-			shim__ring_wake();
+			shim__ring_wake(l);
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			tsan_release(&shim.lock);
@@ -796,15 +842,15 @@ int shim__fd_release(struct shim_fd *f)
 	return 0;
 }
 
-/* Kill switch / fork child: everything back to the kernel. */
-void shim__release_everything(void)
+/* Kill switch / thread exit: l's sockets back to the kernel (l's thread). */
+void shim__release_loop(struct shim_loop *l)
 {
 	int fd;
 
-	for (fd = 0; fd < shim.nfds && shim.accel_now > 0; fd++) {
+	for (fd = 0; fd < shim.nfds && l->accel_n > 0; fd++) {
 		struct shim_fd *f = shim.fds[fd];
 
-		if (f && f->state == FD_ACCEL)
+		if (f && f->state == FD_ACCEL && f->loop == l)
 			shim__fd_release(f);
 	}
 }
@@ -867,15 +913,14 @@ void shim__forget_all_child(void)
 			continue;
 		ep->ready_head = ep->ready_tail = NULL;
 		ep->nemul = 0;
-		ep->kpoll_armed = ep->kready = false;
-		ep->bound = false;
+		ep->kpoll = NULL;
+		ep->kready = false;
+		ep->loop = NULL;
+		ep->waited = false;
 	}
-	shim.dirty = NULL;
-	shim.dead_eps = NULL;
 	shim.accel_now = 0;
 	shim.owned_n = 0;
 	shim.queued_total = 0;
-	shim.orphans_n = 0;
 	shim__stats->accel_now = 0;
 }
 
@@ -921,10 +966,10 @@ static void drain_in_background(struct shim_fd *f, bool shut_wr)
 
 		shim__ring_prep_cancel_send(f);
 		alive = kick_locked(f);
-		if (shut_wr ? !alive : shim.closing != f)
+		if (shut_wr ? !alive : f->loop->closing != f)
 			return;
 	}
-	if ((!shut_wr && shim.closing != f) || f->send_inflight ||
+	if ((!shut_wr && f->loop->closing != f) || f->send_inflight ||
 	    f->stail == f->shead || f->hup)
 		return;
 	fd = shut_wr ? real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : f->fd;
@@ -938,9 +983,11 @@ static void drain_in_background(struct shim_fd *f, bool shut_wr)
 	if (shut_wr) {
 		f->shut_wr_pending = false;
 	} else {
+		struct shim_loop *l = f->loop;
+
 		f->own_fd = false;	/* the drainer closes it */
 		shim__fd_mark_dirty(f);
-		shim__ring_flush_dirty();	/* frees f if nothing is left */
+		shim__ring_flush_dirty(l);	/* frees f if nothing is left */
 	}
 }
 
@@ -955,8 +1002,8 @@ static bool close_has_unread(struct shim_fd *f, int fd)
 
 	if (f->roff < f->rlen)
 		return true;
-	if (shim__on_loop_thread() && !f->release_req) {
-		shim__ring_reap();	/* cannot free f: not closing */
+	if (shim__on_loop(f->loop) && !f->release_req) {
+		shim__ring_reap(f->loop);	/* cannot free f: not closing */
 		if (f->roff < f->rlen)
 			return true;
 	}
@@ -1009,14 +1056,14 @@ int shim__fd_close(struct shim_fd *f, int fd)
 			STAT_INC(shim_syscalls);
 			if (n > 0) {
 				f->shead += n;
-				queued_add(-(int64_t)n);
+				queued_add(f, -(int64_t)n);
 				STAT_ADD(bytes_sent, n);
 			}
 		}
 		STAT_INC(shim_syscalls);
 		real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 		f->hup = true;
-		if (f->send_inflight && shim__on_loop_thread())
+		if (f->send_inflight && shim__on_loop(f->loop))
 			shim__ring_prep_cancel_send(f);
 	}
 	while (f->nregs)
@@ -1024,11 +1071,15 @@ int shim__fd_close(struct shim_fd *f, int fd)
 	if (f->state != FD_ORPHAN)
 		table_clear(fd);
 	if (f->state == FD_ACCEL) {
+		f->loop->accel_n--;
 		__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
 		shim__stats->accel_now = shim.accel_now;
 	}
 	if (f->state == FD_ORPHAN)
 		return 0;	/* a draining fd already handed over */
+	if (!shim__on_loop(f->loop))
+		while (shim__fd_push(f))
+			;
 	if (f->stail > f->shead && !f->hup) {
 		int dupfd = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
@@ -1037,20 +1088,25 @@ int shim__fd_close(struct shim_fd *f, int fd)
 			f->fd = dupfd;
 			f->own_fd = true;
 		} else {
-			queued_add(-(int64_t)(f->stail - f->shead));
+			queued_add(f, -(int64_t)(f->stail - f->shead));
 			f->shead = f->stail = 0;
 		}
 	}
 	f->state = FD_ORPHAN;
-	__atomic_add_fetch(&shim.orphans_n, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&f->loop->orphans_n, 1, __ATOMIC_RELAXED);
 	f->release_req = false;
+	/* The kernel would keep sending after close: the drainer does. */
+	if (!shim__on_loop(f->loop) && f->own_fd && !f->send_inflight &&
+	    f->stail > f->shead && !shim__drain_handoff(f, f->fd, false))
+		f->own_fd = false;
 	if (!f->inflight && (f->stail == f->shead || f->hup)) {
 		if (!f->dirty)
 			shim__fd_free(f);
 		return 0;
 	}
 	shim__fd_mark_dirty(f);
-	if (shim__on_loop_thread()) {
+	if (shim__on_loop(f->loop)) {
+		struct shim_loop *l = f->loop;
 		struct timespec ms = { 0, 1000 * 1000 };
 		int round;
 
@@ -1059,22 +1115,22 @@ int shim__fd_close(struct shim_fd *f, int fd)
 		 * completions a moment, so the socket really closes (FIN
 		 * after our bytes) with this close, not at the next wait.
 		 */
-		shim.closing = f;
-		shim__ring_flush_dirty();
-		for (round = 0; round < 4 && shim.closing == f; round++) {
+		l->closing = f;
+		shim__ring_flush_dirty(l);
+		for (round = 0; round < 4 && l->closing == f; round++) {
 			shim_unlock();
-			shim__ring_submit_wait(round ? 1 : 0, &ms, NULL);
+			shim__ring_submit_wait(l, round ? 1 : 0, &ms, NULL);
 			shim_lock();
-			shim__ring_reap();
-			shim__ring_flush_dirty();
+			shim__ring_reap(l);
+			shim__ring_flush_dirty(l);
 		}
-		if (shim.closing == f && f->stail > f->shead && !f->hup &&
+		if (l->closing == f && f->stail > f->shead && !f->hup &&
 		    f->own_fd)
 			drain_in_background(f, false);
-		if (shim.closing == f)
-			shim.closing = NULL;
+		if (l->closing == f)
+			l->closing = NULL;
 	} else {
-		shim__ring_wake();
+		shim__ring_wake(f->loop);
 	}
 	return 0;
 }
@@ -1089,18 +1145,21 @@ int shim__fd_shutdown(struct shim_fd *f, int how)
 {
 	int fd = f->fd;
 
+	if (!shim__on_loop(f->loop))
+		while (shim__fd_push(f))
+			;
 	if (how == SHUT_RD || how == SHUT_RDWR)
 		f->eof = true;
 	if ((how == SHUT_WR || how == SHUT_RDWR) &&
 	    (f->stail > f->shead || f->send_inflight) && !f->hup) {
 		if (f->shut_wr)
 			return 0;
-		if (shim__on_loop_thread() && !kick_locked(f))
+		if (shim__on_loop(f->loop) && !kick_locked(f))
 			return -EBADF;
 		if (f->stail > f->shead || f->send_inflight) {
 			f->shut_wr = true;
 			f->shut_wr_pending = true;
-			if (shim__on_loop_thread()) {
+			if (shim__on_loop(f->loop)) {
 				/* Kernel full: FIN from the drainer thread. */
 				drain_in_background(f, true);
 				if (!f->shut_wr_pending) {
@@ -1113,8 +1172,8 @@ int shim__fd_shutdown(struct shim_fd *f, int how)
 			if (how == SHUT_RDWR)
 				real_shutdown(fd, SHUT_RD);
 			shim__fd_notify(f);
-			if (!shim__on_loop_thread())
-				shim__ring_wake();
+			if (!shim__on_loop(f->loop))
+				shim__ring_wake(f->loop);
 			return 0;
 		}
 	}
@@ -1126,18 +1185,18 @@ int shim__fd_shutdown(struct shim_fd *f, int how)
 
 /* ---- the flush: turn dirty fds into SQEs (loop thread) ---- */
 
-void shim__ring_flush_dirty(void)
+void shim__ring_flush_dirty(struct shim_loop *l)
 {
 	struct shim_fd *f, *next;
 
-	while (shim.dead_eps) {
-		struct shim_ep *ep = shim.dead_eps;
+	while (l->dead_eps) {
+		struct shim_ep *ep = l->dead_eps;
 
-		shim.dead_eps = ep->dead_next;
-		shim__ring_prep_cancel_ep(ep);
+		l->dead_eps = ep->dead_next;
+		shim__ring_prep_cancel_ep(l, ep);
 	}
-	f = shim.dirty;
-	WR(shim.dirty, NULL);
+	f = l->dirty;
+	WR(l->dirty, NULL);
 	for (; f; f = next) {
 		next = f->dirty_next;
 		f->dirty = false;
@@ -1150,7 +1209,7 @@ void shim__ring_flush_dirty(void)
 			if (f->roff == f->rlen)
 				f->roff = f->rlen = 0;
 			/* Pause pulling while a whole buffer sits unread. */
-			if (shim.multishot ? f->rlen - f->roff < f->rcap :
+			if (l->multishot ? f->rlen - f->roff < f->rcap :
 					     f->rlen < f->rcap)
 				shim__ring_prep_recv(f);
 		}

@@ -1,13 +1,13 @@
 /*
  * drain.c - finish sends the app can no longer wait for.
  *
- * A ring send waiting for socket space only moves when the loop thread
- * enters the kernel (COOP_TASKRUN) or the ring itself (DEFER_TASKRUN).  After close() (or shutdown(SHUT_WR))
- * the app may never wait on the ring again (it joins a thread, sleeps,
- * exits), while the kernel, without the shim, would have kept sending in
- * the background.  Those bytes are handed to one shim-owned thread that
- * sends them with plain blocking calls on a private dup of the socket,
- * then shuts down or closes it.  Lazily started; all signals blocked in
+ * A ring send waiting for socket space only moves when its loop thread
+ * enters the kernel (COOP_TASKRUN) or the ring itself (DEFER_TASKRUN).
+ * After close() (or shutdown(SHUT_WR)) the app may never wait on the ring
+ * again (it joins a thread, sleeps, exits), while the kernel, without the
+ * shim, would have kept sending in the background.  Those bytes are
+ * handed to one shim-owned thread that sends them with plain blocking
+ * calls on a private dup of the socket, then shuts down or closes it.  Lazily started; all signals blocked in
  * it; only real_<name> calls, never the wrappers.
  */
 #include <stdlib.h>
@@ -133,7 +133,7 @@ int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr)
 	jobs_busy++;
 	pthread_cond_signal(&drain_cond);
 	pthread_mutex_unlock(&drain_lock);
-	queued_add(-(int64_t)len);
+	queued_add(f, -(int64_t)len);
 	f->shead = f->stail = f->sinfl = 0;
 	return 0;
 }

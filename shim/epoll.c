@@ -19,7 +19,7 @@
 
 void shim__on_eppoll(struct shim_ep *ep, int res)
 {
-	ep->kpoll_armed = false;
+	ep->kpoll = NULL;
 	if (ep->dead) {
 		free(ep);
 		return;
@@ -123,13 +123,12 @@ static bool ep_has_ready(struct shim_ep *ep)
  */
 #define ADAPT_MIN_BATCH_X16	(2 * 16)
 
-static void adapt(void)
+static void adapt(struct shim_loop *l)
 {
-	shim.send_batch_avg = (shim.send_batch_avg * 7 +
-			       shim.iter_sends * 16) / 8;
-	shim.iter_sends = 0;
-	shim.direct_sends = shim.cfg.adaptive &&
-			    shim.send_batch_avg < ADAPT_MIN_BATCH_X16;
+	l->send_batch_avg = (l->send_batch_avg * 7 + l->iter_sends * 16) / 8;
+	l->iter_sends = 0;
+	l->direct_sends = shim.cfg.adaptive &&
+			  l->send_batch_avg < ADAPT_MIN_BATCH_X16;
 }
 
 static void ts_sub(struct timespec *a, const struct timespec *b)
@@ -142,9 +141,10 @@ static void ts_sub(struct timespec *a, const struct timespec *b)
 	}
 }
 
-static void killfile_check(void)
+/* Other loop threads release their own sockets at their next wait. */
+static void killfile_check(struct shim_loop *l)
 {
-	if (!shim.cfg.killfile[0] || (++shim.killfile_tick & 255))
+	if (!shim.cfg.killfile[0] || (++l->killfile_tick & 255))
 		return;
 	STAT_INC(shim_syscalls);
 	if (access(shim.cfg.killfile, F_OK))
@@ -153,7 +153,7 @@ static void killfile_check(void)
 		  shim.cfg.killfile);
 	WR(shim.state, SHIM_STATE_KILLED);
 	shim__stats_set_state(SHIM_STATE_KILLED, "kill file present");
-	shim__release_everything();
+	shim__release_loop(l);
 }
 
 /*
@@ -162,7 +162,8 @@ static void killfile_check(void)
  * count or -errno (-EINTR when a signal interrupted the wait, never
  * restarted, as the kernel does).
  */
-int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
+int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
+		     struct epoll_event *ev, int maxev,
 		     const struct timespec *ts, const sigset_t *sigmask)
 {
 	struct timespec end, now, left;
@@ -183,11 +184,11 @@ int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
 
 		shim_lock();
 		STAT_INC(wait_points);
-		adapt();
-		killfile_check();
-		shim__ring_flush_dirty();
-		if (!ep->kpoll_armed && !ep->kready)
-			shim__ring_prep_eppoll(ep);
+		adapt(l);
+		killfile_check(l);
+		shim__ring_flush_dirty(l);
+		if (!ep->kpoll && !ep->kready)
+			shim__ring_prep_eppoll(l, ep);
 		wait_nr = (nowait || ep_has_ready(ep)) ? 0 : 1;
 		shim_unlock();
 
@@ -199,15 +200,15 @@ int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
 				left.tv_sec = left.tv_nsec = 0;
 		}
 		if (wait_nr && shim.cfg.wait_mode == MODE_WAIT_DIRECT &&
-		    shim__ring_pending_sqes()) {
+		    l->pending_sqes) {
 			/* Mechanism 3 off: submit, then wait separately. */
-			shim__ring_submit_wait(0, NULL, NULL);
+			shim__ring_submit_wait(l, 0, NULL, NULL);
 		}
-		ret = shim__ring_submit_wait(wait_nr, forever || !wait_nr ?
+		ret = shim__ring_submit_wait(l, wait_nr, forever || !wait_nr ?
 					     NULL : &left, sigmask);
 
 		shim_lock();
-		shim__ring_reap();
+		shim__ring_reap(l);
 		n = collect(ep, ev, maxev);
 		shim_unlock();
 		if (n > 0)

@@ -32,11 +32,12 @@ int shim__fdtab_init(void)
 	 * calloc, not mmap: big enough to come from fresh zero pages
 	 * anyway, and leak checkers then see the structs it points to.
 	 */
-	p = calloc(1, 2 * bytes + n);
+	p = calloc(1, 2 * bytes + 2 * n);
 	if (!p)
 		return -ENOMEM;
 	shim.eps = (struct shim_ep **)((char *)p + bytes);
 	shim.kreg = (uint8_t *)p + 2 * bytes;
+	shim.kwait = shim.kreg + n;
 	shim.nfds = n;
 	__atomic_store_n(&shim.fds, (struct shim_fd **)p, __ATOMIC_RELEASE);
 	return 0;

@@ -3,10 +3,8 @@
  *
  * Init order: resolve the real_ pointers, read URINGSHIM_* settings, open
  * the log and the stats file, size the fd table.  No ring is created here:
- * the ring belongs to the first thread that waits on an epoll set holding
- * accelerated sockets (the loop thread), so SINGLE_ISSUER (and
- * DEFER_TASKRUN, when chosen) hold by construction.  Anything that fails
- * leaves the shim passthrough.
+ * each event-loop thread makes its own on first use (loop.c).  Anything
+ * that fails leaves the shim passthrough.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -21,8 +19,6 @@
 struct shim_global shim = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
-	.wake_fd = -1,
-	.err_epfd = -1,
 };
 __thread int shim__depth;
 static __thread pid_t cached_tid;
@@ -34,13 +30,6 @@ pid_t shim__gettid(void)
 	if (unlikely(!cached_tid))
 		cached_tid = syscall(SYS_gettid);
 	return cached_tid;
-}
-
-bool shim__on_loop_thread(void)
-{
-	pid_t owner = RD(shim.loop_tid);
-
-	return owner && shim__gettid() == owner;
 }
 
 /* ---- settings ---- */
@@ -217,12 +206,8 @@ static void atfork_child(void)
 	shim.pid = getpid();
 	shim__stats_reopen_child();
 	shim__drain_child();
-	if (shim.ring_ok)
-		shim__ring_teardown_child();
-	WR(shim.loop_tid, 0);
-	WR(shim.ring_ok, false);
-	WR(shim.ring_tried, false);
 	shim__forget_all_child();
+	shim__loops_forget_child();
 	if (shim.state == SHIM_STATE_ACTIVE) {
 		WR(shim.state, SHIM_STATE_INIT);
 		shim__stats_set_state(SHIM_STATE_INIT,
@@ -274,10 +259,11 @@ __attribute__((destructor)) static void shim_dtor(void)
 	uint64_t accel = 0, enters = 0;
 	int i;
 
-	if (shim.pid == getpid() && shim__on_loop_thread())
+	if (shim.pid == getpid()) {
 		shim__flush_all_sync();
-	if (shim.pid == getpid())
+		shim__flush_others();
 		shim__drain_wait(5);
+	}
 	/*
 	 * Other threads may still be counting (exit() does not stop them):
 	 * their slots are read only when the line is wanted, and the sums

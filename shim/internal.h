@@ -3,8 +3,10 @@
  *
  * Conventions: shim__ names are internal but not static; functions return
  * -errno internally and the wrappers convert once at the libc edge.  All
- * mutable accelerated-fd state is guarded by shim.lock; only the loop
- * thread (the one that owns the ring) touches io_uring memory (ring.c).
+ * mutable accelerated-fd state is guarded by shim.lock.  Each thread that
+ * runs an event loop gets a ring of its own (struct shim_loop); only that
+ * thread touches its io_uring memory (ring.c), other threads queue work
+ * and wake it.
  */
 #ifndef SHIM_INTERNAL_H
 #define SHIM_INTERNAL_H
@@ -22,6 +24,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "stats.h"
 
@@ -83,6 +87,7 @@ enum fd_state {
 
 struct shim_ep;
 struct shim_fd;
+struct shim_loop;
 
 /* One epoll registration of an accelerated fd, emulated by the shim. */
 struct shim_reg {
@@ -98,6 +103,7 @@ struct shim_reg {
 struct shim_fd {
 	int fd;
 	int state;			/* enum fd_state */
+	struct shim_loop *loop;		/* the ring that does its I/O */
 	unsigned int inflight;		/* ring ops referencing this struct */
 
 	/* receive side */
@@ -126,7 +132,6 @@ struct shim_fd {
 
 	bool dirty;			/* on shim.dirty list */
 	struct shim_fd *dirty_next;
-	struct shim_fd *orphan_next;
 
 	int nregs;
 	struct shim_reg regs[SHIM_MAX_REGS];
@@ -135,8 +140,9 @@ struct shim_fd {
 /* An epoll instance the shim knows about (created through epoll_create*). */
 struct shim_ep {
 	int epfd;
-	bool bound;			/* waited on by the loop thread */
-	bool kpoll_armed;		/* POLL_ADD on epfd in the ring */
+	struct shim_loop *loop;		/* bound: its waiter's ring, or NULL */
+	bool waited;			/* a loop thread has waited on it */
+	struct shim_loop *kpoll;	/* ring with a POLL_ADD on epfd */
 	bool kready;			/* kernel set has events */
 	bool dead;			/* app closed it; free on poll CQE */
 	bool nobind;			/* polled or nested: kernel only */
@@ -146,42 +152,70 @@ struct shim_ep {
 	struct shim_reg *ready_head, *ready_tail;
 };
 
+/*
+ * One event-loop thread's ring and the work queued for it.  Created by the
+ * thread's first epoll use, torn down when the thread exits (its ring ops
+ * die with it) or in a fork child.
+ */
+struct shim_loop {
+	pid_t tid;
+	struct io_uring ring;
+	unsigned int pending_sqes;
+	uint64_t wake_buf;
+	int wake_fd;			/* eventfd the ring reads: wakes it */
+	struct io_uring_buf_ring *buf_ring;
+	char *bufs;
+	bool multishot;			/* multishot recv + buffer ring */
+
+	struct shim_fd *dirty;		/* need SQEs at the next flush */
+	struct shim_ep *dead_eps;	/* closed epfds with a poll armed */
+	struct shim_fd *closing;	/* fd close() is finishing */
+	int orphans_n;			/* closed fds with ring work left */
+	int accel_n;			/* its accelerated fds */
+	uint64_t queued;		/* bytes in its fds' send queues */
+
+	int err_epfd;			/* watches EOF'd sockets for ERR/HUP */
+	bool err_poll_armed;
+	int err_watch_n;		/* sockets in err_epfd */
+
+	unsigned int iter_sends;	/* writes since the last wait point */
+	unsigned int send_batch_avg;	/* EWMA of iter_sends, x16 */
+	bool direct_sends;		/* adaptive: batches too small */
+	unsigned int killfile_tick;
+	int refs;			/* fds whose loop this is */
+	bool dead;			/* thread gone; freed with its last fd */
+	struct shim_loop *next;		/* shim.loops (live ones) */
+};
+
 struct shim_global {
 	struct shim_config cfg;
 	int state;			/* enum shim_state */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pid_t pid;
-	pid_t loop_tid;			/* owner of the ring, 0: none yet */
-	bool ring_tried;
-	bool ring_ok;
+	struct shim_loop *loops;	/* every live ring */
+	bool ring_made;			/* one was ever made (this process) */
 
 	int nfds;			/* table size */
 	struct shim_fd **fds;		/* accelerated/draining, by fd */
 	struct shim_ep **eps;		/* known epoll instances, by fd */
 	uint8_t *kreg;			/* kernel epoll ADDs, 255: unknown */
+	uint8_t *kwait;			/* threads in the kernel's wait, by epfd */
 
-	struct shim_fd *dirty;		/* need SQEs at the next flush */
-	struct shim_ep *dead_eps;	/* closed epfds with a poll armed */
-	int orphans_n;			/* closed fds with ring work left */
-	struct shim_fd *closing;	/* fd close() is finishing */
 	int accel_now;
 	int owned_n;			/* fds with a table entry */
 	uint64_t queued_total;		/* bytes in all send queues */
-	int wake_fd;			/* eventfd the loop thread polls */
-	int err_epfd;			/* watches EOF'd sockets for ERR/HUP */
-	bool err_poll_armed;
-	int err_watch_n;		/* sockets in err_epfd */
-	bool release_all;		/* kill switch pending */
-	unsigned int iter_sends;	/* writes since the last wait point */
-	unsigned int send_batch_avg;	/* EWMA of iter_sends, x16 */
-	bool direct_sends;		/* adaptive: batches too small */
-	bool multishot;			/* multishot recv + buffer ring */
-	unsigned int killfile_tick;
 };
 
 extern struct shim_global shim;
 extern __thread int shim__depth;
+extern __thread struct shim_loop *shim__loop;	/* this thread's ring */
+
+/* Is the calling thread the one that drives l's ring? */
+static inline bool shim__on_loop(const struct shim_loop *l)
+{
+	return l && l == shim__loop;
+}
 
 /*
  * TSan builds: TSan's own wrappers of blocking calls (epoll_wait, poll,
@@ -229,9 +263,15 @@ static inline void shim_unlock(void)
 /* init.c */
 bool shim__ready(void);
 pid_t shim__gettid(void);
-bool shim__on_loop_thread(void);
-void shim__flush_all_sync(void);
 void shim__flush_before_block(void);
+
+/* loop.c: lock held */
+struct shim_loop *shim__loop_get(void);
+void shim__loop_unref(struct shim_loop *l);
+bool shim__loop_possible(void);
+void shim__flush_all_sync(void);
+void shim__flush_others(void);
+void shim__loops_forget_child(void);
 
 /* log.c */
 enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -286,23 +326,24 @@ bool shim__ep_emul_ready(struct shim_ep *ep);
 struct shim_ep *shim__ep_get_known_locked(int epfd, bool known);
 bool shim__fd_table_has(int fd);
 
-/* Bytes queued in all send queues (read without the lock elsewhere). */
-static inline void queued_add(int64_t n)
+/* Bytes queued on f's send queue (read without the lock elsewhere). */
+static inline void queued_add(struct shim_fd *f, int64_t n)
 {
 	__atomic_add_fetch(&shim.queued_total, n, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&f->loop->queued, n, __ATOMIC_RELAXED);
 }
 
-/* Work the ring must still do even if the app never waits on it again. */
-static inline bool shim__ring_has_work(void)
+/* Work l's ring must still do even if the app never waits on it again. */
+static inline bool shim__ring_has_work(struct shim_loop *l)
 {
-	return __atomic_load_n(&shim.queued_total, __ATOMIC_RELAXED) ||
-	       __atomic_load_n(&shim.orphans_n, __ATOMIC_RELAXED) ||
-	       __atomic_load_n(&shim.dirty, __ATOMIC_RELAXED);
+	return l && (__atomic_load_n(&l->queued, __ATOMIC_RELAXED) ||
+		     __atomic_load_n(&l->orphans_n, __ATOMIC_RELAXED) ||
+		     __atomic_load_n(&l->dirty, __ATOMIC_RELAXED));
 }
 
 /* accel.c: fd operations, called with shim.lock held */
 bool shim__fd_accelerable(int fd);
-struct shim_fd *shim__accel_try(int fd, bool checked);
+struct shim_fd *shim__accel_try(int fd, struct shim_loop *l, bool checked);
 void shim__fd_mark_dirty(struct shim_fd *f);
 void shim__fd_notify(struct shim_fd *f);
 uint32_t shim__fd_mask(struct shim_fd *f);
@@ -311,6 +352,7 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags);
 int shim__fd_release(struct shim_fd *f);
+bool shim__fd_push(struct shim_fd *f);
 int shim__fd_close(struct shim_fd *f, int fd);
 int shim__fd_shutdown(struct shim_fd *f, int how);
 void shim__fd_free(struct shim_fd *f);
@@ -318,36 +360,38 @@ void shim__fd_alias(struct shim_fd *f, int newfd);
 void shim__reg_unlink(struct shim_reg *r);
 void shim__reg_ready(struct shim_reg *r);
 void shim__reg_unready(struct shim_reg *r);
-void shim__release_everything(void);
+void shim__release_loop(struct shim_loop *l);
 void shim__forget_all_child(void);
 void shim__child_readd(void);
 bool shim__child_readd_pending(void);
 void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data);
 
 /* epoll.c */
-int shim__epoll_wait(struct shim_ep *ep, struct epoll_event *ev, int maxev,
+int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
+		     struct epoll_event *ev, int maxev,
 		     const struct timespec *ts, const sigset_t *sigmask);
 
-/* ring.c: the only file that touches io_uring memory (loop thread only) */
+/* ring.c: the only file that touches io_uring memory (l's thread only) */
 enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP,
        UD_ERREP, UD_FAULT_RECV, UD_FAULT_SEND };
-int shim__ring_setup(void);
-void shim__ring_teardown_child(void);
-bool shim__ring_active(void);
+int shim__ring_setup(struct shim_loop *l);
+void shim__ring_exit(struct shim_loop *l);
+void shim__ring_teardown_child(struct shim_loop *l);
 int shim__ring_prep_recv(struct shim_fd *f);
 int shim__ring_prep_send(struct shim_fd *f);
 int shim__ring_prep_cancel(struct shim_fd *f);
-int shim__ring_prep_eppoll(struct shim_ep *ep);
-int shim__ring_prep_cancel_ep(struct shim_ep *ep);
-int shim__ring_submit_wait(unsigned int wait_nr, const struct timespec *ts,
-			   const sigset_t *sigmask);
-int shim__ring_reap(void);
-int shim__ring_pending_sqes(void);
-void shim__ring_flush_dirty(void);
+int shim__ring_prep_eppoll(struct shim_loop *l, struct shim_ep *ep);
+int shim__ring_prep_cancel_ep(struct shim_loop *l, struct shim_ep *ep);
+int shim__ring_submit_wait(struct shim_loop *l, unsigned int wait_nr,
+			   const struct timespec *ts, const sigset_t *sigmask);
+int shim__ring_reap(struct shim_loop *l);
+void shim__ring_flush_dirty(struct shim_loop *l);
 int shim__ring_prep_recv_wait(struct shim_fd *f);
 int shim__ring_prep_send_wait(struct shim_fd *f);
-void shim__ring_wake(void);
+void shim__ring_wake(struct shim_loop *l);
 int shim__ring_prep_cancel_send(struct shim_fd *f);
+/* Submit and run completions without waiting (l's thread, lock held). */
+void shim__ring_kick(struct shim_loop *l);
 
 /* safecopy.c */
 void shim__safecopy_install(void);
@@ -358,7 +402,7 @@ int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr);
 void shim__drain_wait(int seconds);
 void shim__drain_child(void);
 void shim__err_watch(struct shim_fd *f, bool on);
-void shim__on_err_events(void);
-void shim__err_poll_arm(void);
+void shim__on_err_events(struct shim_loop *l);
+void shim__err_poll_arm(struct shim_loop *l);
 
 #endif

@@ -1,13 +1,12 @@
 /*
  * ring.c - the only file that touches io_uring memory.
  *
- * One ring per process, owned by the loop thread (the first thread that
- * waits on an epoll set with accelerated sockets).  Every function here
- * runs on that thread with shim.lock held, except submit_wait, which is
- * called with the lock dropped so other threads can queue work while we
- * sleep in the kernel.  user_data = pointer | kind (structs are malloc'd,
- * so the low 4 bits are free); stale completions of closed fds find an
- * orphaned struct, never a reused fd number.
+ * One ring per event-loop thread (struct shim_loop, loop.c).  Every
+ * function here runs on the ring's own thread with shim.lock held, except
+ * submit_wait, which is called with the lock dropped so other threads can
+ * queue work while we sleep in the kernel.  user_data = pointer | kind
+ * (structs are malloc'd, so the low 4 bits are free); stale completions of
+ * closed fds find an orphaned struct, never a reused fd number.
  *
  * Setup ladder: SINGLE_ISSUER|COOP_TASKRUN|SUBMIT_ALL (6.0+; plus
  * DEFER_TASKRUN, 6.1+, with URINGSHIM_TASKRUN=defer), retried without them
@@ -15,8 +14,8 @@
  * default: measured here it doubles the TCP segments per request (the
  * deferred receives run too late for the response to carry the ACK), which
  * costs more server CPU than all the syscalls the shim saves.  Any other
- * failure (ENOSYS, EPERM from seccomp or io_uring_disabled, ENOMEM) makes
- * the whole process passthrough.
+ * failure (ENOSYS, EPERM from seccomp or io_uring_disabled, ENOMEM) of the
+ * process's first ring makes the whole process passthrough.
  */
 #include <liburing.h>
 #include <stdio.h>
@@ -29,10 +28,6 @@
 
 #define UD_KIND_MASK	0xfULL
 
-static struct io_uring ring;
-static unsigned int pending_sqes;
-static uint64_t wake_buf;
-
 /*
  * Provided buffer ring for multishot receives (5.19+ registration, 6.0+
  * multishot): completions name a buffer, whose bytes are copied to the
@@ -41,21 +36,21 @@ static uint64_t wake_buf;
 #define BUF_GROUP	0
 #define BUF_COUNT	1024
 #define BUF_SIZE	4096
-static struct io_uring_buf_ring *buf_ring;
-static char *bufs;
+#define BUF_RING_BYTES	(BUF_COUNT * sizeof(struct io_uring_buf) + \
+			 (size_t)BUF_COUNT * BUF_SIZE)
 
-static void buf_recycle(unsigned int bid)
+static void buf_recycle(struct shim_loop *l, unsigned int bid)
 {
 	if (bid >= BUF_COUNT)
 		return;
-	io_uring_buf_ring_add(buf_ring, bufs + (size_t)bid * BUF_SIZE,
+	io_uring_buf_ring_add(l->buf_ring, l->bufs + (size_t)bid * BUF_SIZE,
 			      BUF_SIZE, bid, io_uring_buf_ring_mask(BUF_COUNT),
 			      0);
-	io_uring_buf_ring_advance(buf_ring, 1);
+	io_uring_buf_ring_advance(l->buf_ring, 1);
 }
 
 /* Returns 0 or -errno; on failure receives stay single-shot. */
-static int buf_ring_setup(void)
+static int buf_ring_setup(struct shim_loop *l)
 {
 	struct io_uring_buf_reg reg;
 	size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
@@ -63,27 +58,28 @@ static int buf_ring_setup(void)
 	unsigned int i;
 	int ret;
 
-	mem = mmap(NULL, ring_bytes + (size_t)BUF_COUNT * BUF_SIZE,
-		   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mem = mmap(NULL, BUF_RING_BYTES, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return -ENOMEM;
 	memset(&reg, 0, sizeof(reg));
 	reg.ring_addr = (uintptr_t)mem;
 	reg.ring_entries = BUF_COUNT;
 	reg.bgid = BUF_GROUP;
-	ret = io_uring_register_buf_ring(&ring, &reg, 0);
+	ret = io_uring_register_buf_ring(&l->ring, &reg, 0);
 	if (ret) {
-		munmap(mem, ring_bytes + (size_t)BUF_COUNT * BUF_SIZE);
+		munmap(mem, BUF_RING_BYTES);
 		return ret;
 	}
-	buf_ring = mem;
-	bufs = (char *)mem + ring_bytes;
-	io_uring_buf_ring_init(buf_ring);
+	l->buf_ring = mem;
+	l->bufs = (char *)mem + ring_bytes;
+	io_uring_buf_ring_init(l->buf_ring);
 	for (i = 0; i < BUF_COUNT; i++)
-		io_uring_buf_ring_add(buf_ring, bufs + (size_t)i * BUF_SIZE,
+		io_uring_buf_ring_add(l->buf_ring,
+				      l->bufs + (size_t)i * BUF_SIZE,
 				      BUF_SIZE, i,
 				      io_uring_buf_ring_mask(BUF_COUNT), i);
-	io_uring_buf_ring_advance(buf_ring, BUF_COUNT);
+	io_uring_buf_ring_advance(l->buf_ring, BUF_COUNT);
 	return 0;
 }
 
@@ -105,10 +101,12 @@ static void fault_parse(const char *spec)
 		{ "enomem:", ENOMEM }, { "enobufs:", ENOBUFS },
 		{ "eagain:", EAGAIN },
 	};
+	static bool parsed;
 	size_t i;
 
-	if (!*spec)
+	if (parsed || !*spec)
 		return;
+	parsed = true;
 	if (!strcmp(spec, "sq-full")) {
 		fault_kind = FAULT_SQ_FULL;
 		return;
@@ -146,12 +144,13 @@ static bool fault_now(void)
 
 /* ---- setup ---- */
 
-static int try_setup(unsigned int entries, struct io_uring_params *p)
+static int try_setup(struct shim_loop *l, unsigned int entries,
+		     struct io_uring_params *p)
 {
-	return io_uring_queue_init_params(entries, &ring, p);
+	return io_uring_queue_init_params(entries, &l->ring, p);
 }
 
-static int setup_ring(void)
+static int setup_ring(struct shim_loop *l)
 {
 	struct shim_config *c = &shim.cfg;
 	struct io_uring_params p;
@@ -176,33 +175,33 @@ static int setup_ring(void)
 		extra = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER;
 	}
 	p.flags |= extra;
-	ret = try_setup(c->ring_entries, &p);
+	ret = try_setup(l, c->ring_entries, &p);
 	if (ret == -EINVAL) {
 		p.flags &= ~extra;
-		ret = try_setup(c->ring_entries, &p);
+		ret = try_setup(l, c->ring_entries, &p);
 	}
 	if (ret == -EINVAL && (p.flags & IORING_SETUP_CQSIZE)) {
 		p.flags &= ~IORING_SETUP_CQSIZE;
-		ret = try_setup(c->ring_entries, &p);
+		ret = try_setup(l, c->ring_entries, &p);
 	}
 	if (ret == -EINVAL && c->sqpoll_cpu >= 0) {
 		shim__log(LOG_WARN, "uringshim: SQPOLL refused: not used\n");
 		p.flags &= ~(IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF);
 		c->sqpoll_cpu = -1;
-		ret = try_setup(c->ring_entries, &p);
+		ret = try_setup(l, c->ring_entries, &p);
 	}
 	if (!ret)
 		shim__stats->ring_flags = p.flags;
 	return ret;
 }
 
-static bool probe_ok(void)
+static bool probe_ok(struct shim_loop *l)
 {
 	static const int needed[] = {
 		IORING_OP_RECV, IORING_OP_SEND, IORING_OP_POLL_ADD,
 		IORING_OP_ASYNC_CANCEL,
 	};
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&l->ring);
 	bool ok = probe != NULL;
 	size_t i;
 
@@ -213,96 +212,104 @@ static bool probe_ok(void)
 	return ok;
 }
 
-static int arm_wake(void);
+static int arm_wake(struct shim_loop *l);
 
 /*
- * Create the ring on the calling (loop) thread.  Returns 0 or -errno; on
- * failure prints the one line the operator must see even with logging off.
+ * Create l's ring on the calling thread.  Returns 0 or -errno; quiet, the
+ * caller says what the operator must hear.
  */
-int shim__ring_setup(void)
+int shim__ring_setup(struct shim_loop *l)
 {
 	int ret;
 
+	l->wake_fd = l->err_epfd = -1;
 	fault_parse(shim.cfg.fault);
-	ret = setup_ring();
-	if (ret) {
-		shim__say("uringshim: io_uring unavailable (%s): passthrough\n",
-			  strerror(-ret));
+	ret = setup_ring(l);
+	if (ret)
 		return ret;
-	}
-	if (!probe_ok()) {
-		shim__say("uringshim: io_uring lacks recv/send/poll/cancel: "
-			  "passthrough\n");
+	if (!probe_ok(l)) {
 		ret = -EOPNOTSUPP;
 		goto out_exit_ring;
 	}
-	io_uring_ring_dontfork(&ring);
+	io_uring_ring_dontfork(&l->ring);
 	if (shim.cfg.recv_mode == MODE_RECV_MULTISHOT) {
-		ret = buf_ring_setup();
-		shim.multishot = !ret;
+		ret = buf_ring_setup(l);
+		l->multishot = !ret;
 		if (ret)
 			shim__log(LOG_INFO, "uringshim: no buffer ring (%s): "
 				  "single-shot receives\n", strerror(-ret));
 	}
-	shim.wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (shim.wake_fd < 0) {
+	l->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (l->wake_fd < 0) {
 		ret = -errno;
-		goto out_exit_ring;
+		goto out_unmap_bufs;
 	}
-	ret = arm_wake();
+	ret = arm_wake(l);
 	if (ret)
 		goto out_close_wake;
-	shim.err_epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->err_epfd = epoll_create1(EPOLL_CLOEXEC);
 	return 0;
 
 out_close_wake:
-	real_close(shim.wake_fd);
-	shim.wake_fd = -1;
+	real_close(l->wake_fd);
+	l->wake_fd = -1;
+out_unmap_bufs:
+	if (l->buf_ring)
+		munmap(l->buf_ring, BUF_RING_BYTES);
+	l->buf_ring = NULL;
 out_exit_ring:
-	io_uring_queue_exit(&ring);
+	io_uring_queue_exit(&l->ring);
 	return ret;
 }
 
-/* Child after fork: the mappings are MADV_DONTFORK; only the fd is ours. */
-void shim__ring_teardown_child(void)
+static void close_side_fds(struct shim_loop *l)
 {
-	real_close(ring.ring_fd);
-	if (shim.wake_fd >= 0)
-		real_close(shim.wake_fd);
-	if (shim.err_epfd >= 0)
-		real_close(shim.err_epfd);
-	shim.wake_fd = shim.err_epfd = -1;
-	shim.err_poll_armed = false;
-	memset(&ring, 0, sizeof(ring));
-	pending_sqes = 0;
-	if (buf_ring)
-		munmap(buf_ring, BUF_COUNT * sizeof(struct io_uring_buf) +
-		       (size_t)BUF_COUNT * BUF_SIZE);
-	buf_ring = NULL;
-	bufs = NULL;
+	if (l->wake_fd >= 0)
+		real_close(l->wake_fd);
+	if (l->err_epfd >= 0)
+		real_close(l->err_epfd);
+	l->wake_fd = l->err_epfd = -1;
+	if (l->buf_ring)
+		munmap(l->buf_ring, BUF_RING_BYTES);
+	l->buf_ring = NULL;
+	l->bufs = NULL;
+}
+
+/* The thread is leaving: its ring goes, with whatever is still in it. */
+void shim__ring_exit(struct shim_loop *l)
+{
+	io_uring_queue_exit(&l->ring);
+	close_side_fds(l);
+}
+
+/* Child after fork: the mappings are MADV_DONTFORK; only the fd is ours. */
+void shim__ring_teardown_child(struct shim_loop *l)
+{
+	real_close(l->ring.ring_fd);
+	close_side_fds(l);
 }
 
 /* ---- SQE preparation ---- */
 
-static struct io_uring_sqe *get_sqe(void)
+static struct io_uring_sqe *get_sqe(struct shim_loop *l)
 {
 	struct io_uring_sqe *sqe;
 
-	if (fault_kind == FAULT_SQ_FULL && pending_sqes)
+	if (fault_kind == FAULT_SQ_FULL && l->pending_sqes)
 		sqe = NULL;
 	else
-		sqe = io_uring_get_sqe(&ring);
+		sqe = io_uring_get_sqe(&l->ring);
 	if (!sqe) {
 		/* SQ full: push what we have, without waiting. */
 		STAT_INC(enters);
-		STAT_ADD(sqes, pending_sqes);
-		shim__stats_batch(pending_sqes);
-		io_uring_submit(&ring);
-		pending_sqes = 0;
-		sqe = io_uring_get_sqe(&ring);
+		STAT_ADD(sqes, l->pending_sqes);
+		shim__stats_batch(l->pending_sqes);
+		io_uring_submit(&l->ring);
+		l->pending_sqes = 0;
+		sqe = io_uring_get_sqe(&l->ring);
 	}
 	if (sqe)
-		pending_sqes++;
+		l->pending_sqes++;
 	return sqe;
 }
 
@@ -313,7 +320,7 @@ static inline uint64_t ud_make(void *p, int kind)
 
 int shim__ring_prep_recv(struct shim_fd *f)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(f->loop);
 	int kind = UD_RECV;
 
 	if (!sqe)
@@ -321,7 +328,7 @@ int shim__ring_prep_recv(struct shim_fd *f)
 	if (fault_now()) {
 		io_uring_prep_nop(sqe);
 		kind = UD_FAULT_RECV;
-	} else if (shim.multishot) {
+	} else if (f->loop->multishot) {
 		io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = BUF_GROUP;
@@ -342,7 +349,7 @@ int shim__ring_prep_recv(struct shim_fd *f)
  */
 int shim__ring_prep_recv_wait(struct shim_fd *f)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(f->loop);
 
 	if (!sqe)
 		return -EBUSY;
@@ -355,7 +362,7 @@ int shim__ring_prep_recv_wait(struct shim_fd *f)
 
 int shim__ring_prep_send(struct shim_fd *f)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(f->loop);
 
 	if (!sqe)
 		return -EBUSY;
@@ -386,7 +393,7 @@ int shim__ring_prep_send(struct shim_fd *f)
  */
 int shim__ring_prep_send_wait(struct shim_fd *f)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(f->loop);
 
 	if (!sqe)
 		return -EBUSY;
@@ -400,7 +407,7 @@ int shim__ring_prep_send_wait(struct shim_fd *f)
 
 int shim__ring_prep_cancel(struct shim_fd *f)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(f->loop);
 
 	if (!sqe)
 		return -EBUSY;
@@ -413,7 +420,7 @@ int shim__ring_prep_cancel(struct shim_fd *f)
 
 int shim__ring_prep_cancel_send(struct shim_fd *f)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(f->loop);
 
 	if (!sqe)
 		return -EBUSY;
@@ -423,21 +430,21 @@ int shim__ring_prep_cancel_send(struct shim_fd *f)
 	return 0;
 }
 
-int shim__ring_prep_eppoll(struct shim_ep *ep)
+int shim__ring_prep_eppoll(struct shim_loop *l, struct shim_ep *ep)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_poll_add(sqe, ep->epfd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ud_make(ep, UD_EPPOLL));
-	ep->kpoll_armed = true;
+	ep->kpoll = l;
 	return 0;
 }
 
-int shim__ring_prep_cancel_ep(struct shim_ep *ep)
+int shim__ring_prep_cancel_ep(struct shim_loop *l, struct shim_ep *ep)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -446,9 +453,9 @@ int shim__ring_prep_cancel_ep(struct shim_ep *ep)
 	return 0;
 }
 
-static int arm_wake(void)
+static int arm_wake(struct shim_loop *l)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -457,7 +464,8 @@ static int arm_wake(void)
 	 * eventfd is blocking so io_uring waits on it instead of failing
 	 * with -EAGAIN.
 	 */
-	io_uring_prep_read(sqe, shim.wake_fd, &wake_buf, sizeof(wake_buf), 0);
+	io_uring_prep_read(sqe, l->wake_fd, &l->wake_buf,
+			   sizeof(l->wake_buf), 0);
 	io_uring_sqe_set_data64(sqe, ud_make(NULL, UD_WAKE));
 	return 0;
 }
@@ -473,36 +481,32 @@ static int arm_wake(void)
 void shim__err_watch(struct shim_fd *f, bool on)
 {
 	struct epoll_event ev = { .events = EPOLLONESHOT, .data.fd = f->fd };
+	struct shim_loop *l = f->loop;
 
-	if (shim.err_epfd < 0 || f->err_watch == on)
+	if (l->err_epfd < 0 || f->err_watch == on)
 		return;
 	STAT_INC(shim_syscalls);
-	if (real_epoll_ctl(shim.err_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+	if (real_epoll_ctl(l->err_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
 			   f->fd, &ev) && on)
 		return;
 	f->err_watch = on;
-	shim.err_watch_n += on ? 1 : -1;
-	if (on)
-		shim__err_poll_arm();
+	l->err_watch_n += on ? 1 : -1;
+	if (on && shim__on_loop(l))
+		shim__err_poll_arm(l);
 }
 
-void shim__err_poll_arm(void)
+void shim__err_poll_arm(struct shim_loop *l)
 {
 	struct io_uring_sqe *sqe;
 
-	if (shim.err_poll_armed || shim.err_watch_n <= 0)
+	if (l->err_poll_armed || l->err_watch_n <= 0)
 		return;
-	sqe = get_sqe();
+	sqe = get_sqe(l);
 	if (!sqe)
 		return;
-	io_uring_prep_poll_add(sqe, shim.err_epfd, POLLIN);
+	io_uring_prep_poll_add(sqe, l->err_epfd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ud_make(NULL, UD_ERREP));
-	shim.err_poll_armed = true;
-}
-
-int shim__ring_pending_sqes(void)
-{
-	return pending_sqes;
+	l->err_poll_armed = true;
 }
 
 /*
@@ -511,27 +515,27 @@ int shim__ring_pending_sqes(void)
  * applied atomically for the wait.  Called WITHOUT shim.lock.  Returns
  * >= 0, -ETIME on timeout, -EINTR on a signal, or another -errno.
  */
-int shim__ring_submit_wait(unsigned int wait_nr, const struct timespec *ts,
-			   const sigset_t *sigmask)
+int shim__ring_submit_wait(struct shim_loop *l, unsigned int wait_nr,
+			   const struct timespec *ts, const sigset_t *sigmask)
 {
 	struct __kernel_timespec kts;
 	struct io_uring_cqe *cqe;
-	unsigned int n = pending_sqes;
+	unsigned int n = l->pending_sqes;
 	int ret;
 
-	pending_sqes = 0;
+	l->pending_sqes = 0;
 	STAT_INC(enters);
 	STAT_ADD(sqes, n);
 	shim__stats_batch(n);
 	shim__depth++;
 	if (!wait_nr) {
-		ret = io_uring_submit_and_get_events(&ring);
+		ret = io_uring_submit_and_get_events(&l->ring);
 	} else {
 		if (ts) {
 			kts.tv_sec = ts->tv_sec;
 			kts.tv_nsec = ts->tv_nsec;
 		}
-		ret = io_uring_submit_and_wait_timeout(&ring, &cqe, wait_nr,
+		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, wait_nr,
 						       ts ? &kts : NULL,
 						       (sigset_t *)sigmask);
 	}
@@ -546,13 +550,13 @@ void shim__on_cancel(struct shim_fd *f);
 void shim__on_eppoll(struct shim_ep *ep, int res);
 
 /* Dispatch every posted CQE.  Lock held.  Returns how many. */
-int shim__ring_reap(void)
+int shim__ring_reap(struct shim_loop *l)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 	bool rearm_wake = false;
 
-	io_uring_for_each_cqe(&ring, head, cqe) {
+	io_uring_for_each_cqe(&l->ring, head, cqe) {
 		uint64_t ud = cqe->user_data;
 		void *p = (void *)(uintptr_t)(ud & ~UD_KIND_MASK);
 		int kind = ud & UD_KIND_MASK;
@@ -567,12 +571,12 @@ int shim__ring_reap(void)
 			const char *data = NULL;
 
 			if (has_buf && res > 0 && bid < BUF_COUNT)
-				data = bufs + (size_t)bid * BUF_SIZE;
+				data = l->bufs + (size_t)bid * BUF_SIZE;
 			shim__on_recv(p, res, cqe->flags & IORING_CQE_F_MORE,
 				      data);
 			/* After the copy: the buffer goes straight back. */
 			if (has_buf)
-				buf_recycle(bid);
+				buf_recycle(l, bid);
 			break;
 		}
 		case UD_SEND:
@@ -591,8 +595,8 @@ int shim__ring_reap(void)
 			shim__on_eppoll(p, res);
 			break;
 		case UD_ERREP:
-			shim.err_poll_armed = false;
-			shim__on_err_events();
+			l->err_poll_armed = false;
+			shim__on_err_events(l);
 			break;
 		case UD_WAKE:
 			rearm_wake = true;
@@ -601,20 +605,29 @@ int shim__ring_reap(void)
 			break;
 		}
 	}
-	io_uring_cq_advance(&ring, n);
+	io_uring_cq_advance(&l->ring, n);
 	if (rearm_wake)
-		arm_wake();
+		arm_wake(l);
 	return n;
 }
 
-/* Wake the loop thread out of its ring wait (any thread, lock held). */
-void shim__ring_wake(void)
+void shim__ring_kick(struct shim_loop *l)
+{
+	shim__ring_flush_dirty(l);
+	shim_unlock();
+	shim__ring_submit_wait(l, 0, NULL, NULL);
+	shim_lock();
+	shim__ring_reap(l);
+}
+
+/* Wake l's thread out of its ring wait (any thread, lock held). */
+void shim__ring_wake(struct shim_loop *l)
 {
 	uint64_t one = 1;
 
-	if (shim.wake_fd >= 0 && !shim__on_loop_thread()) {
+	if (l && l->wake_fd >= 0 && !shim__on_loop(l)) {
 		STAT_INC(shim_syscalls);
-		if (real_write(shim.wake_fd, &one, sizeof(one)) < 0)
+		if (real_write(l->wake_fd, &one, sizeof(one)) < 0)
 			shim__log(LOG_DEBUG, "uringshim: wake failed\n");
 	}
 }

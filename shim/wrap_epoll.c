@@ -1,10 +1,12 @@
 /*
  * wrap_epoll.c - epoll, poll and select: readiness and wait points.
  *
- * The ring is created by the first thread that waits on an epoll set (the
- * loop thread); the sets it waits on become "bound" and sockets added to a
- * bound set afterwards are accelerated.  Any other thread waiting on a
- * bound set gets its accelerated members handed back to the kernel first.
+ * Each thread that waits on an epoll set gets a ring of its own (loop.c);
+ * the set becomes "bound" to that ring, and sockets added to a bound set
+ * afterwards are accelerated on it, whichever thread adds them.  A set
+ * another thread then waits on gets its accelerated members handed back
+ * to the kernel first; one that two threads take turns waiting on stays
+ * kernel-only from then on.
  * poll/select are flush points; accelerated fds in them get the shim's
  * readiness, the others the kernel's.
  */
@@ -18,62 +20,6 @@
 #define REAL(name)	(likely(real_##name) ? real_##name :		\
 			 (shim__resolve_real(), real_##name))
 
-
-/* ---- ring creation ---- */
-
-static void ring_try_create(void)
-{
-	char reason[96];
-	int ret;
-
-	WR(shim.ring_tried, true);
-	ret = shim__ring_setup();
-	if (ret) {
-		snprintf(reason, sizeof(reason), "io_uring unavailable (%s)",
-			 strerror(-ret));
-		WR(shim.state, SHIM_STATE_PASSTHROUGH);
-		shim__stats_set_state(SHIM_STATE_PASSTHROUGH, reason);
-		STAT_INC(fallbacks);
-		return;
-	}
-	WR(shim.ring_ok, true);
-	WR(shim.loop_tid, shim__gettid());
-	WR(shim.state, SHIM_STATE_ACTIVE);
-	shim__stats->features = SHIM_FEAT_RECV_RING | SHIM_FEAT_WAIT_RING |
-		(shim.cfg.send_mode == MODE_SEND_BATCH ?
-		 SHIM_FEAT_SEND_BATCH : 0) |
-		(shim.cfg.sqpoll_cpu >= 0 ? SHIM_FEAT_SQPOLL : 0);
-	shim__stats_set_state(SHIM_STATE_ACTIVE, "");
-	shim__log(LOG_INFO, "uringshim: ring up on tid %d\n",
-		  (int)shim.loop_tid);
-}
-
-/*
- * Flush every send queue and wait (bounded) until the bytes are in the
- * kernel.  Loop thread only; used by fork, exec, exit.
- */
-void shim__flush_all_sync(void)
-{
-	struct timespec slice = { 0, 100 * 1000 * 1000 };
-	int rounds;
-
-	if (!RD(shim.ring_ok) || !shim__on_loop_thread() || shim__depth)
-		return;
-	shim_lock();
-	for (rounds = 0; rounds < 50; rounds++) {
-		shim__ring_flush_dirty();
-		if (!shim.queued_total && !shim__ring_pending_sqes())
-			break;
-		shim_unlock();
-		shim__ring_submit_wait(1, &slice, NULL);
-		shim_lock();
-		shim__ring_reap();
-	}
-	if (shim.queued_total)
-		shim__log(LOG_WARN, "uringshim: %llu bytes still queued\n",
-			  (unsigned long long)shim.queued_total);
-	shim_unlock();
-}
 
 /* ---- epoll_create / epoll_ctl ---- */
 
@@ -106,12 +52,30 @@ SHIM_EXPORT int epoll_create1(int flags)
 	return ret;
 }
 
-/* May the calling thread make an epoll set its own (own the ring)? */
+/* May the calling thread bind an epoll set to its ring? (a hint) */
 static bool can_bind(void)
 {
-	if (RD(shim.loop_tid))
-		return shim__on_loop_thread() && RD(shim.ring_ok);
-	return !RD(shim.ring_tried);
+	return shim__loop ||
+	       (!RD(shim.ring_made) && shim__loop_possible());
+}
+
+/*
+ * Bind an unbound set to the calling thread's ring (lock held).  Rings are
+ * made by a thread's first wait; here only the process's first, so that a
+ * program that adds sockets before it ever waits is accelerated from the
+ * start.  A thread that adds to a set another thread waits on loses it at
+ * that thread's first wait (wait_common).
+ */
+static void ep_bind_here(struct shim_ep *ep, bool waiting)
+{
+	struct shim_loop *l = shim__loop;
+
+	if (ep->loop || ep->nobind)
+		return;
+	if (!l && (waiting || !shim.ring_made))
+		l = shim__loop_get();
+	if (l && shim.state == SHIM_STATE_ACTIVE)
+		WR(ep->loop, l);
 }
 
 static struct shim_reg *reg_find(struct shim_fd *f, struct shim_ep *ep)
@@ -155,12 +119,12 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 			return -EEXIST;
 		if (f->state == FD_DRAINING && f->nregs == SHIM_MAX_REGS)
 			return 1;
-		/* Another set of the loop thread's: it becomes bound too. */
-		if (f->state == FD_ACCEL && !ep->bound && !ep->nobind &&
-		    can_bind() && shim.state == SHIM_STATE_ACTIVE)
-			WR(ep->bound, true);
+		if (f->state == FD_ACCEL && !RD(shim.kwait[ep->epfd]))
+			ep_bind_here(ep, false);
+		/* Only sets of the ring that does f's I/O can emulate it. */
 		if (f->state == FD_ACCEL &&
-		    (!ep->bound || f->nregs == SHIM_MAX_REGS)) {
+		    (ep->loop != f->loop || f->nregs == SHIM_MAX_REGS ||
+		     RD(shim.kwait[ep->epfd]))) {
 			shim__fd_release(f);
 			return 1;
 		}
@@ -244,7 +208,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		ep_make_kernel_only(fd);
 	if (!fd_lookup_racy(fd) &&
 	    (op == EPOLL_CTL_DEL || !ev || !RD(shim.eps[epfd]) ||
-	     (!RD(RD(shim.eps[epfd])->bound) && !can_bind()) ||
+	     (!RD(RD(shim.eps[epfd])->loop) && !can_bind()) ||
 	     !shim__ready())) {
 		ret = REAL(epoll_ctl)(epfd, op, fd, ev);
 		kreg_track(op, fd, ret);
@@ -266,18 +230,15 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
 		   (op == EPOLL_CTL_ADD ? RD(shim.kreg[fd]) == 0 :
 		    op == EPOLL_CTL_MOD && RD(shim.kreg[fd]) == 1) &&
-		   (ep->bound || can_bind()) && shim__fd_accelerable(fd)) {
+		   (ep->loop || can_bind()) && !RD(shim.kwait[epfd]) &&
+		   shim__fd_accelerable(fd)) {
 		/*
-		 * Only sockets no other kernel epoll set watches.  The
-		 * first one makes this thread the loop thread.
+		 * Only sockets no other kernel epoll set watches.  An
+		 * unbound set is bound to the adding thread's ring.
 		 */
-		if (!shim.ring_tried && shim.state == SHIM_STATE_INIT)
-			ring_try_create();
-		if (shim.ring_ok && shim__on_loop_thread())
-			WR(ep->bound, shim.state == SHIM_STATE_ACTIVE &&
-			   !ep->nobind);
-		if (ep->bound)
-			f = shim__accel_try(fd, true);
+		ep_bind_here(ep, false);
+		if (ep->loop)
+			f = shim__accel_try(fd, ep->loop, true);
 		if (f && op == EPOLL_CTL_MOD) {
 			STAT_INC(shim_syscalls);
 			if (real_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)) {
@@ -307,7 +268,7 @@ static void ep_unbind(struct shim_ep *ep)
 {
 	int fd;
 
-	WR(ep->bound, false);
+	WR(ep->loop, NULL);
 	for (fd = 0; fd < shim.nfds && ep->nemul > 0; fd++) {
 		struct shim_fd *f = shim.fds[fd];
 
@@ -317,14 +278,36 @@ static void ep_unbind(struct shim_ep *ep)
 }
 
 /*
+ * A thread about to block in the kernel's epoll_wait on epfd: until it
+ * returns, sockets added to that set stay in the kernel set, where it can
+ * see them (lock held).
+ */
+static void kwait_begin(int epfd, bool *kwaited)
+{
+	uint8_t *k = &shim.kwait[epfd];
+
+	if (RD(*k) < UINT8_MAX) {
+		__atomic_add_fetch(k, 1, __ATOMIC_RELAXED);
+		*kwaited = true;
+	}
+}
+
+static void kwait_end(int epfd, bool kwaited)
+{
+	if (kwaited)
+		__atomic_sub_fetch(&shim.kwait[epfd], 1, __ATOMIC_RELAXED);
+}
+
+/*
  * Returns the event count / -errno from the ring path, or INT_MIN when
- * the caller must make the real call.
+ * the caller must make the real call (*kwaited: kwait_end after it).
  */
 static int wait_common(int epfd, struct epoll_event *ev, int maxev,
-		       const struct timespec *ts, const sigset_t *sigmask)
+		       const struct timespec *ts, const sigset_t *sigmask,
+		       bool *kwaited)
 {
+	struct shim_loop *l;
 	struct shim_ep *ep;
-	bool mine;
 
 	if (unlikely(shim__child_readd_pending()) && !shim__depth)
 		shim__child_readd();
@@ -332,24 +315,47 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 	    epfd < 0 || epfd >= shim.nfds)
 		return INT_MIN;
 	shim_lock();
-	if (!shim.ring_tried && shim.state == SHIM_STATE_INIT)
-		ring_try_create();
+	l = shim__loop_get();
 	ep = shim__ep_get_locked(epfd);
-	mine = shim.ring_ok && shim__on_loop_thread();
-	if (!ep || !mine) {
-		if (ep && ep->bound && ep->nemul)
-			ep_unbind(ep);
+	if (!ep) {
 		shim_unlock();
 		return INT_MIN;
 	}
-	WR(ep->bound, shim.state == SHIM_STATE_ACTIVE && !ep->nobind);
-	if (!shim.accel_now && !shim__ring_has_work() && !ep->ready_head) {
+	if (ep->loop && ep->loop != l) {
+		/* Another thread's ring emulates it: give the members back. */
+		if (ep->nemul)
+			ep_unbind(ep);
+		WR(ep->loop, NULL);
+		if (ep->waited) {
+			ep->nobind = true;
+			shim__log(LOG_INFO, "uringshim: epoll fd %d is waited "
+				  "on by several threads: kernel readiness "
+				  "only\n", epfd);
+		}
+	}
+	ep_bind_here(ep, true);
+	/*
+	 * An unbound set (polled, nested, killed) still reports members
+	 * whose pulled bytes are unread; its kernel part needs a poll in
+	 * our ring, not another's.
+	 */
+	if (!l || (ep->loop != l && (ep->loop || !ep->nemul)) ||
+	    (ep->kpoll && ep->kpoll != l)) {
+		kwait_begin(epfd, kwaited);
+		shim_unlock();
+		return INT_MIN;
+	}
+	ep->waited = true;
+	if (shim.state == SHIM_STATE_KILLED && l->accel_n)
+		shim__release_loop(l);
+	if (!l->accel_n && !shim__ring_has_work(l) && !ep->ready_head) {
 		/* Nothing of ours anywhere: the plain wait costs less. */
+		kwait_begin(epfd, kwaited);
 		shim_unlock();
 		return INT_MIN;
 	}
 	shim_unlock();
-	return shim__epoll_wait(ep, ev, maxev, ts, sigmask);
+	return shim__epoll_wait(l, ep, ev, maxev, ts, sigmask);
 }
 
 static int ret_libc(int ret)
@@ -374,36 +380,45 @@ SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev,
 			   int timeout)
 {
 	struct timespec ts;
+	bool kwaited = false;
 	int ret;
 
 	STAT_CALL(epoll_wait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), NULL);
+	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), NULL,
+			  &kwaited);
 	if (ret != INT_MIN)
 		return ret_libc(ret);
 	shim__flush_before_block();
 	STAT_INC(passthrough);
-	return REAL(epoll_wait)(epfd, ev, maxev, timeout);
+	ret = REAL(epoll_wait)(epfd, ev, maxev, timeout);
+	kwait_end(epfd, kwaited);
+	return ret;
 }
 
 SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev,
 			    int timeout, const sigset_t *sigmask)
 {
 	struct timespec ts;
+	bool kwaited = false;
 	int ret;
 
 	STAT_CALL(epoll_pwait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), sigmask);
+	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), sigmask,
+			  &kwaited);
 	if (ret != INT_MIN)
 		return ret_libc(ret);
 	shim__flush_before_block();
 	STAT_INC(passthrough);
-	return REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
+	ret = REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
+	kwait_end(epfd, kwaited);
+	return ret;
 }
 
 SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 			     const struct timespec *timeout,
 			     const sigset_t *sigmask)
 {
+	bool kwaited = false;
 	int ret;
 
 	STAT_CALL(epoll_pwait2);
@@ -411,12 +426,15 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 			timeout->tv_nsec >= 1000000000L || timeout->tv_sec < 0))
 		ret = INT_MIN;
 	else
-		ret = wait_common(epfd, ev, maxev, timeout, sigmask);
+		ret = wait_common(epfd, ev, maxev, timeout, sigmask,
+				  &kwaited);
 	if (ret != INT_MIN)
 		return ret_libc(ret);
 	shim__flush_before_block();
 	STAT_INC(passthrough);
-	return REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+	ret = REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+	kwait_end(epfd, kwaited);
+	return ret;
 }
 
 /* ---- poll / select ---- */
@@ -480,13 +498,9 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		long left_ns = 1000000L;
 		int kernel;
 
-		if (shim__on_loop_thread()) {
+		if (shim__loop) {
 			shim_lock();
-			shim__ring_flush_dirty();
-			shim_unlock();
-			shim__ring_submit_wait(0, NULL, NULL);
-			shim_lock();
-			shim__ring_reap();
+			shim__ring_kick(shim__loop);
 			shim_unlock();
 		}
 		ready = 0;
@@ -581,8 +595,8 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 	if (held)
 		return true;
 
-	/* The loop thread must keep the ring moving while it blocks here. */
-	if (shim__ring_has_work() && shim__on_loop_thread())
+	/* A loop thread must keep its ring moving while it blocks here. */
+	if (shim__ring_has_work(shim__loop))
 		return true;
 	if (!RD(shim.owned_n))
 		return false;
@@ -638,7 +652,7 @@ static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
 	}
 	if (held)
 		return true;
-	if (shim__ring_has_work() && shim__on_loop_thread())
+	if (shim__ring_has_work(shim__loop))
 		return true;
 	if (!RD(shim.owned_n))
 		return false;

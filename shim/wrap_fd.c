@@ -49,14 +49,16 @@ static void fd_forget(int fd)
 			if (g->regs[r].ep == ep)
 				shim__reg_unlink(&g->regs[r]);
 	}
-	if (ep->kpoll_armed) {
+	if (ep->kpoll) {
+		struct shim_loop *l = ep->kpoll;
+
 		ep->dead = true;	/* freed by its poll completion */
-		if (shim__on_loop_thread()) {
-			shim__ring_prep_cancel_ep(ep);
+		if (shim__on_loop(l)) {
+			shim__ring_prep_cancel_ep(l, ep);
 		} else {
-			ep->dead_next = shim.dead_eps;
-			shim.dead_eps = ep;
-			shim__ring_wake();
+			ep->dead_next = l->dead_eps;
+			l->dead_eps = ep;
+			shim__ring_wake(l);
 		}
 	} else {
 		free(ep);
@@ -78,13 +80,14 @@ SHIM_EXPORT int close(int fd)
 {
 	STAT_CALL(close);
 	if (!shim__depth && forget_locked(fd)) {
-		if (shim.ring_ok && shim__on_loop_thread() &&
-		    shim__ring_pending_sqes()) {
+		struct shim_loop *l = shim__loop;
+
+		if (l && l->pending_sqes) {
 			/* A closed epfd's poll: cancel it now, not later. */
 			shim_unlock();
-			shim__ring_submit_wait(0, NULL, NULL);
+			shim__ring_submit_wait(l, 0, NULL, NULL);
 			shim_lock();
-			shim__ring_reap();
+			shim__ring_reap(l);
 		}
 		shim_unlock();
 	}
@@ -365,11 +368,13 @@ SHIM_EXPORT pid_t fork(void)
  */
 static void flush_for_exec(void)
 {
-	pid_t owner = RD(shim.loop_tid);
+	struct shim_loop *l = shim__loop;
 
-	if (owner && syscall(SYS_gettid) == owner &&
-	    getpid() == shim.pid)
+	if (getpid() != shim.pid)
+		return;
+	if (l && syscall(SYS_gettid) == l->tid)
 		shim__flush_all_sync();
+	shim__flush_others();
 }
 
 SHIM_EXPORT int execve(const char *path, char *const argv[],

@@ -34,30 +34,24 @@ static __thread unsigned int eagain_streak;
  */
 static void eagain_spin_guard(void)
 {
-	if (++eagain_streak < 32 || !shim__on_loop_thread())
+	if (++eagain_streak < 32 || !shim__loop)
 		return;
 	eagain_streak = 0;
 	shim_lock();
-	shim__ring_flush_dirty();
-	shim_unlock();
-	shim__ring_submit_wait(0, NULL, NULL);
-	shim_lock();
-	shim__ring_reap();
+	shim__ring_kick(shim__loop);
 	shim_unlock();
 }
 
 /* Before a call that may block, pending sends must be on their way. */
 void shim__flush_before_block(void)
 {
-	if (likely(!__atomic_load_n(&shim.dirty, __ATOMIC_RELAXED)) ||
-	    shim__depth || !shim__on_loop_thread())
+	struct shim_loop *l = shim__loop;
+
+	if (likely(!l || !__atomic_load_n(&l->dirty, __ATOMIC_RELAXED)) ||
+	    shim__depth)
 		return;
 	shim_lock();
-	shim__ring_flush_dirty();
-	shim_unlock();
-	shim__ring_submit_wait(0, NULL, NULL);
-	shim_lock();
-	shim__ring_reap();
+	shim__ring_kick(l);
 	shim_unlock();
 }
 
@@ -145,15 +139,25 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 		}
 	} else if (f->state == FD_DRAINING) {
 		goto out_real;
-	} else if ((shim.cfg.send_mode == MODE_SEND_DIRECT ||
-		    shim.direct_sends) && !f->send_inflight &&
-		   f->stail == f->shead && !f->err && !f->hup &&
-		   !f->shut_wr && iovcnt <= DIRECT_IOV_MAX) {
-		shim.iter_sends++;
-		*ret = send_direct(f, iov, iovcnt, flags);
 	} else {
-		shim.iter_sends++;
-		*ret = shim__fd_send(f, iov, iovcnt, flags);
+		/*
+		 * Batching pays on the loop thread only; another thread's
+		 * write goes straight out, so it never waits for that loop.
+		 */
+		bool foreign = !shim__on_loop(f->loop);
+
+		if (foreign)
+			while (shim__fd_push(f))
+				;
+		else
+			f->loop->iter_sends++;
+		if ((shim.cfg.send_mode == MODE_SEND_DIRECT || foreign ||
+		     f->loop->direct_sends) && !f->send_inflight &&
+		    f->stail == f->shead && !f->err && !f->hup &&
+		    !f->shut_wr && iovcnt <= DIRECT_IOV_MAX)
+			*ret = send_direct(f, iov, iovcnt, flags);
+		else
+			*ret = shim__fd_send(f, iov, iovcnt, flags);
 	}
 	shim_unlock();
 	if (*ret == -EAGAIN)
