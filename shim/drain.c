@@ -7,8 +7,9 @@
  * again (it joins a thread, sleeps, exits), while the kernel, without the
  * shim, would have kept sending in the background.  Those bytes are
  * handed to one shim-owned thread that sends them with plain blocking
- * calls on a private dup of the socket, then shuts down or closes it.  Lazily started; all signals blocked in
- * it; only real_<name> calls, never the wrappers.
+ * calls on a private dup of the socket, then shuts down or closes it.
+ * Lazily started; all signals blocked in it; only real_<name> calls,
+ * never the wrappers.
  */
 #include <stdlib.h>
 #include <string.h>
