@@ -200,6 +200,9 @@ static void loop_thread_exit(void *arg)
 
 	if (l != shim__loop || shim__depth)
 		return;
+	shim__log(LOG_INFO, "uringshim: tid %d exits: flushing %llu bytes, "
+		  "closing its ring\n", (int)l->tid,
+		  (unsigned long long)RD(l->queued));
 	shim__flush_all_sync();
 	shim_lock();
 	shim__release_loop(l);

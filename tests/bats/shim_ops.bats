@@ -147,3 +147,22 @@ teardown() {
 	echo "$out"
 	grep -q PASS <<<"$out"
 }
+
+@test "rings per thread: each worker's epoll loop runs a ring of its own" {
+	require_io_uring
+	local log=$BATS_TEST_TMPDIR/shim.log tids
+
+	run env LD_PRELOAD="$SHIM_LIB" URINGSHIM_LOG="$log" \
+		URINGSHIM_LOG_LEVEL=3 "$BUILD_DIR/tests/shim/loop_threads"
+	assert_success
+	# Three workers, three rings, on three threads other than main.
+	tids=$(sed -n 's/^uringshim: ring up on tid \([0-9]*\)$/\1/p' "$log" |
+		sort -u)
+	[ "$(wc -l <<<"$tids")" -eq 3 ]
+	! grep -qx "uringshim: loaded in pid \\($tids\\)" "$log"
+	# Each worker's thread ended and closed its ring.
+	[ "$(grep -c 'exits: flushing [0-9]* bytes, closing its ring' \
+		"$log")" -eq 3 ]
+	# All 7 sockets (6 served, 1 streamed) were accelerated.
+	grep -q 'exit pid [0-9]*: 7 fds accelerated' "$log"
+}

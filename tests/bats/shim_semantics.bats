@@ -192,6 +192,19 @@ load shim_semantics_helpers
 	check_shim ipv6 recv_single
 }
 
+@test "loop_threads: plain" {
+	check_plain loop_threads
+}
+@test "loop_threads: shim default" {
+	check_shim loop_threads default
+}
+@test "loop_threads: shim adaptive0" {
+	check_shim loop_threads adaptive0
+}
+@test "loop_threads: shim recv_single" {
+	check_shim loop_threads recv_single
+}
+
 @test "lt: plain" {
 	check_plain lt
 }
