@@ -260,7 +260,7 @@ __attribute__((destructor)) static void shim_dtor(void)
 	int i;
 
 	if (shim.pid == getpid()) {
-		shim__flush_all_sync();
+		shim__flush_all_sync(50);
 		shim__flush_others();
 		shim__drain_wait(5);
 	}

@@ -269,7 +269,7 @@ void shim__flush_before_block(void);
 struct shim_loop *shim__loop_get(void);
 void shim__loop_unref(struct shim_loop *l);
 bool shim__loop_possible(void);
-void shim__flush_all_sync(void);
+void shim__flush_all_sync(int slices);
 void shim__flush_others(void);
 void shim__loops_forget_child(void);
 

@@ -9,6 +9,7 @@
  * and hands its sockets back to the kernel; the struct outlives the ring
  * until the last fd that names it is freed.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +117,10 @@ void shim__loop_unref(struct shim_loop *l)
 }
 
 /*
- * Flush the calling thread's send queues and wait (bounded) until the
- * bytes are in the kernel.  Used by fork, exec, exit and thread exit.
+ * Flush the calling thread's send queues and wait (at most slices x 0.1 s)
+ * until the bytes are in the kernel.  Used by exec, exit, thread exit.
  */
-void shim__flush_all_sync(void)
+void shim__flush_all_sync(int slices)
 {
 	struct timespec slice = { 0, 100 * 1000 * 1000 };
 	struct shim_loop *l = shim__loop;
@@ -128,7 +129,7 @@ void shim__flush_all_sync(void)
 	if (!l || shim__depth)
 		return;
 	shim_lock();
-	for (rounds = 0; rounds < 50; rounds++) {
+	for (rounds = 0; rounds < slices; rounds++) {
 		shim__ring_flush_dirty(l);
 		if (!l->queued && !l->pending_sqes)
 			break;
@@ -188,6 +189,44 @@ static void loop_unlink(struct shim_loop *l)
 }
 
 /*
+ * Bytes the flush could not deliver (the peer is not reading): the send in
+ * flight is cancelled (it reports what it moved) and the rest goes to the
+ * drainer thread on a private dup, as after close, so the thread's exit
+ * never waits on a peer (lock held, l's thread).
+ */
+static void hand_queues_to_drainer(struct shim_loop *l)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	int fd, round;
+
+	for (fd = 0; fd < shim.nfds && l->queued; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+		int dupfd;
+
+		if (!f || f->loop != l || f->state != FD_ACCEL ||
+		    f->stail == f->shead)
+			continue;
+		if (f->send_inflight)
+			shim__ring_prep_cancel_send(f);
+		for (round = 0; round < 10 && f->send_inflight; round++) {
+			shim__ring_flush_dirty(l);
+			shim_unlock();
+			shim__ring_submit_wait(l, 1, &tick, NULL);
+			shim_lock();
+			shim__ring_reap(l);
+			if (shim.fds[fd] != f)
+				break;
+		}
+		if (shim.fds[fd] != f || f->send_inflight ||
+		    f->stail == f->shead)
+			continue;
+		dupfd = real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+		if (dupfd >= 0 && shim__drain_handoff(f, dupfd, false))
+			real_close(dupfd);
+	}
+}
+
+/*
  * A loop thread exits (pthread key destructor).  Its ring ops would be
  * cancelled with it, so: queued bytes out, sockets back to the kernel,
  * epoll sets unbound (another thread may bind them), then the ring goes.
@@ -203,8 +242,10 @@ static void loop_thread_exit(void *arg)
 	shim__log(LOG_INFO, "uringshim: tid %d exits: flushing %llu bytes, "
 		  "closing its ring\n", (int)l->tid,
 		  (unsigned long long)RD(l->queued));
-	shim__flush_all_sync();
+	/* Briefly: what a slow peer leaves goes to the drainer thread. */
+	shim__flush_all_sync(5);
 	shim_lock();
+	hand_queues_to_drainer(l);
 	shim__release_loop(l);
 	for (fd = 0; fd < shim.nfds; fd++) {
 		ep = shim.eps[fd];

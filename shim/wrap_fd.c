@@ -373,7 +373,7 @@ static void flush_for_exec(void)
 	if (getpid() != shim.pid)
 		return;
 	if (l && syscall(SYS_gettid) == l->tid)
-		shim__flush_all_sync();
+		shim__flush_all_sync(50);
 	shim__flush_others();
 }
 

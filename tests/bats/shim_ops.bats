@@ -163,6 +163,6 @@ teardown() {
 	# Each worker's thread ended and closed its ring.
 	[ "$(grep -c 'exits: flushing [0-9]* bytes, closing its ring' \
 		"$log")" -eq 3 ]
-	# All 7 sockets (6 served, 1 streamed) were accelerated.
-	grep -q 'exit pid [0-9]*: 7 fds accelerated' "$log"
+	# All 8 sockets (6 served, 1 streamed, 1 filled) were accelerated.
+	grep -q 'exit pid [0-9]*: 8 fds accelerated' "$log"
 }

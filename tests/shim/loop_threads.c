@@ -9,7 +9,9 @@
  * Then worker 0 is handed one more socket, streams 4 MiB into it (its peer
  * slow to start reading, so bytes are still queued when it ends) and ends
  * its thread without closing the socket: the peer must still get every
- * byte, and EOF once the main thread closes it after the join.  Under the
+ * byte, and EOF once the main thread closes it after the join.  Worker 1
+ * fills a socket whose peer reads nothing until the worker has ended (the
+ * writes it was told succeeded must all arrive all the same).  Under the
  * shim every worker runs a ring of its own; shim_ops.bats counts them.
  */
 #include "conform.h"
@@ -27,8 +29,9 @@
 #define ANS_LEN		10	/* "A1:000017\n" */
 #define STREAM		(4 << 20)
 #define STREAM_SEED	0x5157
+#define FILL_SEED	0xf111
 
-enum job_kind { JOB_SERVE, JOB_STREAM };
+enum job_kind { JOB_SERVE, JOB_STREAM, JOB_FILL };
 
 struct job {
 	int fd;
@@ -38,6 +41,7 @@ struct job {
 struct worker {
 	int idx;
 	int pipe[2];		/* main -> worker: struct job */
+	uint64_t filled;	/* JOB_FILL: bytes the writes accepted */
 	pthread_t thread;
 };
 
@@ -128,9 +132,15 @@ static void *worker_run(void *arg)
 			if (got == 0)
 				return NULL;	/* no more jobs */
 			expect(got == sizeof(job) && job.fd < 1024);
+			/* These end the thread; the socket stays open. */
 			if (job.kind == JOB_STREAM) {
-				/* Ends the thread; the socket stays open. */
 				stream(epfd, job.fd);
+				return NULL;
+			}
+			if (job.kind == JOB_FILL) {
+				epoll_add(epfd, job.fd, EPOLLOUT, 0);
+				w->filled = fill_until_eagain(job.fd,
+							      FILL_SEED);
 				return NULL;
 			}
 			partials[job.fd].len = 0;
@@ -172,8 +182,9 @@ static void check_conn(int i, int client, int worker)
 int main(void)
 {
 	struct worker workers[WORKERS];
-	struct stream_check reader;
-	int clients[CONNS], server, client, listener;
+	struct stream_check reader, fill_reader;
+	int clients[CONNS], server, client, fill_server, fill_client;
+	int listener;
 
 	listener = tcp_listener(AF_INET);
 	for (int w = 0; w < WORKERS; w++) {
@@ -195,6 +206,8 @@ int main(void)
 	tcp_pair_from(listener, &client, &server);
 	stream_check_start_late(&reader, client, STREAM_SEED, 300);
 	hand_over(&workers[0], server, JOB_STREAM);
+	tcp_pair_from(listener, &fill_client, &fill_server);
+	hand_over(&workers[1], fill_server, JOB_FILL);
 	for (int w = 0; w < WORKERS; w++) {
 		close(workers[w].pipe[1]);
 		pthread_join(workers[w].thread, NULL);
@@ -204,6 +217,12 @@ int main(void)
 	close(server);
 	stream_check_expect_all(&reader, STREAM, "stream, thread ended");
 	close(client);
+	/* Only now does anyone read what worker 1 wrote. */
+	stream_check_start(&fill_reader, fill_client, FILL_SEED);
+	close(fill_server);
+	stream_check_expect_all(&fill_reader, workers[1].filled,
+				"fill, thread ended, read later");
+	close(fill_client);
 	close(listener);
 	return conform_finish();
 }
