@@ -289,6 +289,8 @@ void shim__stats_open(void);
 void shim__stats_close(void);
 void shim__stats_set_state(int state, const char *reason);
 void shim__stats_reopen_child(void);
+bool shim__stats_exec_begin(void);
+void shim__stats_exec_failed(void);
 void shim__stats_batch(unsigned int n);
 
 static inline struct shim_stats_slot *stat_slot(void)

@@ -7,6 +7,8 @@
  * on first use (no shared atomic on the hot path); threads beyond
  * SHIM_STATS_SLOTS - 1 share slot 0 with atomic adds.  When the file cannot
  * be made, counters go to a private copy so STAT_ADD never has to check.
+ * The pid survives exec, so the exec wrappers take the file down first and
+ * put it back when the exec fails (shim__stats_exec_begin/_failed).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@ __thread struct shim_stats_slot *shim__slot;
 static char stats_path[300];
 static pid_t stats_owner;
 static unsigned int slots_taken;
+static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
+static int execs_pending;		/* execs in flight, file unlinked */
 
 struct shim_stats_slot *shim__stats_slot_slow(void)
 {
@@ -116,6 +120,89 @@ void shim__stats_close(void)
 	if (stats_path[0] && stats_owner == getpid())
 		unlink(stats_path);
 	stats_path[0] = 0;
+}
+
+/* Write all of buf at offset 0; returns 0 or -errno. */
+static int write_whole(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pwrite(fd, (const char *)buf + done, len - done, done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+/*
+ * The exec failed: make the file again with the counters as they are and
+ * map it over the old mapping at the same address (MAP_FIXED), so every
+ * thread's slot pointer stays valid.  Counts added between the copy and
+ * the remap are lost; exec failing is rare.  exec_lock held.
+ */
+static void stats_relink(void)
+{
+	struct shim_stats_file *map = shim__stats;
+	int fd, err;
+
+	fd = open_exclusive(stats_path);
+	if (fd < 0)
+		goto out_forget;
+	err = write_whole(fd, map, sizeof(*map));
+	if (err) {
+		errno = -err;
+		goto out_unlink;
+	}
+	if (mmap(map, sizeof(*map), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+		goto out_unlink;
+	real_close(fd);
+	return;
+
+out_unlink:
+	unlink(stats_path);
+	real_close(fd);
+out_forget:
+	/* Counting goes on in the unlinked mapping; nothing to remove. */
+	shim__log(LOG_WARN, "uringshim: stats file %s not restored after a "
+		  "failed exec (%s)\n", stats_path, strerror(errno));
+	stats_path[0] = 0;
+}
+
+/*
+ * Just before a real exec: unlink our file, since a new image without the
+ * shim would never remove it (the pid survives exec) and one with the
+ * shim makes a fresh one.  Only the owning process: a vfork child shares
+ * our memory and must leave the parent's file alone.  Returns true when
+ * the caller must call shim__stats_exec_failed if the exec returns.
+ */
+bool shim__stats_exec_begin(void)
+{
+	if (!stats_path[0] || stats_owner != getpid() || shim__depth)
+		return false;
+	shim__depth++;		/* a signal handler's exec skips all this */
+	pthread_mutex_lock(&exec_lock);
+	if (!execs_pending++ && stats_path[0])
+		unlink(stats_path);
+	pthread_mutex_unlock(&exec_lock);
+	shim__depth--;
+	return true;
+}
+
+/* The exec returned: this image lives on and keeps its file. */
+void shim__stats_exec_failed(void)
+{
+	shim__depth++;
+	pthread_mutex_lock(&exec_lock);
+	if (!--execs_pending && stats_path[0])
+		stats_relink();
+	pthread_mutex_unlock(&exec_lock);
+	shim__depth--;
 }
 
 /* After fork: the child gets a file of its own, never the parent's map. */

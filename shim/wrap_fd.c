@@ -4,7 +4,8 @@
  *
  * close/shutdown/dup2/dup3 over an accelerated fd, fork, exec and exit
  * all flush first: a write that returned success is delivered while the
- * process lives.  dup of an accelerated fd, clearing O_NONBLOCK (fcntl or
+ * process lives.  exec also takes the stats file down (and back up when it
+ * fails).  dup of an accelerated fd, clearing O_NONBLOCK (fcntl or
  * FIONBIO) hand the fd back to the kernel ("release").
  */
 #include <fcntl.h>
@@ -377,41 +378,73 @@ static void flush_for_exec(void)
 	shim__flush_others();
 }
 
+/*
+ * Before exec: flush, then take our stats file down, since a new image
+ * without the shim would leave it behind.  Returns true when exec_returned
+ * must put it back.
+ */
+static bool exec_begin(void)
+{
+	flush_for_exec();
+	return shim__stats_exec_begin();
+}
+
+/* The exec failed: this image lives on and keeps its stats file. */
+static int exec_returned(bool unlinked, int ret)
+{
+	int err = errno;
+
+	if (unlinked)
+		shim__stats_exec_failed();
+	errno = err;
+	return ret;
+}
+
 SHIM_EXPORT int execve(const char *path, char *const argv[],
 		       char *const envp[])
 {
+	bool unlinked;
+
 	STAT_CALL(execve);
-	flush_for_exec();
-	return REAL(execve)(path, argv, envp);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execve)(path, argv, envp));
 }
 
 SHIM_EXPORT int execv(const char *path, char *const argv[])
 {
+	bool unlinked;
+
 	STAT_CALL(execv);
-	flush_for_exec();
-	return REAL(execv)(path, argv);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execv)(path, argv));
 }
 
 SHIM_EXPORT int execvp(const char *file, char *const argv[])
 {
+	bool unlinked;
+
 	STAT_CALL(execvp);
-	flush_for_exec();
-	return REAL(execvp)(file, argv);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execvp)(file, argv));
 }
 
 SHIM_EXPORT int execvpe(const char *file, char *const argv[],
 			char *const envp[])
 {
+	bool unlinked;
+
 	STAT_CALL(execvpe);
-	flush_for_exec();
-	return REAL(execvpe)(file, argv, envp);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execvpe)(file, argv, envp));
 }
 
 SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
+	bool unlinked;
+
 	STAT_CALL(fexecve);
-	flush_for_exec();
-	return REAL(fexecve)(fd, argv, envp);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(fexecve)(fd, argv, envp));
 }
 
 /* Count the arguments of an execl-style list after arg (NULL excluded). */
@@ -440,6 +473,7 @@ static void execl_fill(char **argv, size_t n, const char *arg, va_list ap)
 SHIM_EXPORT int execl(const char *path, const char *arg, ...)
 {
 	char **argv;
+	bool unlinked;
 	va_list ap;
 	size_t n;
 
@@ -449,13 +483,14 @@ SHIM_EXPORT int execl(const char *path, const char *arg, ...)
 	argv = alloca((n + 1) * sizeof(char *));
 	execl_fill(argv, n, arg, ap);
 	va_end(ap);
-	flush_for_exec();
-	return REAL(execv)(path, argv);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execv)(path, argv));
 }
 
 SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	char **argv;
+	bool unlinked;
 	va_list ap;
 	size_t n;
 
@@ -465,13 +500,14 @@ SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
 	argv = alloca((n + 1) * sizeof(char *));
 	execl_fill(argv, n, arg, ap);
 	va_end(ap);
-	flush_for_exec();
-	return REAL(execvp)(file, argv);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execvp)(file, argv));
 }
 
 SHIM_EXPORT int execle(const char *path, const char *arg, ...)
 {
 	char **argv, **envp;
+	bool unlinked;
 	va_list ap;
 	size_t n;
 
@@ -482,8 +518,8 @@ SHIM_EXPORT int execle(const char *path, const char *arg, ...)
 	execl_fill(argv, n, arg, ap);
 	envp = va_arg(ap, char **);
 	va_end(ap);
-	flush_for_exec();
-	return REAL(execve)(path, argv, envp);
+	unlinked = exec_begin();
+	return exec_returned(unlinked, REAL(execve)(path, argv, envp));
 }
 
 SHIM_EXPORT void _exit(int status)

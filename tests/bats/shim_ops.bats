@@ -166,3 +166,76 @@ teardown() {
 	# All 8 sockets (6 served, 1 streamed, 1 filled) were accelerated.
 	grep -q 'exit pid [0-9]*: 8 fds accelerated' "$log"
 }
+
+# The stats file across exec (the pid survives it). Only shell builtins run
+# between the checks, so no child of the shell makes a file of its own.
+@test "exec into a program without the shim leaves no stats file behind" {
+	local dir=$BATS_TEST_TMPDIR/stats
+
+	mkdir "$dir"
+	run env URINGSHIM_STATS_DIR="$dir" LD_PRELOAD="$SHIM_LIB" bash -c \
+		'f=$URINGSHIM_STATS_DIR/uringshim.$$
+		 [ -f "$f" ] && echo "before exec: file"
+		 exec env -u LD_PRELOAD sleep 0.05'
+	assert_success
+	assert_output "before exec: file"
+	run ls -A "$dir"
+	assert_output ""
+}
+
+@test "a failed exec keeps the stats file, live; vfork and spawn leave it" {
+	local dir=$BATS_TEST_TMPDIR/stats
+
+	[ -x "$BUILD_DIR/tests/shim/exec_stats" ] || skip "exec_stats not built"
+	mkdir "$dir"
+	run env URINGSHIM_STATS_DIR="$dir" LD_PRELOAD="$SHIM_LIB" \
+		"$BUILD_DIR/tests/shim/exec_stats" "$SHIM_STAT"
+	assert_success
+	refute_line --partial "file kept NO"
+	assert_line "failed execve: file kept yes"
+	assert_line "vfork child exec: file kept yes"
+	# Counted before and after the file was put back (the vfork child's
+	# execve counts in our memory too).
+	assert_line "call.execve: 2"
+	assert_line "call.execvp: 1"
+	assert_line "call.dup: 5"
+	assert_line PASS
+	run ls -A "$dir"
+	assert_output ""
+
+	# bash under the shim: `exec` of a missing path (execfail keeps the
+	# shell), the counters read from a child without the shim.
+	run env URINGSHIM_STATS_DIR="$dir" LD_PRELOAD="$SHIM_LIB" bash -c \
+		'shopt -s execfail
+		 exec /nonexistent/prog 2>/dev/null
+		 [ -f "$URINGSHIM_STATS_DIR/uringshim.$$" ] && echo "kept"
+		 env -u LD_PRELOAD "$0" $$ | grep -x "call.execve: 1"
+		 echo "pid $$"' "$SHIM_STAT"
+	assert_success
+	assert_line kept
+	assert_line "call.execve: 1"
+	run ls -A "$dir"
+	assert_output ""
+}
+
+@test "exec into the shim again: exactly one working stats file for the pid" {
+	local dir=$BATS_TEST_TMPDIR/stats pid
+
+	mkdir "$dir"
+	run env URINGSHIM_STATS_DIR="$dir" LD_PRELOAD="$SHIM_LIB" bash -c \
+		'echo "pid $$"
+		 exec bash -c "env -u LD_PRELOAD ls -A \"\$URINGSHIM_STATS_DIR\"
+			       env -u LD_PRELOAD \"\$0\" \$\$ | grep ^pid:
+			       echo done" "$0"' "$SHIM_STAT"
+	assert_success
+	pid=$(sed -n 's/^pid \([0-9]*\)$/\1/p' <<<"$output")
+	[ -n "$pid" ]
+	# ls runs without the shim in a child of the new image, whose own
+	# file env removed before its exec: only the pid's file is listed.
+	assert_line "uringshim.$pid"
+	[ "$(grep -c '^uringshim\.' <<<"$output")" -eq 1 ]
+	assert_line "pid: $pid"
+	assert_line done
+	run ls -A "$dir"
+	assert_output ""
+}

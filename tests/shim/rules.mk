@@ -13,11 +13,17 @@ SHIM_CORNERS := backpressure blocking close_flush connect dup efault eintr \
 SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
 CONFORM_OBJ := $(BUILD)/tests/shim/conform.o
 DENY_URING := $(BUILD)/tests/deny_uring
+# The stats file across failed, vfork'd and spawned execs (shim_ops.bats).
+EXEC_STATS := $(BUILD)/tests/shim/exec_stats
 
-TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING)
+TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS)
 
 $(SHIM_CORNER_BINS): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o \
 		     $(CONFORM_OBJ)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(EXEC_STATS): $(BUILD)/tests/shim/exec_stats.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -27,4 +33,4 @@ $(DENY_URING): $(BUILD)/tests/tools/deny_uring.o
 
 # Build just these: `make shim-conform`.
 .PHONY: shim-conform
-shim-conform: $(SHIM_CORNER_BINS) $(DENY_URING)
+shim-conform: $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS)
