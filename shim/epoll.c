@@ -10,6 +10,10 @@
  * epoll_wait(timeout 0), so kernel events are fetched at the moment they
  * are returned and can never be stale (IORING_OP_EPOLL_WAIT would buffer
  * events across calls, and an fd closed in between would get one).
+ *
+ * An epoll set nested in another one is a kernel member of it, but may
+ * still hold emulated members with pulled bytes; the outer set's waits
+ * report it themselves while it does ("nested sets" below).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,18 +34,222 @@ void shim__on_eppoll(struct shim_ep *ep, int res)
 		ep->kready = true;	/* let the real epoll_wait tell */
 }
 
-/* Kernel-set events, fetched at the moment they are returned. */
+/* ---- nested sets ---- */
+
+/*
+ * A set E added to another set O goes back to the kernel
+ * (ep_make_kernel_only in wrap_epoll.c), but a member whose bytes the ring
+ * had already pulled stays emulated until they are read, and the kernel
+ * cannot count those bytes for E.  O's waits, and polls of O, therefore
+ * report E themselves while E has such events, as the kernel would:
+ * EPOLLIN with O's registration data, level-triggered, or once per
+ * ADD/MOD for EPOLLET and EPOLLONESHOT.  The table holds every
+ * registration of a known epoll fd in another set: epoll_ctl and close
+ * change it (lock held), and it is walked only when it is not empty.
+ */
+struct nest {
+	int outer, inner;		/* epfds: inner is a member of outer */
+	uint32_t events;		/* as registered in outer */
+	epoll_data_t data;
+	bool fired;			/* ET/ONESHOT: reported since ADD/MOD */
+	bool kernel_turn;		/* one slot left: kernel's turn */
+};
+
+#define NEST_MAX_DEPTH	5	/* the kernel allows 4 levels (EP_MAX_NESTS) */
+#define NEST_EVENTS	(EPOLLIN | EPOLLRDNORM)	/* all an epoll fd reports */
+
+static struct nest *nests;
+static int nests_n, nests_cap;
+
+static struct nest *nest_find(int outer, int inner)
+{
+	int i;
+
+	for (i = 0; i < nests_n; i++)
+		if (nests[i].outer == outer && nests[i].inner == inner)
+			return &nests[i];
+	return NULL;
+}
+
+static void nest_drop(struct nest *x)
+{
+	*x = nests[--nests_n];
+	if (!nests_n) {
+		free(nests);
+		nests = NULL;
+		nests_cap = 0;
+	}
+}
+
+static struct nest *nest_new(int outer, int inner)
+{
+	struct nest *x;
+
+	if (nests_n == nests_cap) {
+		int cap = nests_cap ? 2 * nests_cap : 8;
+
+		x = realloc(nests, cap * sizeof(*x));
+		if (!x)
+			return NULL;
+		nests = x;
+		nests_cap = cap;
+	}
+	x = &nests[nests_n++];
+	memset(x, 0, sizeof(*x));
+	x->outer = outer;
+	x->inner = inner;
+	return x;
+}
+
+void shim__nest_ctl(int outer, int op, int inner,
+		    const struct epoll_event *ev)
+{
+	struct nest *x = nest_find(outer, inner);
+	struct shim_ep *o;
+
+	if (op == EPOLL_CTL_DEL) {
+		if (x)
+			nest_drop(x);
+		return;
+	}
+	if (!ev || (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD))
+		return;
+	if (!x && op == EPOLL_CTL_ADD)
+		x = nest_new(outer, inner);
+	if (!x) {
+		shim__log(LOG_WARN, "uringshim: epoll fd %d nested in %d: "
+			  "not tracked (no memory)\n", inner, outer);
+		return;
+	}
+	x->events = ev->events;
+	x->data = ev->data;
+	x->fired = false;
+	/* A loop thread waiting on outer in its ring re-checks it. */
+	o = shim.eps[outer];
+	if (o && o->loop && !shim__on_loop(o->loop))
+		shim__ring_wake(o->loop);
+}
+
+void shim__nest_forget(int fd)
+{
+	int i;
+
+	for (i = nests_n - 1; i >= 0; i--)
+		if (nests[i].outer == fd || nests[i].inner == fd)
+			nest_drop(&nests[i]);
+}
+
+static bool nest_any(int outer, int depth);
+
+/* Does x's inner set have events outer must report for it now? */
+static bool nest_reportable(const struct nest *x, int depth)
+{
+	struct shim_ep *inner;
+
+	if (!(x->events & NEST_EVENTS) || depth >= NEST_MAX_DEPTH ||
+	    (x->fired && (x->events & (EPOLLET | EPOLLONESHOT))))
+		return false;
+	inner = x->inner < shim.nfds ? shim.eps[x->inner] : NULL;
+	return inner && (shim__ep_emul_ready(inner) ||
+			 nest_any(inner->epfd, depth + 1));
+}
+
+static bool nest_any(int outer, int depth)
+{
+	int i;
+
+	for (i = 0; i < nests_n; i++)
+		if (nests[i].outer == outer &&
+		    nest_reportable(&nests[i], depth))
+			return true;
+	return false;
+}
+
+static struct nest *nest_first_ready(struct shim_ep *ep)
+{
+	int i;
+
+	for (i = 0; i < nests_n; i++)
+		if (nests[i].outer == ep->epfd && nest_reportable(&nests[i], 0))
+			return &nests[i];
+	return NULL;
+}
+
+bool shim__ep_nest_ready(struct shim_ep *ep)
+{
+	return nests_n && nest_any(ep->epfd, 0);
+}
+
+static bool data_in(const struct epoll_event *ev, int n, epoll_data_t data)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (ev[i].data.u64 == data.u64)
+			return true;
+	return false;
+}
+
+/*
+ * The nested sets' events after the kernel's own (kern[0..nk)): a set the
+ * kernel reported itself just now is not reported twice.  A ONESHOT report
+ * disarms the kernel's registration too, as the kernel's own report would.
+ */
+static int collect_nested(struct shim_ep *ep, struct epoll_event *out,
+			  int room, const struct epoll_event *kern, int nk)
+{
+	struct epoll_event off;
+	int i, n = 0;
+
+	for (i = 0; i < nests_n && n < room; i++) {
+		struct nest *x = &nests[i];
+
+		if (x->outer != ep->epfd || !nest_reportable(x, 0))
+			continue;
+		if (!data_in(kern, nk, x->data)) {
+			out[n].events = x->events & NEST_EVENTS;
+			out[n].data = x->data;
+			n++;
+		}
+		if (!(x->events & (EPOLLET | EPOLLONESHOT)))
+			continue;
+		x->fired = true;
+		if (x->events & EPOLLONESHOT) {
+			off.events = 0;
+			off.data = x->data;
+			STAT_INC(shim_syscalls);
+			real_epoll_ctl(ep->epfd, EPOLL_CTL_MOD, x->inner, &off);
+		}
+	}
+	return n;
+}
+
+/*
+ * Kernel-set events, fetched at the moment they are returned, then the
+ * nested sets' (which keep a slot: with one slot they take turns).
+ */
 static int collect_kernel(struct shim_ep *ep, struct epoll_event *out,
 			  int room)
 {
-	int n;
+	struct nest *x = nests_n ? nest_first_ready(ep) : NULL;
+	int n = 0, kroom = room;
 
-	if (!ep->kready || room <= 0)
-		return 0;	/* still ready next time when no room */
-	ep->kready = false;
-	STAT_INC(shim_syscalls);
-	n = real_epoll_wait(ep->epfd, out, room, 0);
-	return n < 0 ? 0 : n;
+	if (x && room > 0) {
+		x->kernel_turn = !x->kernel_turn;
+		if (room > 1 || !x->kernel_turn)
+			kroom = room - 1;
+	}
+	/* No room: still ready next time. */
+	if (ep->kready && kroom > 0) {
+		ep->kready = false;
+		STAT_INC(shim_syscalls);
+		n = real_epoll_wait(ep->epfd, out, kroom, 0);
+		if (n < 0)
+			n = 0;
+	}
+	if (x)
+		n += collect_nested(ep, out + n, room - n, out, n);
+	return n;
 }
 
 static int collect_emulated(struct shim_ep *ep, struct epoll_event *out,
@@ -112,7 +320,23 @@ bool shim__ep_emul_ready(struct shim_ep *ep)
 
 static bool ep_has_ready(struct shim_ep *ep)
 {
-	return ep->kready || shim__ep_emul_ready(ep);
+	return ep->kready || shim__ep_emul_ready(ep) ||
+	       shim__ep_nest_ready(ep);
+}
+
+/*
+ * A wait on ep that cannot go through our ring while a nested set holds
+ * events the kernel cannot see: the kernel's events without blocking,
+ * plus the shim's (lock held).  Returns the count; 0 when nothing is
+ * ready, and the caller makes the real wait.
+ */
+int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
+			    int maxev)
+{
+	if (!shim__ep_nest_ready(ep))
+		return 0;
+	ep->kready = true;	/* no poll of ours may watch it: just ask */
+	return collect(ep, ev, maxev);
 }
 
 /*

@@ -372,6 +372,13 @@ void shim__on_recv(struct shim_fd *f, int res, bool more, const char *data);
 int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
 		     struct epoll_event *ev, int maxev,
 		     const struct timespec *ts, const sigset_t *sigmask);
+/* epoll.c, nested sets (lock held) */
+void shim__nest_ctl(int outer, int op, int inner,
+		    const struct epoll_event *ev);
+void shim__nest_forget(int fd);
+bool shim__ep_nest_ready(struct shim_ep *ep);
+int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
+			    int maxev);
 
 /* ring.c: the only file that touches io_uring memory (l's thread only) */
 enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP,

@@ -193,6 +193,21 @@ static inline bool is_known_ep(int fd)
 	return fd >= 0 && fd < shim.nfds && shim.eps && RD(shim.eps[fd]);
 }
 
+/*
+ * A registration of an epoll fd in another set changed: the outer set's
+ * waits report the inner one while it holds emulated events (epoll.c).
+ */
+static void nest_track(int epfd, int op, int fd, struct epoll_event *ev,
+		       int ret)
+{
+	if (ret || !is_known_ep(fd))
+		return;
+	shim_lock();
+	if (shim__ep_get_locked(epfd))
+		shim__nest_ctl(epfd, op, fd, ev);
+	shim_unlock();
+}
+
 SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct shim_ep *ep;
@@ -212,6 +227,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	     !shim__ready())) {
 		ret = REAL(epoll_ctl)(epfd, op, fd, ev);
 		kreg_track(op, fd, ret);
+		nest_track(epfd, op, fd, ev, ret);
 		return ret;
 	}
 	shim_lock();
@@ -258,6 +274,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	shim_unlock();
 	ret = REAL(epoll_ctl)(epfd, op, fd, ev);
 	kreg_track(op, fd, ret);
+	nest_track(epfd, op, fd, ev, ret);
 	return ret;
 }
 
@@ -308,6 +325,7 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 {
 	struct shim_loop *l;
 	struct shim_ep *ep;
+	int n;
 
 	if (unlikely(shim__child_readd_pending()) && !shim__depth)
 		shim__child_readd();
@@ -341,6 +359,12 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 	 */
 	if (!l || (ep->loop != l && (ep->loop || !ep->nemul)) ||
 	    (ep->kpoll && ep->kpoll != l)) {
+		/* The kernel's wait would not see a nested set's events. */
+		n = shim__epoll_collect_now(ep, ev, maxev);
+		if (n) {
+			shim_unlock();
+			return n;
+		}
 		kwait_begin(epfd, kwaited);
 		shim_unlock();
 		return INT_MIN;
@@ -348,7 +372,8 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 	ep->waited = true;
 	if (shim.state == SHIM_STATE_KILLED && l->accel_n)
 		shim__release_loop(l);
-	if (!l->accel_n && !shim__ring_has_work(l) && !ep->ready_head) {
+	if (!l->accel_n && !shim__ring_has_work(l) && !ep->ready_head &&
+	    !shim__ep_nest_ready(ep)) {
 		/* Nothing of ours anywhere: the plain wait costs less. */
 		kwait_begin(epfd, kwaited);
 		shim_unlock();
@@ -441,10 +466,10 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 
 /*
  * An epoll fd polled through poll/select: the kernel's answer, plus
- * POLLIN while an emulated member still has events.  Members of a polled
- * set go back to the kernel (ep_make_kernel_only), but one whose bytes
- * the ring had already pulled stays emulated until they are read, and the
- * kernel cannot see those bytes (lock held).
+ * POLLIN while an emulated member, or a nested set, still has events.
+ * Members of a polled set go back to the kernel (ep_make_kernel_only), but
+ * one whose bytes the ring had already pulled stays emulated until they
+ * are read, and the kernel cannot see those bytes (lock held).
  */
 static short ep_poll_extra(int fd, short want)
 {
@@ -453,8 +478,8 @@ static short ep_poll_extra(int fd, short want)
 	if (!is_known_ep(fd) || shim__fd_get_locked(fd))
 		return 0;
 	ep = shim__ep_get_locked(fd);
-	return ep && shim__ep_emul_ready(ep) ? (want & (POLLIN | POLLRDNORM))
-					      : 0;
+	return ep && (shim__ep_emul_ready(ep) || shim__ep_nest_ready(ep)) ?
+	       (want & (POLLIN | POLLRDNORM)) : 0;
 }
 
 static short poll_mask(struct shim_fd *f, short want)

@@ -31,6 +31,7 @@ static void fd_forget(int fd)
 
 	if (fd < 0 || fd >= shim.nfds || !shim.fds)
 		return;
+	shim__nest_forget(fd);
 	WR(shim.kreg[fd], 0);
 	f = shim.fds[fd];
 	if (f)

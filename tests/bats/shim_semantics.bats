@@ -101,6 +101,19 @@ load shim_semantics_helpers
 	check_shim eintr recv_single
 }
 
+@test "epoll_nested: plain" {
+	check_plain epoll_nested
+}
+@test "epoll_nested: shim default" {
+	check_shim epoll_nested default
+}
+@test "epoll_nested: shim adaptive0" {
+	check_shim epoll_nested adaptive0
+}
+@test "epoll_nested: shim recv_single" {
+	check_shim epoll_nested recv_single
+}
+
 @test "errors: plain" {
 	check_plain errors
 }

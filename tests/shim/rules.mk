@@ -6,10 +6,10 @@
 # $(BUILD)/tests/deny_uring. Both are TEST_SUPPORT: the suites run them.
 
 SHIM_CORNERS := backpressure blocking close_flush connect dup efault eintr \
-		errors et fd_reuse fionread_peek fork fortify ipv6 loop_threads lt \
-		mixed_set nonblock_toggle oneshot peer_reset poll_select rdhup \
-		sendfile_order shutdown_flush signal_write threads \
-		writev_large
+		epoll_nested errors et fd_reuse fionread_peek fork fortify \
+		ipv6 loop_threads lt mixed_set nonblock_toggle oneshot \
+		peer_reset poll_select rdhup sendfile_order shutdown_flush \
+		signal_write threads writev_large
 SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
 CONFORM_OBJ := $(BUILD)/tests/shim/conform.o
 DENY_URING := $(BUILD)/tests/deny_uring

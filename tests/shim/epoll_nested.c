@@ -1,0 +1,113 @@
+/*
+ * epoll_nested - an epoll set nested in another reports input that arrived
+ * before the nesting.
+ *
+ * The inner set's socket has unread input when the inner set is added to
+ * an outer set, as a library that nests its own epoll fd in the
+ * application's loop does. The outer set must report the inner one at
+ * once, with the outer registration's data, for as long as the inner set
+ * has events (level-triggered): by epoll_wait, by poll of the outer set,
+ * and through a third set nesting the outer one. Once the input is read
+ * nothing is reported; new input is reported again. EPOLLET reports the
+ * held input once; EPOLLONESHOT once, then again only after
+ * EPOLL_CTL_MOD.
+ */
+#include "conform.h"
+
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * A socket with "held" unread in set *inner (data 7), reported there once
+ * so the input has surely arrived; returns the pair in peer and conn.
+ */
+static int inner_with_input(int *peer, int *conn)
+{
+	struct epoll_event ev[4];
+	int inner, n;
+
+	inner = tcp_pair_epoll(peer, conn, EPOLLIN, 7);
+	put_text(*peer, "held");
+	n = epoll_report(inner, WAIT_MS, "inner, input arrived", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 7);
+	return inner;
+}
+
+static void level_triggered(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, inner, outer, top, n;
+
+	inner = inner_with_input(&peer, &conn);
+	outer = epoll_new();
+	epoll_add(outer, inner, EPOLLIN, 9);
+	n = epoll_report(outer, WAIT_MS, "LT outer, input held", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 9 && ev[0].events == EPOLLIN);
+	n = epoll_report(outer, 0, "LT outer again, still held", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 9);
+	say("poll outer: %s",
+	    wait_fd_ms(outer, POLLIN, WAIT_MS) & POLLIN ? "IN" : "nothing");
+	/* A polled set: its waits no longer go through a ring. */
+	n = epoll_report(outer, 0, "LT outer after poll", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 9);
+	top = epoll_new();
+	epoll_add(top, outer, EPOLLIN, 13);
+	n = epoll_report(top, WAIT_MS, "LT top, two levels up", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 13);
+
+	n = epoll_report(inner, 0, "LT inner", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 7);
+	read_print(conn, 16, "LT read");
+	expect_no_report(outer, 0, "LT outer, drained");
+	expect_no_report(top, 0, "LT top, drained");
+	put_text(peer, "new");
+	n = epoll_report(outer, WAIT_MS, "LT outer, new input", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 9);
+	read_print(conn, 16, "LT read new");
+	close_all(top, outer, inner, conn, peer);
+}
+
+static void edge_triggered(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, inner, outer, n;
+
+	inner = inner_with_input(&peer, &conn);
+	outer = epoll_new();
+	epoll_add(outer, inner, EPOLLIN | EPOLLET, 10);
+	n = epoll_report(outer, WAIT_MS, "ET outer, input held", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 10);
+	expect_no_report(outer, 0, "ET outer, nothing new");
+	read_print(conn, 16, "ET read");
+	expect_no_report(outer, 0, "ET outer, drained");
+	close_all(outer, inner, conn, peer);
+}
+
+static void oneshot(void)
+{
+	struct epoll_event ev[4];
+	int peer, conn, inner, outer, n;
+
+	inner = inner_with_input(&peer, &conn);
+	outer = epoll_new();
+	epoll_add(outer, inner, EPOLLIN | EPOLLONESHOT, 11);
+	n = epoll_report(outer, WAIT_MS, "ONESHOT outer, input held", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 11);
+	expect_no_report(outer, 0, "ONESHOT outer, disarmed");
+	epoll_mod(outer, inner, EPOLLIN | EPOLLONESHOT, 12);
+	n = epoll_report(outer, WAIT_MS, "ONESHOT outer, re-armed", ev, 4);
+	expect(n == 1 && ev[0].data.u64 == 12);
+	expect_no_report(outer, 0, "ONESHOT outer, disarmed again");
+	read_print(conn, 16, "ONESHOT read");
+	close_all(outer, inner, conn, peer);
+}
+
+int main(void)
+{
+	level_triggered();
+	edge_triggered();
+	oneshot();
+	return conform_finish();
+}
