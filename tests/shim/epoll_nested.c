@@ -10,11 +10,14 @@
  * and through a third set nesting the outer one. Once the input is read
  * nothing is reported; new input is reported again. EPOLLET reports the
  * held input once; EPOLLONESHOT once, then again only after
- * EPOLL_CTL_MOD.
+ * EPOLL_CTL_MOD. A thread already waiting on the outer set (with a
+ * socket of its own there, so its wait runs in its ring under the shim)
+ * is woken when another thread nests the set holding input.
  */
 #include "conform.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -104,10 +107,67 @@ static void oneshot(void)
 	close_all(outer, inner, conn, peer);
 }
 
+/*
+ * The waiter's timeout: returning well before it means it was woken (the
+ * semantic; nothing depends on how fast). Its set reports the nested set
+ * after the timeout too, so the count alone cannot tell.
+ */
+#define WAITER_TIMEOUT_MS	(5 * WAIT_MS)
+
+struct outer_waiter {
+	int outer;
+	int n;
+	long elapsed_ms;
+	struct epoll_event ev[4];
+};
+
+static void *outer_waiter_run(void *arg)
+{
+	struct outer_waiter *w = arg;
+	struct timespec start;
+	int peer, conn;
+
+	tcp_pair(AF_INET, &peer, &conn);
+	epoll_add(w->outer, conn, EPOLLIN, 21);
+	/* The first wait makes this thread's ring; MOD then accelerates. */
+	expect(epoll_wait(w->outer, w->ev, 4, 0) == 0);
+	epoll_mod(w->outer, conn, EPOLLIN, 21);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	w->n = epoll_wait(w->outer, w->ev, 4, WAITER_TIMEOUT_MS);
+	w->elapsed_ms = elapsed_ms(&start);
+	close_all(conn, peer);
+	return NULL;
+}
+
+static void nested_while_waiting(void)
+{
+	struct outer_waiter w = { 0 };
+	pthread_t thread;
+	int peer, conn, inner;
+
+	inner = inner_with_input(&peer, &conn);
+	w.outer = epoll_new();
+	pthread_create(&thread, NULL, outer_waiter_run, &w);
+	/* Most likely blocked by now; either way it must see the set. */
+	nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	epoll_add(w.outer, inner, EPOLLIN, 9);
+	pthread_join(thread, NULL);
+	say("thread waiting on outer: n=%d [0x%llx %s]", w.n,
+	    w.n > 0 ? (unsigned long long)w.ev[0].data.u64 : 0ULL,
+	    w.n > 0 ? epoll_event_names(w.ev[0].events) : "");
+	expect(w.n == 1 && w.ev[0].data.u64 == 9);
+	say("woken before its timeout: %s",
+	    w.elapsed_ms < WAITER_TIMEOUT_MS - WAIT_MS ? "yes" : "NO");
+	expect(w.elapsed_ms < WAITER_TIMEOUT_MS - WAIT_MS);
+	read_print(conn, 16, "waiting read");
+	close_all(w.outer, inner, conn, peer);
+}
+
 int main(void)
 {
 	level_triggered();
 	edge_triggered();
 	oneshot();
+	nested_while_waiting();
 	return conform_finish();
 }
