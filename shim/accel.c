@@ -122,7 +122,8 @@ uint32_t shim__fd_mask(struct shim_fd *f)
 	if (f->hup || (f->eof && f->shut_wr))
 		m |= EPOLLHUP;
 	if (f->state == FD_ACCEL &&
-	    (f->shut_wr || f->err || f->hup || f->stail - f->shead < f->scap))
+	    (f->shut_wr || f->err || f->hup ||
+	     (f->stail - f->shead < f->scap && !f->out_blocked)))
 		m |= EPOLLOUT | EPOLLWRNORM;
 	return m;
 }
@@ -447,6 +448,42 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 	return done;
 }
 
+/*
+ * URINGSHIM_SEND=sync: nothing is ever queued, so no byte a write reported
+ * lives only in shim memory (nothing to lose to SIGKILL).  The kernel's
+ * answer is the app's answer; when it is short or EAGAIN, EPOLLOUT is
+ * withheld until a POLLOUT armed in the ring fires, as the kernel would.
+ */
+ssize_t shim__fd_send_sync(struct shim_fd *f, const struct iovec *iov,
+			   int iovcnt, int flags)
+{
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov,
+			      .msg_iovlen = iovcnt };
+	size_t total = iov_total(iov, iovcnt);
+	ssize_t n;
+	int e;
+
+	if (f->err) {
+		e = f->err;
+		f->err = 0;
+		return -e;
+	}
+	if (f->shut_wr || f->hup)
+		return -EPIPE;
+	STAT_INC(shim_syscalls);
+	n = real_sendmsg(f->fd, &msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+	e = errno;
+	if (n > 0)
+		STAT_ADD(bytes_sent, n);
+	if ((n >= 0 && (size_t)n < total) || (n < 0 && e == EAGAIN)) {
+		f->out_blocked = true;
+		shim__fd_mark_dirty(f);
+		if (!shim__on_loop(f->loop))
+			shim__ring_wake(f->loop);
+	}
+	return n < 0 ? -e : n;
+}
+
 /* ---- completions (from ring.c) ---- */
 
 static void maybe_free_orphan(struct shim_fd *f)
@@ -648,6 +685,7 @@ void shim__on_send(struct shim_fd *f, int res)
 
 	f->inflight--;
 	f->send_inflight = false;
+	f->wait_cancel = false;
 	if (transient(res) && !f->hup && f->stail > f->shead &&
 	    ring_failing(f)) {
 		res = send_direct(f);
@@ -685,8 +723,9 @@ void shim__on_send(struct shim_fd *f, int res)
 		maybe_free_orphan(f);
 		return;
 	}
-	if (f->out_wanted || f->hup) {
+	if (f->out_wanted || f->out_blocked || f->hup) {
 		f->out_wanted = false;
+		f->out_blocked = false;
 		shim__fd_notify(f);
 	}
 	if (f->release_req)
@@ -1204,6 +1243,9 @@ void shim__ring_flush_dirty(struct shim_loop *l)
 		if (f->stail > f->shead && !f->send_inflight && !f->hup &&
 		    f->state != FD_DRAINING)
 			shim__ring_prep_send(f);
+		else if (f->out_blocked && !f->send_inflight &&
+			 f->state == FD_ACCEL && !f->release_req)
+			shim__ring_prep_send_wait(f);
 		if (f->state == FD_ACCEL && !f->release_req &&
 		    !f->recv_armed && !f->eof && !f->hup) {
 			if (f->roff == f->rlen)
@@ -1216,6 +1258,13 @@ void shim__ring_flush_dirty(struct shim_loop *l)
 		if ((f->state == FD_ORPHAN || f->release_req) &&
 		    f->recv_armed && !f->recv_cancel)
 			shim__ring_prep_cancel(f);
+		/* A POLLOUT wait (no bytes in flight) would hold the file. */
+		if ((f->state == FD_ORPHAN || f->release_req) &&
+		    f->send_inflight && f->sinfl == f->shead &&
+		    f->stail == f->shead && !f->wait_cancel) {
+			shim__ring_prep_cancel_send(f);
+			f->wait_cancel = true;
+		}
 		if (f->state == FD_ORPHAN && !f->inflight &&
 		    (f->stail == f->shead || f->hup))
 			shim__fd_free(f);

@@ -132,7 +132,7 @@ static void warn_unknown_vars(void)
 static void config_read(struct shim_config *c)
 {
 	static const char *const off_on[] = { "0", "1", NULL };
-	static const char *const send[] = { "batch", "direct", NULL };
+	static const char *const send[] = { "batch", "direct", "sync", NULL };
 	static const char *const recv[] = { "multishot", "single", "direct",
 					    NULL };
 	static const char *const wait[] = { "ring", "direct", NULL };

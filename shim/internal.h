@@ -52,7 +52,7 @@ extern const char *const shim__call_names[SHIM_NCALLS];
 int shim__resolve_real(void);
 
 /* ---- configuration (init.c) ---- */
-enum { MODE_SEND_BATCH, MODE_SEND_DIRECT };
+enum { MODE_SEND_BATCH, MODE_SEND_DIRECT, MODE_SEND_SYNC };
 enum { MODE_RECV_MULTISHOT, MODE_RECV_SINGLE, MODE_RECV_DIRECT };
 enum { MODE_WAIT_RING, MODE_WAIT_DIRECT };
 enum { MODE_TASKRUN_COOP, MODE_TASKRUN_DEFER };
@@ -122,6 +122,8 @@ struct shim_fd {
 	uint32_t scap, shead, stail, sinfl;
 	bool send_inflight;
 	bool out_wanted;		/* app saw a full queue: edge later */
+	bool out_blocked;		/* SEND=sync: kernel full, POLLOUT armed */
+	bool wait_cancel;		/* that POLLOUT's cancel submitted */
 	bool shut_wr;			/* shutdown(SHUT_WR) pending/done */
 	int err;			/* pending socket error (SO_ERROR) */
 	bool shut_wr_pending;		/* SHUT_WR once the queue drains */
@@ -353,6 +355,8 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags);
 ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 		      int flags);
+ssize_t shim__fd_send_sync(struct shim_fd *f, const struct iovec *iov,
+			   int iovcnt, int flags);
 int shim__fd_release(struct shim_fd *f);
 bool shim__fd_push(struct shim_fd *f);
 int shim__fd_close(struct shim_fd *f, int fd);

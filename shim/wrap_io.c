@@ -139,6 +139,8 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 		}
 	} else if (f->state == FD_DRAINING) {
 		goto out_real;
+	} else if (shim.cfg.send_mode == MODE_SEND_SYNC) {
+		*ret = shim__fd_send_sync(f, iov, iovcnt, flags);
 	} else {
 		/*
 		 * Batching pays on the loop thread only; another thread's

@@ -19,6 +19,7 @@ settings_env() {
 	default)	echo "" ;;
 	adaptive0)	echo "URINGSHIM_ADAPTIVE=0" ;;
 	recv_single)	echo "URINGSHIM_ADAPTIVE=0 URINGSHIM_RECV=single" ;;
+	send_sync)	echo "URINGSHIM_SEND=sync" ;;
 	*)		echo "unknown settings $1" >&2; return 1 ;;
 	esac
 }

@@ -15,8 +15,11 @@ CONFORM_OBJ := $(BUILD)/tests/shim/conform.o
 DENY_URING := $(BUILD)/tests/deny_uring
 # The stats file across failed, vfork'd and spawned execs (shim_ops.bats).
 EXEC_STATS := $(BUILD)/tests/shim/exec_stats
+# Writes, then SIGKILL: what arrives (shim_send_sync.bats).
+KILL_WINDOW := $(BUILD)/tests/shim/kill_window
 
-TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS)
+TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS) \
+		$(KILL_WINDOW)
 
 $(SHIM_CORNER_BINS): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o \
 		     $(CONFORM_OBJ)
@@ -27,10 +30,15 @@ $(EXEC_STATS): $(BUILD)/tests/shim/exec_stats.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+$(KILL_WINDOW): $(BUILD)/tests/shim/kill_window.o $(CONFORM_OBJ)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(DENY_URING): $(BUILD)/tests/tools/deny_uring.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lseccomp
 
 # Build just these: `make shim-conform`.
 .PHONY: shim-conform
-shim-conform: $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS)
+shim-conform: $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS) \
+	      $(KILL_WINDOW)
