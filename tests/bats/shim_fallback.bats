@@ -18,10 +18,11 @@ load shim_semantics_helpers
 SERVER_BIN=$BUILD_DIR/matching_server
 LOADGEN_BIN=$BUILD_DIR/loadgen
 SYSCTL=/proc/sys/kernel/io_uring_disabled
-CORNERS=(backpressure blocking close_flush connect dup efault eintr errors
-	 et fd_reuse fionread_peek fork fortify ipv6 lt mixed_set
-	 nonblock_toggle oneshot peer_reset poll_select rdhup sendfile_order
-	 shutdown_flush signal_write threads writev_large)
+CORNERS=(backpressure blocking close_flush connect dup efault eintr
+	 epoll_nested errors et fd_reuse fionread_peek fork fortify ipv6
+	 loop_threads lt mixed_set nonblock_toggle oneshot peer_reset
+	 poll_select rdhup sendfile_order shutdown_flush signal_write threads
+	 writev_large)
 
 setup() {
 	[ -x "$DENY_URING" ] || fail "$DENY_URING not built"

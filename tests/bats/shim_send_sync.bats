@@ -65,6 +65,10 @@ kill_window_run() {
 	check_shim eintr send_sync
 }
 
+@test "epoll_nested: shim send_sync" {
+	check_shim epoll_nested send_sync
+}
+
 @test "errors: shim send_sync" {
 	check_shim errors send_sync
 }
