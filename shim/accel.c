@@ -350,6 +350,18 @@ bool shim__fd_push(struct shim_fd *f)
 	return false;
 }
 
+/* A send f cannot take: its pending error (reported once), or EPIPE. */
+static int send_refused(struct shim_fd *f)
+{
+	int e = f->err;
+
+	if (e) {
+		f->err = 0;
+		return -e;
+	}
+	return f->shut_wr || f->hup ? -EPIPE : 0;
+}
+
 /*
  * Queue bytes for sending.  Returns bytes taken (possibly short), or
  * -errno: a deferred error, -EPIPE after shutdown, -EAGAIN when full.
@@ -366,15 +378,9 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 	int i, e;
 
 	(void)flags;
-	if (f->err) {
-		e = f->err;
-		f->err = 0;
-		return -e;
-	}
-	if (f->shut_wr || f->hup)
-		return -EPIPE;
-	if (!total)
-		return 0;
+	e = send_refused(f);
+	if (e || !total)
+		return e;
 	if (!f->sbuf) {
 		f->sbuf = malloc(f->scap);
 		if (!f->sbuf)
@@ -463,13 +469,9 @@ ssize_t shim__fd_send_sync(struct shim_fd *f, const struct iovec *iov,
 	ssize_t n;
 	int e;
 
-	if (f->err) {
-		e = f->err;
-		f->err = 0;
-		return -e;
-	}
-	if (f->shut_wr || f->hup)
-		return -EPIPE;
+	e = send_refused(f);
+	if (e)
+		return e;
 	STAT_INC(shim_syscalls);
 	n = real_sendmsg(f->fd, &msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
 	e = errno;
