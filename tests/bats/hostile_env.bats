@@ -175,10 +175,13 @@ assert_warned() {
 	cp /usr/bin/sleep "$d/sleep-setuid"
 	cp /usr/bin/sleep "$d/sleep-plain"
 	chmod 4755 "$d/sleep-setuid"
-	[ -r "$SHIM_LIB" ] || skip "library not readable"
+	# A copy nobody can reach wherever the checkout lives (a 0700 tree).
+	cp "$SHIM_LIB" "$d/liburingshim.so"
+	chmod 0755 "$d/liburingshim.so"
 	# The control: an ordinary binary run by nobody maps the shim.
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		env LD_PRELOAD="$SHIM_LIB" URINGSHIM_STATS=0 "$d/sleep-plain" 3 3>&- &
+		env LD_PRELOAD="$d/liburingshim.so" URINGSHIM_STATS=0 \
+		"$d/sleep-plain" 3 3>&- &
 	pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 	sleep 0.5
@@ -186,7 +189,7 @@ assert_warned() {
 	# The same binary setuid root, run by nobody: AT_SECURE, preload
 	# from a path ignored.
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		env LD_PRELOAD="$SHIM_LIB" "$d/sleep-setuid" 3 3>&- &
+		env LD_PRELOAD="$d/liburingshim.so" "$d/sleep-setuid" 3 3>&- &
 	pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 	sleep 0.5
