@@ -13,30 +13,6 @@ runs=${FUZZ_RUNS:-3000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rc=0
-
-# run_target BIN RUNS TARGET - one bounded run.  LeakSanitizer's exit-time
-# tracer now and then dies itself ("Tracer caught signal 11", "LeakSanitizer
-# has encountered a fatal error") while suspending the threads of a process
-# that has io_uring rings; that says nothing about the target, so such a
-# run is made once more.  A leak, a crash or a sanitizer report is never
-# retried.
-run_target() {
-	local try
-
-	for try in 1 2; do
-		"$1" -runs="$2" -artifact_prefix="$work/" "$work/$3" \
-			"$top/tests/fuzz/corpus/$3" >"$work/$3.log" 2>&1 &&
-			return 0
-		grep -q 'LeakSanitizer has encountered a fatal error' \
-			"$work/$3.log" || return 1
-		grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|deadly signal' \
-			"$work/$3.log" && return 1
-		echo "note $3: LeakSanitizer's tracer failed, run again"
-		rm -f "$work"/crash-* "$work"/leak-*
-	done
-	return 1
-}
-
 for target in fuzz_frames fuzz_shim_io; do
 	bin=$here/$target
 	[ -x "$bin" ] || { echo "$target not built"; exit 77; }
@@ -51,7 +27,9 @@ for target in fuzz_frames fuzz_shim_io; do
 	mkdir -p "$work/$target"
 	n=$runs
 	[ "$target" = fuzz_shim_io ] && n=$((runs / 3))
-	if ! run_target "$bin" "$n" "$target"; then
+	if ! "$bin" -runs="$n" -artifact_prefix="$work/" \
+		"$work/$target" "$top/tests/fuzz/corpus/$target" \
+		>"$work/$target.log" 2>&1; then
 		echo "FAIL $target:"
 		tail -n 40 "$work/$target.log"
 		cp "$work"/crash-* "$work"/leak-* "$top/${BUILD:-build}/" \
