@@ -298,7 +298,7 @@ static bool kick_locked(struct shim_fd *f)
 {
 	int fd = f->fd;
 
-	shim__ring_kick(f->loop);
+	shim__ring_turn(f->loop, 0, NULL);
 	return shim.fds[fd] == f;
 }
 
@@ -316,30 +316,31 @@ static size_t send_room(struct shim_fd *f)
 
 /*
  * A thread other than f's loop thread writes, or closes, with bytes queued
- * and nothing in flight: push them with a plain send, so it never depends
- * on the loop thread reaching a wait point (it may be blocked anywhere).
- * Order holds: nothing is in flight.  Returns true when bytes moved.
+ * and nothing in flight: push them with plain sends until the kernel has
+ * no room, so it never depends on the loop thread reaching a wait point
+ * (it may be blocked anywhere).  Order holds: nothing is in flight.
+ * Returns true when bytes moved.
  */
 bool shim__fd_push(struct shim_fd *f)
 {
-	ssize_t n;
+	bool moved = false;
+	ssize_t n = 0;
 
-	if (f->send_inflight || f->stail == f->shead || f->hup)
-		return false;
-
-	STAT_INC(shim_syscalls);
-	n = real_send(f->fd, f->sbuf + f->shead, f->stail - f->shead,
-		      MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n > 0) {
+	while (!f->send_inflight && f->stail > f->shead && !f->hup) {
+		STAT_INC(shim_syscalls);
+		n = real_send(f->fd, f->sbuf + f->shead, f->stail - f->shead,
+			      MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
 		f->shead += n;
 		queued_add(f, -(int64_t)n);
 		STAT_ADD(bytes_sent, n);
+		moved = true;
 		if (f->shead == f->stail)
 			f->shead = f->stail = f->sinfl = 0;
-		return true;
 	}
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-	    errno != EINTR) {
+	if (f->stail > f->shead && n < 0 && errno != EAGAIN &&
+	    errno != EWOULDBLOCK && errno != EINTR) {
 		f->err = errno;
 		f->hup = true;
 		STAT_INC(deferred_errors);
@@ -347,7 +348,7 @@ bool shim__fd_push(struct shim_fd *f)
 		f->shead = f->stail = f->sinfl = 0;
 		shim__fd_notify(f);
 	}
-	return false;
+	return moved;
 }
 
 /* A send f cannot take: its pending error (reported once), or EPIPE. */
@@ -864,11 +865,7 @@ int shim__fd_release(struct shim_fd *f)
 		struct shim_loop *l = f->loop;
 
 		if (shim__on_loop(l)) {
-			shim__ring_flush_dirty(l);
-			shim_unlock();
-			shim__ring_submit_wait(l, 1, NULL, NULL);
-			shim_lock();
-			shim__ring_reap(l);
+			shim__ring_turn(l, 1, NULL);
 		} else {
 			struct timespec ts;
 
@@ -1119,8 +1116,7 @@ int shim__fd_close(struct shim_fd *f, int fd)
 	if (f->state == FD_ORPHAN)
 		return 0;	/* a draining fd already handed over */
 	if (!shim__on_loop(f->loop))
-		while (shim__fd_push(f))
-			;
+		shim__fd_push(f);
 	if (f->stail > f->shead && !f->hup) {
 		int dupfd = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
@@ -1187,8 +1183,7 @@ int shim__fd_shutdown(struct shim_fd *f, int how)
 	int fd = f->fd;
 
 	if (!shim__on_loop(f->loop))
-		while (shim__fd_push(f))
-			;
+		shim__fd_push(f);
 	if (how == SHUT_RD || how == SHUT_RDWR)
 		f->eof = true;
 	if ((how == SHUT_WR || how == SHUT_RDWR) &&

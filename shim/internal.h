@@ -403,8 +403,13 @@ int shim__ring_prep_recv_wait(struct shim_fd *f);
 int shim__ring_prep_send_wait(struct shim_fd *f);
 void shim__ring_wake(struct shim_loop *l);
 int shim__ring_prep_cancel_send(struct shim_fd *f);
-/* Submit and run completions without waiting (l's thread, lock held). */
-void shim__ring_kick(struct shim_loop *l);
+/*
+ * One turn of l's ring (l's thread, lock held, dropped for the enter):
+ * flush the dirty fds, submit, wait for wait_nr completions (ts: at most
+ * that long), run the completions.
+ */
+void shim__ring_turn(struct shim_loop *l, unsigned int wait_nr,
+		     const struct timespec *ts);
 
 /* safecopy.c */
 void shim__safecopy_install(void);

@@ -133,10 +133,7 @@ void shim__flush_all_sync(int slices)
 		shim__ring_flush_dirty(l);
 		if (!l->queued && !l->pending_sqes)
 			break;
-		shim_unlock();
-		shim__ring_submit_wait(l, 1, &slice, NULL);
-		shim_lock();
-		shim__ring_reap(l);
+		shim__ring_turn(l, 1, &slice);
 	}
 	if (l->queued)
 		shim__log(LOG_WARN, "uringshim: %llu bytes still queued\n",
@@ -209,11 +206,7 @@ static void hand_queues_to_drainer(struct shim_loop *l)
 		if (f->send_inflight)
 			shim__ring_prep_cancel_send(f);
 		for (round = 0; round < 10 && f->send_inflight; round++) {
-			shim__ring_flush_dirty(l);
-			shim_unlock();
-			shim__ring_submit_wait(l, 1, &tick, NULL);
-			shim_lock();
-			shim__ring_reap(l);
+			shim__ring_turn(l, 1, &tick);
 			if (shim.fds[fd] != f)
 				break;
 		}
@@ -256,7 +249,7 @@ static void loop_thread_exit(void *arg)
 		if (ep && ep->kpoll == l)
 			shim__ring_prep_cancel_ep(l, ep);
 	}
-	shim__ring_kick(l);
+	shim__ring_turn(l, 0, NULL);
 	loop_unlink(l);
 	shim__ring_exit(l);
 	/* Polls the ring can no longer complete. */

@@ -611,11 +611,12 @@ int shim__ring_reap(struct shim_loop *l)
 	return n;
 }
 
-void shim__ring_kick(struct shim_loop *l)
+void shim__ring_turn(struct shim_loop *l, unsigned int wait_nr,
+		     const struct timespec *ts)
 {
 	shim__ring_flush_dirty(l);
 	shim_unlock();
-	shim__ring_submit_wait(l, 0, NULL, NULL);
+	shim__ring_submit_wait(l, wait_nr, ts, NULL);
 	shim_lock();
 	shim__ring_reap(l);
 }

@@ -525,7 +525,7 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 
 		if (shim__loop) {
 			shim_lock();
-			shim__ring_kick(shim__loop);
+			shim__ring_turn(shim__loop, 0, NULL);
 			shim_unlock();
 		}
 		ready = 0;

@@ -38,7 +38,7 @@ static void eagain_spin_guard(void)
 		return;
 	eagain_streak = 0;
 	shim_lock();
-	shim__ring_kick(shim__loop);
+	shim__ring_turn(shim__loop, 0, NULL);
 	shim_unlock();
 }
 
@@ -51,7 +51,7 @@ void shim__flush_before_block(void)
 	    shim__depth)
 		return;
 	shim_lock();
-	shim__ring_kick(l);
+	shim__ring_turn(l, 0, NULL);
 	shim_unlock();
 }
 
@@ -149,8 +149,7 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 		bool foreign = !shim__on_loop(f->loop);
 
 		if (foreign)
-			while (shim__fd_push(f))
-				;
+			shim__fd_push(f);
 		else
 			f->loop->iter_sends++;
 		if ((shim.cfg.send_mode == MODE_SEND_DIRECT || foreign ||
