@@ -2,14 +2,17 @@
  * book_bench - in-process throughput of the matching engine (no sockets).
  *
  * Pre-generates a realistic order flow, then times engine_handle() over it:
- * 16 sessions on 64 symbols; 58% GTC limits priced around a drifting mid
- * (about one in five crosses), 8% IOC limits at the touch, 2% market
- * orders, 20% cancels and 12% replaces of the session's recent orders (some
- * already filled, which are then rejected, as in real flow). Output goes to
- * a sink that only counts bytes. Prints the median of 5 runs.
+ * 16 sessions (--sessions) on 64 symbols; 58% GTC limits priced around a
+ * drifting mid (about one in five crosses), 8% IOC limits at the touch, 2%
+ * market orders, 20% cancels and 12% replaces of the session's recent
+ * orders (some already filled, which are then rejected, as in real flow).
+ * Each session numbers its orders 1, 2, 3, ... Output goes to a sink that
+ * only counts bytes. Prints the median of 5 runs.
  *
- *   make bench-book    or    build/book_bench [MESSAGES]
+ *   make bench-book [SESSIONS=N]
+ *   build/book_bench [--sessions N] [MESSAGES]
  */
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +22,14 @@
 #include "engine.h"
 #include "protocol.h"
 
-#define NR_SESSIONS	16
+#define DEFAULT_SESSIONS	16
+#define MAX_SESSIONS	65536
 #define NR_SYMBOLS	64
 #define RECENT		256	/* cancel/replace targets per session */
 #define RUNS		5
 
 struct inbound {
-	uint8_t sess;
+	uint16_t sess;
 	uint8_t len;
 	unsigned char frame[MSG_MAX_SIZE];
 };
@@ -35,7 +39,8 @@ struct sink {
 	uint64_t msgs;
 };
 
-static struct sink sinks[NR_SESSIONS];
+static unsigned nr_sessions = DEFAULT_SESSIONS;
+static struct sink *sinks;
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
 
 static uint64_t rnd(uint64_t n)
@@ -55,7 +60,7 @@ static void sink_send(void *owner, const void *msg, unsigned len)
 	s->msgs++;
 }
 
-static void put(struct inbound *in, uint8_t sess, void *msg, uint8_t type)
+static void put(struct inbound *in, uint16_t sess, void *msg, uint8_t type)
 {
 	struct msg_hdr *h = msg;
 
@@ -67,18 +72,19 @@ static void put(struct inbound *in, uint8_t sess, void *msg, uint8_t type)
 	memcpy(in->frame, msg, h->len);
 }
 
-static uint64_t generate(struct inbound *flow, uint64_t n)
+/* generate - fill flow[0..n-1]; returns the number of new orders. */
+static uint64_t generate(struct inbound *flow, uint64_t n,
+			 uint64_t (*recent)[RECENT], uint64_t *next_cl)
 {
-	static uint64_t recent[NR_SESSIONS][RECENT];
-	uint64_t next_cl[NR_SESSIONS], orders = 0;
+	uint64_t orders = 0;
 	int64_t mid[NR_SYMBOLS];
 
-	for (int s = 0; s < NR_SESSIONS; s++)
+	for (unsigned s = 0; s < nr_sessions; s++)
 		next_cl[s] = 1;
 	for (int y = 0; y < NR_SYMBOLS; y++)
 		mid[y] = 10000;
 	for (uint64_t i = 0; i < n; i++) {
-		uint8_t s = rnd(NR_SESSIONS);
+		uint16_t s = rnd(nr_sessions);
 		uint32_t y = rnd(NR_SYMBOLS);
 		uint64_t op = rnd(100);
 		uint64_t target = recent[s][rnd(RECENT)];
@@ -142,24 +148,55 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: book_bench [--sessions N] [MESSAGES]\n");
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 2000000;
+	static const struct option opts[] = {
+		{ "sessions", required_argument, NULL, 's' },
+		{ 0 }
+	};
+	uint64_t n = 2000000;
 	struct engine_config cfg = {
 		.symbols = NR_SYMBOLS, .max_orders = 1u << 24,
 	};
-	struct inbound *flow = calloc(n ? n : 1, sizeof(*flow));
+	struct inbound *flow;
+	struct session **sess;
+	uint64_t (*recent)[RECENT];
+	uint64_t *next_cl;
 	double secs[RUNS];
 	uint64_t orders, trades = 0, out_msgs = 0;
+	int opt;
 
-	if (!flow || !n) {
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end;
+
+		if (opt != 's')
+			usage();
+		nr_sessions = strtoul(optarg, &end, 10);
+		if (*end || !nr_sessions || nr_sessions > MAX_SESSIONS)
+			usage();
+	}
+	if (optind + 1 < argc)
+		usage();
+	if (optind < argc)
+		n = strtoull(argv[optind], NULL, 10);
+	flow = calloc(n ? n : 1, sizeof(*flow));
+	sess = calloc(nr_sessions, sizeof(*sess));
+	sinks = calloc(nr_sessions, sizeof(*sinks));
+	recent = calloc(nr_sessions, sizeof(*recent));
+	next_cl = calloc(nr_sessions, sizeof(*next_cl));
+	if (!flow || !sess || !sinks || !recent || !next_cl || !n) {
 		fprintf(stderr, "book_bench: bad size or out of memory\n");
 		return 1;
 	}
-	orders = generate(flow, n);
+	orders = generate(flow, n, recent, next_cl);
 	for (int r = 0; r < RUNS; r++) {
 		struct engine *eng = engine_create(&cfg, sink_send);
-		struct session *sess[NR_SESSIONS];
 		struct engine_stats st;
 		struct msg_hello hello = {
 			.h = { .len = sizeof(hello), .type = MSG_HELLO },
@@ -167,8 +204,8 @@ int main(int argc, char **argv)
 		};
 		double t0;
 
-		memset(sinks, 0, sizeof(sinks));
-		for (int s = 0; s < NR_SESSIONS; s++) {
+		memset(sinks, 0, nr_sessions * sizeof(*sinks));
+		for (unsigned s = 0; s < nr_sessions; s++) {
 			sess[s] = engine_session_create(eng, &sinks[s]);
 			engine_handle(eng, sess[s], &hello, sizeof(hello));
 		}
@@ -180,20 +217,24 @@ int main(int argc, char **argv)
 		engine_get_stats(eng, &st);
 		trades = st.trades;
 		out_msgs = 0;
-		for (int s = 0; s < NR_SESSIONS; s++) {
+		for (unsigned s = 0; s < nr_sessions; s++) {
 			out_msgs += sinks[s].msgs;
 			engine_session_destroy(eng, sess[s]);
 		}
 		engine_destroy(eng);
 	}
 	qsort(secs, RUNS, sizeof(secs[0]), cmp_double);
-	printf("book_bench: %llu messages (%llu new orders, %llu trades, "
-	       "%llu responses) per run, median of %d runs\n",
-	       (unsigned long long)n, (unsigned long long)orders,
+	printf("book_bench: %llu messages on %u sessions (%llu new orders, "
+	       "%llu trades, %llu responses) per run, median of %d runs\n",
+	       (unsigned long long)n, nr_sessions, (unsigned long long)orders,
 	       (unsigned long long)trades, (unsigned long long)out_msgs, RUNS);
 	printf("book_bench: %.0f orders/s, %.0f messages/s, %.0f ns/message "
 	       "(best run %.0f messages/s)\n", orders / secs[RUNS / 2],
 	       n / secs[RUNS / 2], secs[RUNS / 2] * 1e9 / n, n / secs[0]);
+	free(next_cl);
+	free(recent);
+	free(sinks);
+	free(sess);
 	free(flow);
 	return 0;
 }

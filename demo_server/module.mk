@@ -36,10 +36,11 @@ $(BUILD)/tests/unit/frame_parser: $(BUILD)/tests/unit/frame_parser.o \
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-# make bench-book: in-process matching throughput (not a test).
+# make bench-book [SESSIONS=N]: in-process matching throughput (not a test).
+SESSIONS = 16
 .PHONY: bench-book
 bench-book: $(BUILD)/book_bench
-	$(Q)$(BUILD)/book_bench
+	$(Q)$(BUILD)/book_bench --sessions $(SESSIONS)
 $(BUILD)/book_bench: $(BUILD)/demo_server/book_bench.o $(SERVER_ENGINE_OBJS)
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
