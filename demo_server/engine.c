@@ -15,131 +15,130 @@
 #include "engine.h"
 #include "protocol.h"
 
-/* ===== id maps: open addressing, linear probing, key 0 = empty ===== */
+/* ===== live orders: cl_ord_id -> resting order ===== */
 
-struct idmap {
-	uint64_t *keys;
-	void **vals;
-	uint32_t cap;		/* power of two, or 0 */
-	uint32_t count;
+/*
+ * Open addressing with linear probing over one array of (id, order) pairs,
+ * so a lookup usually reads one cache line of the table and then the order.
+ * Id 0 marks an empty slot (0 is never a valid cl_ord_id). The table holds
+ * only the session's resting orders: it starts empty (16 slots on the first
+ * one) and doubles above a load of 1/2, so it is sized to the most orders
+ * the session has had resting at once. It never shrinks: a session that
+ * returns to that level then allocates nothing.
+ */
+struct live_slot {
+	uint64_t id;
+	struct order *order;
 };
 
-static inline uint32_t idmap_slot(const struct idmap *map, uint64_t key)
+struct live_map {
+	struct live_slot *slots;
+	uint32_t cap;		/* power of two, or 0 */
+	uint32_t count;
+	uint8_t shift;		/* 64 - log2(cap) */
+};
+
+#define LIVE_MIN_CAP	16u
+
+static inline uint32_t live_slot_of(const struct live_map *map, uint64_t id)
 {
-	/* splitmix64 finaliser: client ids are often sequential. */
-	key ^= key >> 30;
-	key *= 0xbf58476d1ce4e5b9ULL;
-	key ^= key >> 27;
-	key *= 0x94d049bb133111ebULL;
-	key ^= key >> 31;
-	return (uint32_t)key & (map->cap - 1);
+	/*
+	 * Fibonacci hashing: one multiply, the top bits. Consecutive ids
+	 * spread evenly, and ids with a common stride (a client packing a
+	 * slot number into the low bits, say) do not pile up in one chain.
+	 */
+	return (uint32_t)((id * 0x9e3779b97f4a7c15ULL) >> map->shift);
 }
 
-static void idmap_free(struct idmap *map)
+static struct order *live_get(const struct live_map *map, uint64_t id)
 {
-	free(map->keys);
-	free(map->vals);
-	memset(map, 0, sizeof(*map));
-}
+	uint32_t mask = map->cap - 1;
 
-static void *idmap_get(const struct idmap *map, uint64_t key)
-{
 	if (!map->count)
 		return NULL;
-	for (uint32_t i = idmap_slot(map, key);; i = (i + 1) & (map->cap - 1)) {
-		if (map->keys[i] == key)
-			return map->vals[i];
-		if (!map->keys[i])
+	for (uint32_t i = live_slot_of(map, id);; i = (i + 1) & mask) {
+		if (map->slots[i].id == id)
+			return map->slots[i].order;
+		if (!map->slots[i].id)
 			return NULL;
 	}
 }
 
-static void idmap_place(struct idmap *map, uint64_t key, void *val)
+static void live_place(struct live_map *map, uint64_t id, struct order *order)
 {
-	uint32_t i = idmap_slot(map, key);
+	uint32_t mask = map->cap - 1, i = live_slot_of(map, id);
 
-	while (map->keys[i])
-		i = (i + 1) & (map->cap - 1);
-	map->keys[i] = key;
-	map->vals[i] = val;
+	while (map->slots[i].id)
+		i = (i + 1) & mask;
+	map->slots[i].id = id;
+	map->slots[i].order = order;
 	map->count++;
 }
 
-/* idmap_reserve - room for `more` insertions without growing. */
-static int idmap_reserve(struct idmap *map, uint32_t more)
+/* live_grow - rehash into cap slots; 0 or -ENOMEM (map unchanged). */
+static int live_grow(struct live_map *map, uint32_t cap)
 {
-	struct idmap grown = { 0 };
-	uint32_t cap = map->cap ? map->cap : 16;
+	struct live_map grown = {
+		.cap = cap,
+		.shift = (uint8_t)(64 - __builtin_ctz(cap)),
+	};
 
-	/* Keep the load factor under 1/2 so probe chains stay short. */
-	while ((uint64_t)(map->count + more) * 2 > cap)
-		cap *= 2;
-	if (cap == map->cap)
-		return 0;
-	grown.cap = cap;
-	grown.keys = calloc(cap, sizeof(*grown.keys));
-	grown.vals = calloc(cap, sizeof(*grown.vals));
-	if (!grown.keys || !grown.vals) {
-		idmap_free(&grown);
+	grown.slots = calloc(cap, sizeof(*grown.slots));
+	if (!grown.slots)
 		return -ENOMEM;
-	}
 	for (uint32_t i = 0; i < map->cap; i++)
-		if (map->keys[i])
-			idmap_place(&grown, map->keys[i], map->vals[i]);
-	idmap_free(map);
+		if (map->slots[i].id)
+			live_place(&grown, map->slots[i].id,
+				   map->slots[i].order);
+	free(map->slots);
 	*map = grown;
 	return 0;
 }
 
-/* idmap_del - remove key; backward-shift keeps probe chains tombstone-free. */
-static bool idmap_del(struct idmap *map, uint64_t key)
+/* live_reserve - room for one more live_place(); 0 or -ENOMEM. */
+static int live_reserve(struct live_map *map)
+{
+	if ((uint64_t)(map->count + 1) * 2 <= map->cap)
+		return 0;
+	if (map->cap > UINT32_MAX / 2)
+		return -ENOMEM;
+	return live_grow(map, map->cap ? map->cap * 2 : LIVE_MIN_CAP);
+}
+
+/* live_del - remove id (present); backward shift leaves no tombstones. */
+static void live_del(struct live_map *map, uint64_t id)
 {
 	uint32_t mask = map->cap - 1, i, j;
 
-	if (!map->count)
-		return false;
-	for (i = idmap_slot(map, key); map->keys[i] != key;
+	for (i = live_slot_of(map, id); map->slots[i].id != id;
 	     i = (i + 1) & mask)
-		if (!map->keys[i])
-			return false;
-	for (j = (i + 1) & mask; map->keys[j]; j = (j + 1) & mask) {
-		uint32_t home = idmap_slot(map, map->keys[j]);
+		;
+	for (j = (i + 1) & mask; map->slots[j].id; j = (j + 1) & mask) {
+		uint32_t home = live_slot_of(map, map->slots[j].id);
 
 		/* Move j into the hole at i unless its home lies in (i, j]. */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
-			map->keys[i] = map->keys[j];
-			map->vals[i] = map->vals[j];
+			map->slots[i] = map->slots[j];
 			i = j;
 		}
 	}
-	map->keys[i] = 0;
-	map->vals[i] = NULL;
+	map->slots[i].id = 0;
+	map->slots[i].order = NULL;
 	map->count--;
-	return true;
 }
 
 /* ===== sessions ===== */
 
-/* How many of its latest ids a session remembers one by one. */
-#define ID_WINDOW	4096u
-
 struct session {
 	void *owner;		/* output goes to it; NULL discards */
 	uint32_t no;		/* 0 until logged in */
-	struct idmap live;	/* cl_ord_id -> resting struct order */
 	/*
-	 * Used ids: every id <= id_floor, plus the last ID_WINDOW ids used
-	 * (a FIFO ring and a set). The ring's oldest id, when pushed out,
-	 * raises the floor. Memory stays bounded however many orders the
-	 * session sends and whatever its ids look like, and an id once used
-	 * is never accepted again (see PROTOCOL.md, "Identifiers").
+	 * Client order ids must strictly increase within a session (as
+	 * OUCH's UserRefNum): one compare against the last accepted id
+	 * replaces any record of used ids (see PROTOCOL.md, "Identifiers").
 	 */
-	uint64_t id_floor;
-	uint64_t *id_ring;
-	uint32_t id_ring_cap;
-	uint32_t id_ring_len;
-	uint32_t id_ring_head;	/* oldest, once the ring is full */
-	struct idmap id_recent;
+	uint64_t last_id;
+	struct live_map live;	/* resting orders by current cl_ord_id */
 	uint32_t *subs;		/* subscribed symbols */
 	uint32_t nr_subs;
 	uint32_t cap_subs;
@@ -154,45 +153,10 @@ struct engine {
 	struct engine_stats stats;
 };
 
-static bool id_is_used(const struct session *sess, uint64_t id)
+/* An id is fresh when it is above every id the session has accepted. */
+static inline bool id_is_fresh(const struct session *sess, uint64_t id)
 {
-	/* 0 is reserved: never a valid cl_ord_id. */
-	return id == 0 || id <= sess->id_floor ||
-	       idmap_get(&sess->id_recent, id) != NULL;
-}
-
-/* id_mark_used - the caller checked !id_is_used(). 0 or -ENOMEM. */
-static int id_mark_used(struct session *sess, uint64_t id)
-{
-	uint64_t oldest;
-
-	if (sess->id_ring_len < ID_WINDOW) {
-		/* Not wrapped yet: growing the ring may move it. */
-		if (sess->id_ring_len == sess->id_ring_cap) {
-			uint32_t cap = sess->id_ring_cap ? sess->id_ring_cap * 2
-							 : 64;
-			uint64_t *ring = realloc(sess->id_ring,
-						 cap * sizeof(*ring));
-
-			if (!ring)
-				return -ENOMEM;
-			sess->id_ring = ring;
-			sess->id_ring_cap = cap;
-		}
-		if (idmap_reserve(&sess->id_recent, 1))
-			return -ENOMEM;
-		sess->id_ring[sess->id_ring_len++] = id;
-		idmap_place(&sess->id_recent, id, (void *)1);
-		return 0;
-	}
-	oldest = sess->id_ring[sess->id_ring_head];
-	idmap_del(&sess->id_recent, oldest);
-	if (oldest > sess->id_floor)
-		sess->id_floor = oldest;
-	sess->id_ring[sess->id_ring_head] = id;
-	sess->id_ring_head = (sess->id_ring_head + 1) % ID_WINDOW;
-	idmap_place(&sess->id_recent, id, (void *)1);
-	return 0;
+	return id > sess->last_id;
 }
 
 struct session *engine_session_create(struct engine *eng, void *owner)
@@ -223,13 +187,11 @@ void engine_session_destroy(struct engine *eng, struct session *sess)
 	if (!sess)
 		return;
 	for (uint32_t i = 0; i < sess->live.cap; i++)
-		if (sess->live.keys[i])
-			((struct order *)sess->live.vals[i])->sess = NULL;
+		if (sess->live.slots[i].id)
+			sess->live.slots[i].order->sess = NULL;
 	for (uint32_t i = 0; i < sess->nr_subs; i++)
 		book_unsubscribe(eng->books[sess->subs[i]], sess);
-	idmap_free(&sess->live);
-	idmap_free(&sess->id_recent);
-	free(sess->id_ring);
+	free(sess->live.slots);
 	free(sess->subs);
 	free(sess);
 }
@@ -402,7 +364,7 @@ struct aggressor {
 static void retire_order(struct engine *eng, struct order *order)
 {
 	if (order->sess)
-		idmap_del(&order->sess->live, order->cl_ord_id);
+		live_del(&order->sess->live, order->cl_ord_id);
 	order_pool_put(&eng->pool, order);
 }
 
@@ -484,7 +446,7 @@ static int handle_new_order(struct engine *eng, struct session *sess,
 		reason = REJ_BAD_PRICE;
 	else if (m->qty < QTY_MIN || m->qty > QTY_MAX)
 		reason = REJ_BAD_QTY;
-	else if (id_is_used(sess, m->cl_ord_id))
+	else if (!id_is_fresh(sess, m->cl_ord_id))
 		reason = REJ_DUPLICATE_ID;
 	if (reason) {
 		send_reject(eng, sess, reason, MSG_NEW_ORDER, m->cl_ord_id);
@@ -494,15 +456,13 @@ static int handle_new_order(struct engine *eng, struct session *sess,
 	/* Take every resource first: once accepted, nothing may fail. */
 	book = get_book(eng, m->symbol);
 	if (!book || book_reserve_level(book_side_of(book, m->side)) ||
-	    idmap_reserve(&sess->live, 1) ||
-	    (rests && !(order = order_pool_get(&eng->pool))) ||
-	    id_mark_used(sess, m->cl_ord_id)) {
-		if (order)
-			order_pool_put(&eng->pool, order);
+	    (rests && (live_reserve(&sess->live) ||
+		       !(order = order_pool_get(&eng->pool))))) {
 		send_reject(eng, sess, REJ_CAPACITY, MSG_NEW_ORDER,
 			    m->cl_ord_id);
 		return 0;
 	}
+	sess->last_id = m->cl_ord_id;
 
 	memset(&acc, 0, sizeof(acc));
 	acc.symbol = m->symbol;
@@ -526,7 +486,7 @@ static int handle_new_order(struct engine *eng, struct session *sess,
 		order->qty = a.qty;
 		order->side = m->side;
 		book_insert(book, order);	/* reserved: cannot fail */
-		idmap_place(&sess->live, m->cl_ord_id, order);
+		live_place(&sess->live, m->cl_ord_id, order);
 	} else {
 		if (order)
 			order_pool_put(&eng->pool, order);
@@ -547,7 +507,7 @@ static int handle_new_order(struct engine *eng, struct session *sess,
 static int handle_cancel(struct engine *eng, struct session *sess,
 			 const struct msg_cancel *m)
 {
-	struct order *order = idmap_get(&sess->live, m->cl_ord_id);
+	struct order *order = live_get(&sess->live, m->cl_ord_id);
 	struct book *book;
 	struct msg_canceled c;
 
@@ -571,7 +531,7 @@ static int handle_cancel(struct engine *eng, struct session *sess,
 static int handle_replace(struct engine *eng, struct session *sess,
 			  const struct msg_replace *m)
 {
-	struct order *order = idmap_get(&sess->live, m->orig_cl_ord_id);
+	struct order *order = live_get(&sess->live, m->orig_cl_ord_id);
 	struct msg_replaced r;
 	struct book *book;
 	uint16_t reason = 0;
@@ -583,24 +543,24 @@ static int handle_replace(struct engine *eng, struct session *sess,
 		reason = REJ_BAD_PRICE;
 	else if (m->new_qty < QTY_MIN || m->new_qty > QTY_MAX)
 		reason = REJ_BAD_QTY;
-	else if (id_is_used(sess, m->new_cl_ord_id))
+	else if (!id_is_fresh(sess, m->new_cl_ord_id))
 		reason = REJ_DUPLICATE_ID;
 	if (reason) {
 		send_reject(eng, sess, reason, MSG_REPLACE, m->new_cl_ord_id);
 		return 0;
 	}
 	book = eng->books[order->symbol];
-	if (book_reserve_level(book_side_of(book, order->side)) ||
-	    id_mark_used(sess, m->new_cl_ord_id)) {
+	if (book_reserve_level(book_side_of(book, order->side))) {
 		send_reject(eng, sess, REJ_CAPACITY, MSG_REPLACE,
 			    m->new_cl_ord_id);
 		return 0;
 	}
+	sess->last_id = m->new_cl_ord_id;
 
 	/* Re-key the live order: deleting first leaves room for the put. */
-	idmap_del(&sess->live, order->cl_ord_id);
+	live_del(&sess->live, order->cl_ord_id);
 	order->cl_ord_id = m->new_cl_ord_id;
-	idmap_place(&sess->live, order->cl_ord_id, order);
+	live_place(&sess->live, order->cl_ord_id, order);
 
 	keeps_priority = m->new_price == order->price &&
 			 m->new_qty <= order->qty;

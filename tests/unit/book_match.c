@@ -6,9 +6,9 @@
  * price-time priority across and within levels, partial fills, IOC and
  * market remainders, cancel, replace keeping priority (reduce at the same
  * price) and losing it (price change, quantity increase), a replace that
- * crosses, top-of-book publication only on change, duplicate ids (also
- * after a fill and out of order), the bounded window of remembered ids,
- * and orders outliving their session.
+ * crosses, top-of-book publication only on change, strictly increasing
+ * client ids (equal, lower, after a rejected message), cancel and replace
+ * among many resting orders, and orders outliving their session.
  */
 #include "engine_util.h"
 
@@ -309,80 +309,213 @@ static void test_top_of_book_only_on_change(void)
 	drained();
 }
 
-static void test_duplicate_ids(void)
+/* An IOC buy at 1 on symbol 5 (empty): accepted, then wholly canceled. */
+static void check_fresh(uint64_t cl, uint32_t seq)
 {
-	/* cl=1 was used and fully filled long ago: still a duplicate. */
-	CHECK_EQ(limit(eng, a, 5, SIDE_BUY, 1, 1, 1), 0);
-	check_rejected(&ca, REJ_DUPLICATE_ID, 1);
-	/* Out-of-order ids: 100, 99, 101, 60 are fresh; repeats are not. */
-	static const uint64_t fresh[] = { 100, 99, 101, 60, 98, 61 };
-	static const uint64_t dup[] = { 99, 100, 101, 60, 98, 61, 0 };
+	CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1, 1, cl),
+		 ENGINE_JOURNAL);
+	check_accepted(&ca, cl, oid(5, seq));
+	check_canceled(&ca, cl, 1, CXL_IOC_REMAINDER);
+}
 
-	for (unsigned i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++) {
-		CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
-				   1, fresh[i]), ENGINE_JOURNAL);
-		check_accepted(&ca, fresh[i], oid(5, i + 1));
-		check_canceled(&ca, fresh[i], 1, CXL_IOC_REMAINDER);
-	}
-	for (unsigned i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
-		CHECK_EQ(limit(eng, a, 5, SIDE_BUY, 1, 1, dup[i]), 0);
-		check_rejected(&ca, REJ_DUPLICATE_ID, dup[i]);
-	}
-	/* A rejected order does not use its id up. */
-	CHECK_EQ(limit(eng, a, 5, SIDE_BUY, 0, 1, 200), 0);
-	check_rejected(&ca, REJ_BAD_PRICE, 200);
-	CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1, 1, 200),
-		 ENGINE_JOURNAL);
-	check_accepted(&ca, 200, oid(5, 7));
-	check_canceled(&ca, 200, 1, CXL_IOC_REMAINDER);
-	/* Filling the gap 62..97 merges 60 and 61 into the run. */
-	for (uint64_t id = 97, seq = 8; id >= 62; id--, seq++) {
-		CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
-				   1, id), ENGINE_JOURNAL);
-		check_accepted(&ca, id, oid(5, seq));
-		check_canceled(&ca, id, 1, CXL_IOC_REMAINDER);
-	}
-	for (uint64_t id = 60; id <= 101; id++) {
-		CHECK_EQ(limit(eng, a, 5, SIDE_BUY, 1, 1, id), 0);
-		check_rejected(&ca, REJ_DUPLICATE_ID, id);
-	}
-	CHECK_EQ(new_order(eng, a, 5, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1, 1, 59),
-		 ENGINE_JOURNAL);
-	check_accepted(&ca, 59, oid(5, 44));
-	check_canceled(&ca, 59, 1, CXL_IOC_REMAINDER);
+static void check_stale(uint64_t cl)
+{
+	CHECK_EQ(limit(eng, a, 5, SIDE_BUY, 1, 1, cl), 0);
+	check_rejected(&ca, REJ_DUPLICATE_ID, cl);
+}
+
+/*
+ * Ids strictly increase per session: an id at or below the last accepted
+ * one is REJ_DUPLICATE_ID, used before or not; gaps are fine; a rejected
+ * message leaves the last accepted id where it was.
+ */
+static void test_increasing_ids(void)
+{
+	/* a's last accepted id is 54 (test_top_of_book_only_on_change). */
+	check_stale(1);		/* used and filled long ago */
+	check_stale(54);	/* equal to the last */
+	check_stale(53);	/* used, still resting */
+	check_stale(0);		/* never valid */
+	check_fresh(100, 1);
+	check_stale(100);	/* equal */
+	check_stale(99);	/* lower, although never used */
+	check_fresh(101, 2);
+	check_fresh(200, 3);	/* a gap is fine */
+	check_stale(102);
+	drained();
+
+	/* Rejected orders: the next id may reuse theirs, or go lower. */
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 0, 1, 1000), 0);
+	check_rejected(&cb, REJ_BAD_PRICE, 1000);
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 1, 0, 2000), 0);
+	check_rejected(&cb, REJ_BAD_QTY, 2000);
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 1, 1, 1000), ENGINE_JOURNAL);
+	check_accepted(&cb, 1000, oid(5, 4));
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 1, 1, 1000), 0);
+	check_rejected(&cb, REJ_DUPLICATE_ID, 1000);
+	drained();
+
+	/*
+	 * Replace: new_cl_ord_id obeys the same rule, a rejected Replace
+	 * leaves it alone, an accepted one raises it. Cancel and
+	 * orig_cl_ord_id name live orders and are not bound by it.
+	 */
+	CHECK_EQ(replace(eng, b, 1000, 1000, 2, 1), 0);
+	check_rejected(&cb, REJ_DUPLICATE_ID, 1000);
+	CHECK_EQ(replace(eng, b, 1000, 999, 2, 1), 0);
+	check_rejected(&cb, REJ_DUPLICATE_ID, 999);
+	CHECK_EQ(replace(eng, b, 777, 3000, 2, 1), 0);
+	check_rejected(&cb, REJ_UNKNOWN_ORDER, 3000);
+	CHECK_EQ(replace(eng, b, 1000, 3000, 0, 1), 0);
+	check_rejected(&cb, REJ_BAD_QTY, 3000);
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 1, 1, 1500), ENGINE_JOURNAL);
+	check_accepted(&cb, 1500, oid(5, 5));
+	CHECK_EQ(replace(eng, b, 1000, 1600, 1, 1), ENGINE_JOURNAL);
+	check_replaced(&cb, 1000, 1600, oid(5, 4), 1, 1);
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 1, 1, 1599), 0);
+	check_rejected(&cb, REJ_DUPLICATE_ID, 1599);
+	CHECK_EQ(cancel(eng, b, 1500), ENGINE_JOURNAL);
+	check_canceled(&cb, 1500, 1, CXL_USER);
+	CHECK_EQ(cancel(eng, b, 1600), ENGINE_JOURNAL);
+	check_canceled(&cb, 1600, 1, CXL_USER);
+	drained();
+
+	/* Each session has its own sequence: b at 1600 leaves a at 200. */
+	check_fresh(201, 6);
+	CHECK_EQ(limit(eng, b, 5, SIDE_BUY, 1, 1, 202), 0);
+	check_rejected(&cb, REJ_DUPLICATE_ID, 202);
 	drained();
 }
 
 /*
- * A session remembers its last 4096 ids one by one and, below them, only
- * the highest id it forgot: ids 2, 4, ..., 10000 leave 1810..10000 (even)
- * remembered and the floor at 1808.
+ * Out of capacity (REJ_CAPACITY) does not use the id up either. The
+ * largest id is accepted, and then no other New Order can be.
  */
-static void test_id_window(void)
+static void test_capacity_keeps_id(void)
 {
+	struct engine_config cfg = { .symbols = 1, .max_orders = 1 };
 	struct capture cd = { 0 };
-	struct session *d = engine_session_create(eng, &cd);
-	static const uint64_t dup[] = { 2, 1807, 1808, 1810, 5000, 10000 };
-	static const uint64_t fresh[] = { 1809, 5001, 9999, 10001 };
+	struct engine *small = engine_create(&cfg, capture_send);
+	struct session *d = small ? engine_session_create(small, &cd) : NULL;
 
-	CHECK_EQ(hello(eng, d), ENGINE_JOURNAL);
-	for (uint64_t id = 2; id <= 10000; id += 2)
-		CHECK_EQ(new_order(eng, d, 9, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
-				   1, id), ENGINE_JOURNAL);
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	CHECK_EQ(hello(small, d), ENGINE_JOURNAL);
+	next_msg(&cd, MSG_HELLO_ACK);
+	CHECK_EQ(limit(small, d, 0, SIDE_BUY, 10, 1, 5), ENGINE_JOURNAL);
+	check_accepted(&cd, 5, oid(0, 1));
+	CHECK_EQ(limit(small, d, 0, SIDE_BUY, 10, 1, 7), 0);
+	check_rejected(&cd, REJ_CAPACITY, 7);
+	CHECK_EQ(cancel(small, d, 5), ENGINE_JOURNAL);
+	check_canceled(&cd, 5, 1, CXL_USER);
+	CHECK_EQ(limit(small, d, 0, SIDE_BUY, 10, 1, 6), ENGINE_JOURNAL);
+	check_accepted(&cd, 6, oid(0, 2));
+	CHECK_EQ(new_order(small, d, 0, SIDE_SELL, ORD_LIMIT, TIF_IOC, 11, 1,
+			   UINT64_MAX), ENGINE_JOURNAL);
+	check_accepted(&cd, UINT64_MAX, oid(0, 3));
+	check_canceled(&cd, UINT64_MAX, 1, CXL_IOC_REMAINDER);
+	CHECK_EQ(new_order(small, d, 0, SIDE_SELL, ORD_LIMIT, TIF_IOC, 11, 1,
+			   UINT64_MAX), 0);
+	check_rejected(&cd, REJ_DUPLICATE_ID, UINT64_MAX);
+	CHECK_EQ(cancel(small, d, 6), ENGINE_JOURNAL);
+	check_canceled(&cd, 6, 1, CXL_USER);
+	CHECK_DRAINED(&cd);
+	engine_session_destroy(small, d);
+	engine_destroy(small);
+	capture_free(&cd);
+}
+
+/*
+ * Cancel and Replace find their order among many: 20,000 resting orders
+ * whose ids share a stride of 2^20 (as when a client packs a slot number in
+ * the low bits). Every third is canceled, every third replaced (then
+ * answering only to its new id), ids next to live ones are unknown, and a
+ * final sweep fills exactly what is left, in price-time order.
+ */
+#define MANY		20000u
+#define MANY_ID(i)	((uint64_t)(i) << 20 | 3)
+#define MANY_NEW(i)	MANY_ID(MANY + (i))
+
+static void test_lookup_among_many(void)
+{
+	struct engine_config cfg = { .symbols = 1, .max_orders = 2 * MANY };
+	struct capture cd = { 0 }, ce = { 0 };
+	struct engine *big = engine_create(&cfg, capture_send);
+	struct session *d = big ? engine_session_create(big, &cd) : NULL;
+	struct session *e = big ? engine_session_create(big, &ce) : NULL;
+	struct engine_stats st;
+	uint32_t left = 0, fills = 0;
+
+	CHECK(d && e);
+	if (!d || !e)
+		return;
+	hello(big, d);
+	hello(big, e);
 	capture_reset(&cd);
-	for (unsigned i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
-		CHECK_EQ(limit(eng, d, 9, SIDE_BUY, 1, 1, dup[i]), 0);
-		check_rejected(&cd, REJ_DUPLICATE_ID, dup[i]);
+	capture_reset(&ce);
+	/* Order i rests at 1000 - i % 100: a hundred levels. */
+	for (uint32_t i = 1; i <= MANY; i++) {
+		CHECK_EQ(limit(big, d, 0, SIDE_BUY, 1000 - i % 100, 1,
+			       MANY_ID(i)), ENGINE_JOURNAL);
+		check_accepted(&cd, MANY_ID(i), oid(0, i));
 	}
-	for (unsigned i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++) {
-		CHECK_EQ(new_order(eng, d, 9, SIDE_BUY, ORD_LIMIT, TIF_IOC, 1,
-				   1, fresh[i]), ENGINE_JOURNAL);
-		check_accepted(&cd, fresh[i], oid(9, 5001 + i));
-		check_canceled(&cd, fresh[i], 1, CXL_IOC_REMAINDER);
+	for (uint32_t i = 1; i <= MANY; i++) {
+		CHECK_EQ(cancel(big, d, MANY_ID(i) + 1), 0);
+		check_rejected(&cd, REJ_UNKNOWN_ORDER, MANY_ID(i) + 1);
+		if (i % 3 == 0) {
+			CHECK_EQ(cancel(big, d, MANY_ID(i)), ENGINE_JOURNAL);
+			check_canceled(&cd, MANY_ID(i), 1, CXL_USER);
+		} else if (i % 3 == 1) {
+			/* Same price and quantity: keeps its place. */
+			CHECK_EQ(replace(big, d, MANY_ID(i), MANY_NEW(i), 1,
+					 1000 - i % 100), ENGINE_JOURNAL);
+			check_replaced(&cd, MANY_ID(i), MANY_NEW(i), oid(0, i),
+				       1, 1000 - i % 100);
+			left++;
+		} else {
+			left++;
+		}
+	}
+	engine_get_stats(big, &st);
+	CHECK_EQ(st.live_orders, left);
+	for (uint32_t i = 1; i <= MANY; i += 3) {
+		CHECK_EQ(cancel(big, d, MANY_ID(i)), 0);
+		check_rejected(&cd, REJ_UNKNOWN_ORDER, MANY_ID(i));
 	}
 	CHECK_DRAINED(&cd);
-	engine_session_destroy(eng, d);
+	capture_reset(&cd);
+
+	/* Best price first (i % 100 == 0 first), oldest first within it. */
+	CHECK_EQ(new_order(big, e, 0, SIDE_SELL, ORD_MARKET, TIF_IOC, 0,
+			   QTY_MAX, 1), ENGINE_JOURNAL);
+	next_msg(&ce, MSG_ACCEPTED);
+	for (uint32_t r = 0; r < 100; r++) {
+		uint32_t first = r ? r : 100;
+
+		for (uint32_t i = first; i <= MANY; i += 100) {
+			if (i % 3 == 0)
+				continue;
+			fills++;
+			check_exec(&ce, 1, oid(0, fills), 1000 - r, 1,
+				   QTY_MAX - fills, SIDE_SELL, LIQ_REMOVED);
+			check_exec(&cd, i % 3 == 1 ? MANY_NEW(i) : MANY_ID(i),
+				   oid(0, fills), 1000 - r, 1, 0, SIDE_BUY,
+				   LIQ_ADDED);
+		}
+	}
+	CHECK_EQ(fills, left);
+	check_canceled(&ce, 1, QTY_MAX - left, CXL_IOC_REMAINDER);
+	CHECK_DRAINED(&cd);
+	CHECK_DRAINED(&ce);
+	engine_get_stats(big, &st);
+	CHECK_EQ(st.live_orders, 0);
+	CHECK_EQ(st.trades, left);
+	engine_session_destroy(big, d);
+	engine_session_destroy(big, e);
+	engine_destroy(big);
 	capture_free(&cd);
+	capture_free(&ce);
 }
 
 /* Orders outlive their session; fills then go to nobody. */
@@ -390,7 +523,7 @@ static void test_orders_outlive_session(void)
 {
 	struct engine_stats before, st;
 
-	CHECK_EQ(limit(eng, a, 6, SIDE_SELL, 30, 5, 300), ENGINE_JOURNAL);
+	CHECK_EQ(limit(eng, a, 6, SIDE_SELL, 30, 5, 3000), ENGINE_JOURNAL);
 	CHECK_EQ(subscribe(eng, a, 6), 0);
 	capture_reset(&ca);
 	engine_get_stats(eng, &before);
@@ -398,17 +531,17 @@ static void test_orders_outlive_session(void)
 	a = NULL;
 	engine_get_stats(eng, &st);
 	CHECK_EQ(st.live_orders, before.live_orders);
-	CHECK_EQ(limit(eng, b, 6, SIDE_BUY, 30, 2, 301), ENGINE_JOURNAL);
-	check_accepted(&cb, 301, oid(6, 2));
-	check_exec(&cb, 301, oid(6, 1), 30, 2, 0, SIDE_BUY, LIQ_REMOVED);
+	CHECK_EQ(limit(eng, b, 6, SIDE_BUY, 30, 2, 3001), ENGINE_JOURNAL);
+	check_accepted(&cb, 3001, oid(6, 2));
+	check_exec(&cb, 3001, oid(6, 1), 30, 2, 0, SIDE_BUY, LIQ_REMOVED);
 	CHECK_EQ(ca.len, 0);	/* the closed session got nothing */
 	engine_get_stats(eng, &st);
 	CHECK_EQ(st.live_orders, before.live_orders);
 	CHECK_EQ(st.trades, before.trades + 1);
 	/* The rest (3) still trades, then the level is gone. */
-	CHECK_EQ(limit(eng, b, 6, SIDE_BUY, 30, 3, 302), ENGINE_JOURNAL);
-	check_accepted(&cb, 302, oid(6, 3));
-	check_exec(&cb, 302, oid(6, 2), 30, 3, 0, SIDE_BUY, LIQ_REMOVED);
+	CHECK_EQ(limit(eng, b, 6, SIDE_BUY, 30, 3, 3002), ENGINE_JOURNAL);
+	check_accepted(&cb, 3002, oid(6, 3));
+	check_exec(&cb, 3002, oid(6, 2), 30, 3, 0, SIDE_BUY, LIQ_REMOVED);
 	engine_get_stats(eng, &st);
 	CHECK_EQ(st.live_orders, before.live_orders - 1);
 	drained();
@@ -439,8 +572,9 @@ int main(void)
 	test_cancel();
 	test_replace();
 	test_top_of_book_only_on_change();
-	test_duplicate_ids();
-	test_id_window();
+	test_increasing_ids();
+	test_capacity_keeps_id();
+	test_lookup_among_many();
 	test_orders_outlive_session();
 
 	engine_session_destroy(eng, b);

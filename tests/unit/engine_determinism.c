@@ -3,10 +3,11 @@
  *
  * Generates a pseudo-random but fixed stream of 300,000 inbound messages
  * from 6 sessions (limit GTC/IOC, market, cancels and replaces of earlier
- * ids, subscriptions, some invalid orders; one session disconnects half
- * way), runs it through two fresh engines and compares every session's
- * output byte for byte. A seventh session trades only its own symbol: its
- * output must be the same with all the other traffic as when it is alone.
+ * ids, subscriptions, some invalid orders and ids out of order; one
+ * session disconnects half way), runs it through two fresh engines and
+ * compares every session's output byte for byte. A seventh session trades
+ * only its own symbol: its output must be the same with all the other
+ * traffic as when it is alone.
  */
 #include "engine_util.h"
 
@@ -85,6 +86,8 @@ static void generate(void)
 				m.price = 0;
 			} else if (op < 6) {
 				m.price = -5;	/* rejected */
+			} else if (op < 8) {
+				m.cl_ord_id = old;	/* not above: rejected */
 			}
 			push(s, &m, MSG_NEW_ORDER);
 		} else if (op < 80) {
