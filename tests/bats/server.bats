@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # server.bats - the matching server end to end through proto_client: login,
-# orders, trades to both sides, market data, every reject, framing, epoll
-# modes, backpressure, shutdown summary, many connections. The scripts and
-# checks server_uring.bats runs too (*_SCRIPT, check_*) are in helpers.bash.
+# orders, trades to both sides, market data, every reject, increasing
+# client ids, framing, epoll modes, backpressure, shutdown summary, many
+# connections. The scripts and checks server_uring.bats runs too (*_SCRIPT,
+# check_*) are in helpers.bash.
 
 load helpers
 
@@ -134,6 +135,41 @@ a: accepted sym=1 cl=13 oid=1:2 px=10 qty=1 side=B type=L tif=G
 a: rejected reason=CAPACITY ref=O cl=14
 a: rejected reason=UNKNOWN_SYMBOL ref=M cl=0
 a: rejected reason=BAD_TYPE ref=L cl=0"
+}
+
+# Equal and lower ids are rejected, used or not; a rejected message leaves
+# its id free; Replace's new id obeys the rule, Cancel's does not; each
+# connection has its own sequence.
+@test "server: client order ids must increase within a session" {
+	start_server
+	run_script "hello
+new 1 B L G 10 1 cl=5
+new 1 B L G 10 1 cl=5
+new 1 B L G 10 1 cl=4
+new 1 B L G 0 1 cl=9
+new 1 B L G 10 1 cl=9
+replace cl=5 new=9 2 10
+replace cl=5 new=20 2 10
+new 1 B L G 10 1 cl=19
+cancel cl=5
+cancel cl=9
+conn b
+hello
+new 1 B L G 10 1 cl=1"
+	assert_success
+	assert_output "a: hello_ack version=1
+a: accepted sym=1 cl=5 oid=1:1 px=10 qty=1 side=B type=L tif=G
+a: rejected reason=DUPLICATE_ID ref=O cl=5
+a: rejected reason=DUPLICATE_ID ref=O cl=4
+a: rejected reason=BAD_PRICE ref=O cl=9
+a: accepted sym=1 cl=9 oid=1:2 px=10 qty=1 side=B type=L tif=G
+a: rejected reason=DUPLICATE_ID ref=U cl=9
+a: replaced orig=5 new=20 oid=1:3 px=10 qty=2
+a: rejected reason=DUPLICATE_ID ref=O cl=19
+a: rejected reason=UNKNOWN_ORDER ref=X cl=5
+a: canceled cl=9 qty=1 reason=USER
+b: hello_ack version=1
+b: accepted sym=1 cl=1 oid=1:4 px=10 qty=1 side=B type=L tif=G"
 }
 
 @test "server: a malformed frame is rejected, closed, and others still served" {

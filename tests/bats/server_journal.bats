@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # server_journal.bats - the matching server's journal: crash (kill -9) under
-# load and restart, replay with --fsync batch, a torn last record.
+# load and restart, replay with --fsync batch, per-session increasing ids
+# through a replay, a torn last record.
 #
 # The state after a restart is checked through the protocol only: a new
 # session sweeps the book with an IOC order and the prices it fills at
@@ -137,6 +138,51 @@ a: accepted sym=2 cl=1 oid=2:6 px=1 qty=1 side=B type=L tif=G"
 	assert_output "101
 100
 1"
+}
+
+# Only accepted messages are journaled, and the replay must accept every one
+# of them again: each session's last id is rebuilt as it was, whatever the
+# other session's ids, and the rejected (out of order) ids left no trace.
+@test "journal: replay keeps each session's increasing ids" {
+	local journal=$BATS_TEST_TMPDIR/j
+	start_server --journal "$journal" --quiet
+	run_script "hello
+new 4 B L G 100 1 cl=50
+conn b
+hello
+new 4 B L G 101 1 cl=1
+conn a
+new 4 B L G 102 1 cl=40
+replace cl=50 new=60 1 103
+new 4 B L G 104 1 cl=55
+new 4 B L G 0 1 cl=70
+new 4 B L G 105 1 cl=61
+conn b
+new 4 B L G 106 1 cl=2
+new 4 B L G 107 1 cl=2
+conn sub
+hello
+sub 4"
+	assert_success
+	assert_line "a: rejected reason=DUPLICATE_ID ref=O cl=40"
+	assert_line "a: rejected reason=DUPLICATE_ID ref=O cl=55"
+	assert_line "a: accepted sym=4 cl=61 oid=4:4 px=105 qty=1 side=B type=L tif=G"
+	assert_line "b: accepted sym=4 cl=2 oid=4:5 px=106 qty=1 side=B type=L tif=G"
+	assert_line "b: rejected reason=DUPLICATE_ID ref=O cl=2"
+	assert_line "sub: tob sym=4 bid=106x1 ask=0x0"
+	stop_server TERM
+
+	# 3 Hellos, 5 accepted orders and replaces, 3 session ends.
+	start_server --journal "$journal"
+	run grep -c "replayed 11 records, 4 resting orders" "$SERVER_LOG"
+	assert_output "1"
+	# The replace re-priced cl=50 to 103; the rejected ones never rested.
+	sweep_bids 4 "$BATS_TEST_TMPDIR/filled"
+	run cat "$BATS_TEST_TMPDIR/filled"
+	assert_output "106
+105
+103
+101"
 }
 
 @test "journal: a torn last record is dropped, the rest replayed" {
