@@ -35,3 +35,18 @@ ab-full: all deps-bench
 ab-real: all deps-bench deps-real
 	$(Q)BUILD=$(BUILD) bench/ab_real $(AB_REAL_FLAGS)
 # ---- end of real-server A/B block ----
+
+# ---- shimcost: the shim's own CPU per intercepted call ----
+# make bench-shim   shimcost plainly and under the shim, pinned to CPU 0
+PROGRAMS	+= $(BUILD)/shimcost
+$(BUILD)/shimcost: $(BUILD)/bench/shimcost.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+.PHONY: bench-shim
+bench-shim: all
+	$(Q)for r in 1 2 3; do \
+		taskset -c 0 $(BUILD)/shimcost $(SHIMCOST_FLAGS); \
+		LD_PRELOAD=$(abspath $(SHIM_LIB)) taskset -c 0 \
+			$(BUILD)/shimcost $(SHIMCOST_FLAGS); \
+	done

@@ -1,20 +1,20 @@
 /*
- * drain.c - finish sends the app can no longer wait for.
+ * drain.c - finish sends the application can no longer wait for.
  *
  * A ring send waiting for socket space only moves when its loop thread
- * enters the kernel (COOP_TASKRUN) or the ring itself (DEFER_TASKRUN).
- * After close() (or shutdown(SHUT_WR)) the app may never wait on the ring
- * again (it joins a thread, sleeps, exits), while the kernel, without the
- * shim, would have kept sending in the background.  Those bytes are
- * handed to one shim-owned thread that sends them with plain blocking
- * calls on a private dup of the socket, then shuts down or closes it.
- * Lazily started; all signals blocked in it; only real_<name> calls,
- * never the wrappers.
+ * enters the kernel.  After close() (or shutdown(SHUT_WR)) the app may
+ * never wait on the ring again, while the kernel, without the shim, would
+ * keep sending in the background.  Those bytes are handed to one shim
+ * thread, on a private dup of the socket, then it shuts down or closes
+ * it.  The thread serves every job at once (one poll over all of them),
+ * so one peer that stops reading delays nobody else.  Lazily started, all
+ * signals blocked in it, only real_<name> calls.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
-#include "internal.h"
+#include "core.h"
 
 struct drain_job {
 	int fd;
@@ -25,15 +25,24 @@ struct drain_job {
 };
 
 static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t drain_cond = PTHREAD_COND_INITIALIZER;
-static struct drain_job *jobs, **jobs_tail = &jobs;
-static int jobs_busy;		/* queued or being sent */
+static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
+static struct drain_job *incoming;	/* handed over, not yet taken */
+static struct drain_job *active;	/* the drainer's (list: drain_lock) */
+static int jobs_busy;			/* handed over, not yet finished */
+static int wake_fd = -1;
 static bool started;
 
-static void drain_one(struct drain_job *j)
+static void job_free(struct drain_job *j)
+{
+	real_close(j->fd);
+	free(j->buf);
+	free(j);
+}
+
+/* Send what the socket takes now; true when the job is over. */
+static bool job_push(struct drain_job *j)
 {
 	while (j->off < j->len) {
-		struct pollfd p = { .fd = j->fd, .events = POLLOUT };
 		ssize_t n = real_send(j->fd, j->buf + j->off, j->len - j->off,
 				      MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -44,35 +53,64 @@ static void drain_one(struct drain_job *j)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno != EAGAIN)
-			break;		/* peer gone: nobody left to tell */
-		real_poll(&p, 1, -1);
+		/* EAGAIN: wait for room; anything else: the peer is gone. */
+		return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 	}
-	if (j->shut_wr)
-		real_shutdown(j->fd, SHUT_WR);
-	real_close(j->fd);
-	free(j->buf);
-	free(j);
+	return true;
 }
 
 static void *drain_main(void *arg)
 {
-	(void)arg;
-	pthread_mutex_lock(&drain_lock);
-	for (;;) {
-		struct drain_job *j;
+	struct pollfd *pfd = NULL;
+	size_t cap = 0;
 
-		while (!jobs)
-			pthread_cond_wait(&drain_cond, &drain_lock);
-		j = jobs;
-		jobs = j->next;
-		if (!jobs)
-			jobs_tail = &jobs;
-		pthread_mutex_unlock(&drain_lock);
-		drain_one(j);
+	(void)arg;
+	for (;;) {
+		struct drain_job **pp, *j;
+		size_t n = 0;
+		uint64_t v;
+
 		pthread_mutex_lock(&drain_lock);
-		jobs_busy--;
-		pthread_cond_broadcast(&drain_cond);
+		while (incoming) {
+			j = incoming;
+			incoming = j->next;
+			j->next = active;
+			active = j;
+		}
+		pthread_mutex_unlock(&drain_lock);
+		for (pp = &active; (j = *pp);) {
+			if (!job_push(j)) {
+				pp = &j->next;
+				n++;
+				continue;
+			}
+			if (j->shut_wr)
+				real_shutdown(j->fd, SHUT_WR);
+			pthread_mutex_lock(&drain_lock);
+			*pp = j->next;
+			jobs_busy--;
+			pthread_cond_broadcast(&drain_done);
+			pthread_mutex_unlock(&drain_lock);
+			job_free(j);
+		}
+		if (n + 1 > cap) {
+			struct pollfd *p = realloc(pfd, (n + 1) * sizeof(*p));
+
+			if (p) {
+				pfd = p;
+				cap = n + 1;
+			}
+		}
+		pfd[0].fd = wake_fd;
+		pfd[0].events = POLLIN;
+		n = 1;
+		for (j = active; j && n < cap; j = j->next) {
+			pfd[n].fd = j->fd;
+			pfd[n++].events = POLLOUT;
+		}
+		real_poll(pfd, n, -1);
+		if (pfd[0].revents)
+			real_read(wake_fd, &v, sizeof(v));
 	}
 	return NULL;
 }
@@ -86,6 +124,10 @@ static bool start_locked(void)
 
 	if (started)
 		return true;
+	if (wake_fd < 0)
+		wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (wake_fd < 0)
+		return false;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
@@ -98,18 +140,11 @@ static bool start_locked(void)
 	return started;
 }
 
-/*
- * Take over f's unsent bytes (no send of f may be in flight): they go out
- * on fd, a descriptor the job owns and closes.  Returns 0, or -errno and
- * nothing changed.  shim.lock held.
- */
-int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr)
+int drain_handoff(int fd, const char *buf, size_t len, bool shut_wr)
 {
 	struct drain_job *j;
-	size_t len = f->stail - f->shead;
+	uint64_t one = 1;
 
-	if (f->send_inflight)
-		return -EBUSY;
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -118,7 +153,7 @@ int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr)
 		free(j);
 		return -ENOMEM;
 	}
-	memcpy(j->buf, f->sbuf + f->shead, len);
+	memcpy(j->buf, buf, len);
 	j->len = len;
 	j->fd = fd;
 	j->shut_wr = shut_wr;
@@ -129,18 +164,16 @@ int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr)
 		free(j);
 		return -EAGAIN;
 	}
-	*jobs_tail = j;
-	jobs_tail = &j->next;
+	j->next = incoming;
+	incoming = j;
 	jobs_busy++;
-	pthread_cond_signal(&drain_cond);
 	pthread_mutex_unlock(&drain_lock);
-	queued_add(f, -(int64_t)len);
-	f->shead = f->stail = f->sinfl = 0;
+	if (real_write(wake_fd, &one, sizeof(one)) < 0)
+		shim__log(LOG_DEBUG, "uringshim: drainer wake failed\n");
 	return 0;
 }
 
-/* At exit: give the drainer a bounded moment to finish. */
-void shim__drain_wait(int seconds)
+void drain_wait(int seconds)
 {
 	struct timespec ts;
 
@@ -148,18 +181,43 @@ void shim__drain_wait(int seconds)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += seconds;
 	while (jobs_busy > 0 &&
-	       pthread_cond_timedwait(&drain_cond, &drain_lock, &ts) == 0)
+	       pthread_cond_timedwait(&drain_done, &drain_lock, &ts) == 0)
 		;
 	pthread_mutex_unlock(&drain_lock);
 }
 
-/* Fork child: the drainer thread did not come along. */
-void shim__drain_child(void)
+/* Around fork: the lists are consistent while the parent holds it. */
+void drain_atfork_prepare(void)
 {
+	pthread_mutex_lock(&drain_lock);
+}
+
+void drain_atfork_parent(void)
+{
+	pthread_mutex_unlock(&drain_lock);
+}
+
+/*
+ * Fork child: the parent's drainer sends those bytes; our copies of its
+ * descriptors would keep the connections open (no FIN) until we exit.
+ */
+void drain_forget_child(void)
+{
+	struct drain_job *j;
+
 	pthread_mutex_init(&drain_lock, NULL);
-	pthread_cond_init(&drain_cond, NULL);
-	jobs = NULL;
-	jobs_tail = &jobs;
+	pthread_cond_init(&drain_done, NULL);
+	while ((j = incoming)) {
+		incoming = j->next;
+		job_free(j);
+	}
+	while ((j = active)) {
+		active = j->next;
+		job_free(j);
+	}
 	jobs_busy = 0;
 	started = false;
+	if (wake_fd >= 0)
+		real_close(wake_fd);
+	wake_fd = -1;
 }

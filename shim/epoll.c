@@ -1,51 +1,149 @@
 /*
- * epoll.c - the emulated epoll interest list and the wait inside the ring.
+ * epoll.c - emulated epoll sets: ctl, binding sets to loops, nested sets,
+ * and the wait inside the ring.
  *
- * Accelerated sockets are never in the kernel's epoll set: the shim pulls
- * their data, so the kernel's readiness for them would be wrong.  Their
- * registrations live here, and a per-epfd ready list (like the kernel's
- * rdllist) holds the ones to re-evaluate.  The kernel set (listening
- * sockets, pipes, timers...) is watched from inside the ring by a one-shot
- * POLL_ADD on the epfd; only when it fires do we call the real
- * epoll_wait(timeout 0), so kernel events are fetched at the moment they
- * are returned and can never be stale (IORING_OP_EPOLL_WAIT would buffer
- * events across calls, and an fd closed in between would get one).
+ * Each thread that waits on an epoll set gets a loop of its own; the set
+ * becomes "bound" to that loop, and sockets added to a bound set are
+ * accelerated on it, whichever thread adds them.  A set another thread
+ * then waits on gets its accelerated members handed back to the kernel
+ * first; one that two threads take turns waiting on stays kernel-only.
+ * A socket whose registrations are all gone (EPOLL_CTL_DEL) and that is
+ * added to a set of another loop moves to that loop with the bytes it
+ * holds (the proxy and memcached hand-off).
  *
- * An epoll set nested in another one is a kernel member of it, but may
- * still hold emulated members with pulled bytes; the outer set's waits
- * report it themselves while it does ("nested sets" below).
+ * The kernel set (listening sockets, pipes, timers...) is watched from
+ * inside the ring by a one-shot POLL_ADD on the epfd; only when it fires
+ * is the real epoll_wait(timeout 0) called, so kernel events are fetched
+ * at the moment they are returned and can never be stale.
+ *
+ * Locks: binding decisions and the nested-set table under shim.lock; a
+ * set's ready list under its owner loop's lock; never two loop locks, so
+ * the wait collects its events one lock at a time, after the ring turn.
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
 
-void shim__on_eppoll(struct shim_ep *ep, int res)
+/* ---- set records ---- */
+
+/* Is fd an epoll instance?  One readlink, once per record. */
+static bool fd_is_epoll(int fd)
 {
-	ep->kpoll = NULL;
-	if (ep->dead) {
-		free(ep);
+	static const char want[] = "anon_inode:[eventpoll]";
+	char path[32], link[sizeof(want) + 1];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	STAT_INC(shim_syscalls);
+	n = readlink(path, link, sizeof(link));
+	return n == (ssize_t)sizeof(want) - 1 && !memcmp(link, want, n);
+}
+
+/*
+ * The record of epfd, made on first sight (shim.lock held).  known: the
+ * caller just made epfd with epoll_create*; otherwise a record is made
+ * only for a real epoll fd, so a bogus epfd still gets its error from the
+ * kernel.
+ */
+struct sep *ep_get(int epfd, bool known)
+{
+	struct sep *ep = fdtab_ep(epfd);
+
+	if (ep || epfd < 0 || (unsigned int)epfd >= shim__fdtab_max)
+		return ep;
+	if (!known && !fd_is_epoll(epfd))
+		return NULL;
+	if (!fdtab_slot(epfd, true))
+		return NULL;
+	ep = sep_alloc();
+	if (!ep)
+		return NULL;
+	ep->epfd = epfd;
+	fdtab_set_ep(epfd, ep);
+	return ep;
+}
+
+void ep_note_created(int epfd)
+{
+	if (epfd < 0 || shim__depth || !shim__ready())
 		return;
+	shim_lock();
+	ep_get(epfd, true);
+	shim_unlock();
+}
+
+static bool can_bind(void)
+{
+	return shim__loop || (!RD(shim.ring_made) && loop_possible());
+}
+
+/*
+ * Bind an unbound set to the calling thread's loop (shim.lock held).
+ * Loops are made by a thread's first wait; here only the process's
+ * first, so that a program that adds sockets before it ever waits is
+ * accelerated from the start.
+ */
+static void bind_here(struct sep *ep, bool waiting)
+{
+	struct loop *l = shim__loop;
+
+	if (ep->loop || ep->nobind)
+		return;
+	if (!l && (waiting || !shim.ring_made))
+		l = loop_get();
+	if (l && RD(shim.state) == SHIM_STATE_ACTIVE)
+		WR(ep->loop, l);
+}
+
+static uint8_t *kreg_of(int fd)
+{
+	struct fdslot *s = fdtab_peek(fd);
+
+	return s ? &s->kreg : NULL;
+}
+
+static void kreg_track(int op, int fd, int ret)
+{
+	uint8_t *k;
+
+	if (ret || (op != EPOLL_CTL_ADD && op != EPOLL_CTL_DEL))
+		return;
+	if (op == EPOLL_CTL_ADD && !fdtab_peek(fd)) {
+		shim_lock();
+		fdtab_slot(fd, true);
+		shim_unlock();
 	}
-	if (res >= 0 || res == -ECANCELED)
-		ep->kready = res >= 0;
-	else
-		ep->kready = true;	/* let the real epoll_wait tell */
+	k = kreg_of(fd);
+	if (!k || RD(*k) == UINT8_MAX)
+		return;
+	if (op == EPOLL_CTL_ADD)
+		__atomic_add_fetch(k, 1, __ATOMIC_RELAXED);
+	else if (RD(*k))
+		__atomic_sub_fetch(k, 1, __ATOMIC_RELAXED);
+}
+
+static uint8_t kwait_of(int epfd)
+{
+	struct fdslot *s = fdtab_peek(epfd);
+
+	return s ? RD(s->kwait) : 0;
 }
 
 /* ---- nested sets ---- */
 
 /*
- * A set E added to another set O goes back to the kernel
- * (ep_make_kernel_only in wrap_epoll.c), but a member whose bytes the ring
- * had already pulled stays emulated until they are read, and the kernel
- * cannot count those bytes for E.  O's waits, and polls of O, therefore
- * report E themselves while E has such events, as the kernel would:
- * EPOLLIN with O's registration data, level-triggered, or once per
- * ADD/MOD for EPOLLET and EPOLLONESHOT.  The table holds every
- * registration of a known epoll fd in another set: epoll_ctl and close
- * change it (lock held), and it is walked only when it is not empty.
+ * A set E added to another set O goes back to the kernel (kernel_only),
+ * but a member whose bytes the ring had already pulled stays emulated
+ * until they are read, and the kernel cannot count those bytes for E.
+ * O's waits, and polls of O, therefore report E themselves while E has
+ * such events, as the kernel would: EPOLLIN with O's registration data,
+ * level-triggered, or once per ADD/MOD for EPOLLET and EPOLLONESHOT.  The
+ * table (shim.lock) holds every registration of a known epoll fd in
+ * another set, and is walked only when it is not empty.
  */
 struct nest {
 	int outer, inner;		/* epfds: inner is a member of outer */
@@ -101,11 +199,12 @@ static struct nest *nest_new(int outer, int inner)
 	return x;
 }
 
-void shim__nest_ctl(int outer, int op, int inner,
-		    const struct epoll_event *ev)
+/* A registration of a known epoll fd in another set changed (shim.lock). */
+static void nest_ctl(int outer, int op, int inner,
+		     const struct epoll_event *ev)
 {
 	struct nest *x = nest_find(outer, inner);
-	struct shim_ep *o;
+	struct sep *o;
 
 	if (op == EPOLL_CTL_DEL) {
 		if (x)
@@ -125,12 +224,12 @@ void shim__nest_ctl(int outer, int op, int inner,
 	x->data = ev->data;
 	x->fired = false;
 	/* A loop thread waiting on outer in its ring re-checks it. */
-	o = shim.eps[outer];
-	if (o && o->loop && !shim__on_loop(o->loop))
-		shim__ring_wake(o->loop);
+	o = fdtab_ep(outer);
+	if (o && o->loop && !loop_is_mine(o->loop))
+		loop_wake(o->loop);
 }
 
-void shim__nest_forget(int fd)
+static void nest_forget(int fd)
 {
 	int i;
 
@@ -139,18 +238,48 @@ void shim__nest_forget(int fd)
 			nest_drop(&nests[i]);
 }
 
+/* Does an emulated member of ep have events to report? (owner locked) */
+static bool emul_ready_locked(struct sep *ep)
+{
+	struct reg *r;
+
+	for (r = ep->ready_head; r; r = r->rnext)
+		if (!r->oneshot_fired &&
+		    (fd_events(r->f) & (r->events | EPOLLERR | EPOLLHUP)))
+			return true;
+	return false;
+}
+
+/*
+ * The same, taking the owner's lock (no other loop lock held).  The
+ * owner can change while we lock it: only once nemul reached 0, and then
+ * nothing is ready.
+ */
+static bool emul_ready(struct sep *ep)
+{
+	struct loop *o = RD(ep->owner);
+	bool ready;
+
+	if (!o)
+		return false;
+	loop_lock(o);
+	ready = ep->owner == o && emul_ready_locked(ep);
+	loop_unlock(o);
+	return ready;
+}
+
 static bool nest_any(int outer, int depth);
 
 /* Does x's inner set have events outer must report for it now? */
 static bool nest_reportable(const struct nest *x, int depth)
 {
-	struct shim_ep *inner;
+	struct sep *inner;
 
 	if (!(x->events & NEST_EVENTS) || depth >= NEST_MAX_DEPTH ||
 	    (x->fired && (x->events & (EPOLLET | EPOLLONESHOT))))
 		return false;
-	inner = x->inner < shim.nfds ? shim.eps[x->inner] : NULL;
-	return inner && (shim__ep_emul_ready(inner) ||
+	inner = fdtab_ep(x->inner);
+	return inner && (emul_ready(inner) ||
 			 nest_any(inner->epfd, depth + 1));
 }
 
@@ -165,19 +294,17 @@ static bool nest_any(int outer, int depth)
 	return false;
 }
 
-static struct nest *nest_first_ready(struct shim_ep *ep)
+/* Does a set nested in ep hold events only the shim sees?  (no locks) */
+static bool nest_ready(struct sep *ep)
 {
-	int i;
+	bool ready;
 
-	for (i = 0; i < nests_n; i++)
-		if (nests[i].outer == ep->epfd && nest_reportable(&nests[i], 0))
-			return &nests[i];
-	return NULL;
-}
-
-bool shim__ep_nest_ready(struct shim_ep *ep)
-{
-	return nests_n && nest_any(ep->epfd, 0);
+	if (!RD(nests_n))
+		return false;
+	shim_lock();
+	ready = nest_any(ep->epfd, 0);
+	shim_unlock();
+	return ready;
 }
 
 static bool data_in(const struct epoll_event *ev, int n, epoll_data_t data)
@@ -194,9 +321,10 @@ static bool data_in(const struct epoll_event *ev, int n, epoll_data_t data)
  * The nested sets' events after the kernel's own (kern[0..nk)): a set the
  * kernel reported itself just now is not reported twice.  A ONESHOT report
  * disarms the kernel's registration too, as the kernel's own report would.
+ * shim.lock held.
  */
-static int collect_nested(struct shim_ep *ep, struct epoll_event *out,
-			  int room, const struct epoll_event *kern, int nk)
+static int collect_nested(struct sep *ep, struct epoll_event *out, int room,
+			  const struct epoll_event *kern, int nk)
 {
 	struct epoll_event off;
 	int i, n = 0;
@@ -224,43 +352,103 @@ static int collect_nested(struct shim_ep *ep, struct epoll_event *out,
 	return n;
 }
 
+/* ---- collecting events (no lock held on entry) ---- */
+
 /*
  * Kernel-set events, fetched at the moment they are returned, then the
  * nested sets' (which keep a slot: with one slot they take turns).
+ * kready is read and cleared racily: a stale "ready" costs one real
+ * epoll_wait(0) that finds nothing, a stale "not ready" is set again by
+ * the poll's completion.
  */
-static int collect_kernel(struct shim_ep *ep, struct epoll_event *out,
-			  int room)
+static int collect_kernel(struct sep *ep, struct epoll_event *out, int room)
 {
-	struct nest *x = nests_n ? nest_first_ready(ep) : NULL;
-	int n = 0, kroom = room;
+	struct nest *x = NULL;
+	int i, n = 0, kroom = room;
 
-	if (x && room > 0) {
-		x->kernel_turn = !x->kernel_turn;
-		if (room > 1 || !x->kernel_turn)
-			kroom = room - 1;
+	if (RD(nests_n)) {
+		shim_lock();
+		for (i = 0; i < nests_n && !x; i++)
+			if (nests[i].outer == ep->epfd &&
+			    nest_reportable(&nests[i], 0))
+				x = &nests[i];
+		if (x && room > 0) {
+			x->kernel_turn = !x->kernel_turn;
+			if (room > 1 || !x->kernel_turn)
+				kroom = room - 1;
+		}
+		shim_unlock();
 	}
 	/* No room: still ready next time. */
-	if (ep->kready && kroom > 0) {
-		ep->kready = false;
+	if (RD(ep->kready) && kroom > 0) {
+		WR(ep->kready, false);
 		STAT_INC(shim_syscalls);
 		n = real_epoll_wait(ep->epfd, out, kroom, 0);
 		if (n < 0)
 			n = 0;
 	}
-	if (x)
+	if (x) {
+		shim_lock();
 		n += collect_nested(ep, out + n, room - n, out, n);
+		shim_unlock();
+	}
 	return n;
 }
 
-static int collect_emulated(struct shim_ep *ep, struct epoll_event *out,
-			    int max);
+/*
+ * The emulated ready list (owner locked).  Level-triggered entries rotate
+ * to the tail, so nothing starves even with maxevents 1.
+ */
+static int collect_emulated_locked(struct sep *ep, struct epoll_event *out,
+				   int max)
+{
+	struct reg *r, *next, *stop;
+	int n = 0;
+
+	if (max <= 0)
+		return 0;
+	stop = ep->ready_tail;
+	for (r = ep->ready_head; r && n < max; r = next) {
+		bool last = r == stop;
+		uint32_t m;
+
+		next = r->rnext;
+		m = fd_events(r->f) & (r->events | EPOLLERR | EPOLLHUP);
+		reg_unready(r);
+		if (!r->oneshot_fired && m) {
+			out[n].events = m;
+			out[n].data = r->data;
+			n++;
+			if (r->events & EPOLLONESHOT)
+				r->oneshot_fired = true;
+			else if (!(r->events & EPOLLET))
+				reg_ready(r);	/* to the tail */
+		}
+		if (last)
+			break;
+	}
+	return n;
+}
+
+static int collect_emulated(struct sep *ep, struct epoll_event *out, int max)
+{
+	struct loop *o = RD(ep->owner);
+	int n = 0;
+
+	if (!o || max <= 0)
+		return 0;
+	loop_lock(o);
+	if (ep->owner == o)
+		n = collect_emulated_locked(ep, out, max);
+	loop_unlock(o);
+	return n;
+}
 
 /*
  * Move up to max events into out.  Kernel events and the emulated ready
- * list take turns going first, and level-triggered entries rotate to the
- * tail, so nothing starves even with maxevents 1.
+ * list take turns going first, so neither starves the other.
  */
-static int collect(struct shim_ep *ep, struct epoll_event *out, int max)
+static int collect(struct sep *ep, struct epoll_event *out, int max)
 {
 	int n;
 
@@ -273,86 +461,62 @@ static int collect(struct shim_ep *ep, struct epoll_event *out, int max)
 	return n + collect_kernel(ep, out + n, max - n);
 }
 
-static int collect_emulated(struct shim_ep *ep, struct epoll_event *out,
-			    int max)
+/* ---- the wait inside the ring ---- */
+
+void ep_on_poll(struct ring *r, const struct ring_cqe *c)
 {
-	struct shim_reg *r, *next, *stop;
-	int n = 0;
+	struct sep *ep = c->token;
 
-	if (max <= 0)
-		return 0;
-	stop = ep->ready_tail;
-	for (r = ep->ready_head; r && n < max; r = next) {
-		uint32_t m;
-		bool last = r == stop;
-
-		next = r->rnext;
-		m = shim__fd_mask(r->f) &
-		    (r->events | EPOLLERR | EPOLLHUP);
-		if (r->oneshot_fired || !m) {
-			shim__reg_unready(r);
-		} else {
-			out[n].events = m;
-			out[n].data = r->data;
-			n++;
-			shim__reg_unready(r);
-			if (r->events & EPOLLONESHOT)
-				r->oneshot_fired = true;
-			else if (!(r->events & EPOLLET))
-				shim__reg_ready(r);	/* to the tail */
-		}
-		if (last)
-			break;
+	(void)r;
+	ep->kpoll = NULL;
+	if (ep->dead) {
+		sep_free(ep);
+		return;
 	}
-	return n;
+	/* Fired, or failed: let the real epoll_wait tell. */
+	WR(ep->kready, c->res != -ECANCELED);
 }
 
-bool shim__ep_emul_ready(struct shim_ep *ep)
+/* Closed sets whose poll is armed in l's ring: cancel it (l locked). */
+void ep_flush_dead(struct loop *l)
 {
-	struct shim_reg *r;
+	while (l->dead_eps) {
+		struct sep *ep = l->dead_eps;
 
-	for (r = ep->ready_head; r; r = r->rnext)
-		if (!r->oneshot_fired &&
-		    (shim__fd_mask(r->f) & (r->events | EPOLLERR | EPOLLHUP)))
-			return true;
-	return false;
-}
-
-static bool ep_has_ready(struct shim_ep *ep)
-{
-	return ep->kready || shim__ep_emul_ready(ep) ||
-	       shim__ep_nest_ready(ep);
+		l->dead_eps = ep->dead_next;
+		ring_prep_cancel(&l->ring, UD_EPPOLL, ep, UD_NOP, NULL);
+	}
 }
 
 /*
- * A wait on ep that cannot go through our ring while a nested set holds
- * events the kernel cannot see: the kernel's events without blocking,
- * plus the shim's (lock held).  Returns the count; 0 when nothing is
- * ready, and the caller makes the real wait.
- */
-int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
-			    int maxev)
-{
-	if (!shim__ep_nest_ready(ep))
-		return 0;
-	ep->kready = true;	/* no poll of ours may watch it: just ask */
-	return collect(ep, ev, maxev);
-}
-
-/*
- * Mechanism 5: a wait point that carries fewer than two
- * writes on average cannot pay for the ring (an enter costs about two
- * plain syscalls, and a send completion that arrives alone forces a
- * second enter): writes then go straight to the kernel while it has room.
+ * Mechanism 5: a wait point that carries fewer than two writes on average
+ * cannot pay for the ring (an enter costs about two plain syscalls, and a
+ * send completion that arrives alone forces a second enter): writes then
+ * go straight to the kernel while it has room.
  */
 #define ADAPT_MIN_BATCH_X16	(2 * 16)
 
-static void adapt(struct shim_loop *l)
+static void adapt(struct loop *l)
 {
 	l->send_batch_avg = (l->send_batch_avg * 7 + l->iter_sends * 16) / 8;
 	l->iter_sends = 0;
-	l->direct_sends = shim.cfg.adaptive &&
+	l->direct_sends = shim__cfg.adaptive &&
 			  l->send_batch_avg < ADAPT_MIN_BATCH_X16;
+}
+
+/* The kill file: this loop's sockets go back at its next waits. */
+static void killfile_check(struct loop *l)
+{
+	if (!shim__cfg.killfile[0] || (++l->killfile_tick & 255))
+		return;
+	STAT_INC(shim_syscalls);
+	if (access(shim__cfg.killfile, F_OK))
+		return;
+	shim__say("uringshim: kill file %s found: passthrough\n",
+		  shim__cfg.killfile);
+	WR(shim.state, SHIM_STATE_KILLED);
+	shim__stats_set_state(SHIM_STATE_KILLED, "kill file present");
+	fd_release_loop(l);
 }
 
 static void ts_sub(struct timespec *a, const struct timespec *b)
@@ -365,30 +529,15 @@ static void ts_sub(struct timespec *a, const struct timespec *b)
 	}
 }
 
-/* Other loop threads release their own sockets at their next wait. */
-static void killfile_check(struct shim_loop *l)
-{
-	if (!shim.cfg.killfile[0] || (++l->killfile_tick & 255))
-		return;
-	STAT_INC(shim_syscalls);
-	if (access(shim.cfg.killfile, F_OK))
-		return;
-	shim__say("uringshim: kill file %s found: passthrough\n",
-		  shim.cfg.killfile);
-	WR(shim.state, SHIM_STATE_KILLED);
-	shim__stats_set_state(SHIM_STATE_KILLED, "kill file present");
-	shim__release_loop(l);
-}
-
 /*
  * The emulated epoll_wait, on the loop thread.  Pending sends, receive
  * re-arms and the wait all go into one io_uring_enter.  Returns the event
  * count or -errno (-EINTR when a signal interrupted the wait, never
  * restarted, as the kernel does).
  */
-int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
-		     struct epoll_event *ev, int maxev,
-		     const struct timespec *ts, const sigset_t *sigmask)
+static int ring_wait(struct loop *l, struct sep *ep, struct epoll_event *ev,
+		     int maxev, const struct timespec *ts,
+		     const sigset_t *sigmask)
 {
 	struct timespec end, now, left;
 	bool forever = !ts, nowait = ts && !ts->tv_sec && !ts->tv_nsec;
@@ -404,18 +553,24 @@ int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
 		}
 	}
 	for (;;) {
+		struct loop *other = RD(ep->owner);
+		bool ready = !nowait &&
+			     ((RD(nests_n) && nest_ready(ep)) ||
+			      (other && other != l && emul_ready(ep)));
 		unsigned int wait_nr;
 
-		shim_lock();
+		loop_lock(l);
 		STAT_INC(wait_points);
 		adapt(l);
 		killfile_check(l);
-		shim__ring_flush_dirty(l);
-		if (!ep->kpoll && !ep->kready)
-			shim__ring_prep_eppoll(l, ep);
-		wait_nr = (nowait || ep_has_ready(ep)) ? 0 : 1;
-		shim_unlock();
-
+		fd_spill_holding(l);
+		if (!ep->kpoll && !RD(ep->kready) &&
+		    !ring_prep_poll(&l->ring, UD_EPPOLL, ep, ep->epfd, POLLIN))
+			ep->kpoll = l;
+		if (!ready && !nowait)
+			ready = RD(ep->kready) ||
+				(ep->owner == l && emul_ready_locked(ep));
+		wait_nr = nowait || ready ? 0 : 1;
 		if (wait_nr && !forever) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			left = end;
@@ -423,18 +578,10 @@ int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
 			if (left.tv_sec < 0)
 				left.tv_sec = left.tv_nsec = 0;
 		}
-		if (wait_nr && shim.cfg.wait_mode == MODE_WAIT_DIRECT &&
-		    l->pending_sqes) {
-			/* Mechanism 3 off: submit, then wait separately. */
-			shim__ring_submit_wait(l, 0, NULL, NULL);
-		}
-		ret = shim__ring_submit_wait(l, wait_nr, forever || !wait_nr ?
-					     NULL : &left, sigmask);
-
-		shim_lock();
-		shim__ring_reap(l);
+		ret = loop_turn(l, wait_nr, forever || !wait_nr ? NULL : &left,
+				sigmask);
+		loop_unlock(l);
 		n = collect(ep, ev, maxev);
-		shim_unlock();
 		if (n > 0)
 			return n;
 		if (ret == -EINTR)
@@ -451,5 +598,647 @@ int shim__epoll_wait(struct shim_loop *l, struct shim_ep *ep,
 		if (ret < 0 && ret != -ETIME && ret != -EAGAIN &&
 		    ret != -EBUSY)
 			return ret;
+	}
+}
+
+/* ---- binding and handing members back ---- */
+
+/*
+ * Every emulated member of ep goes back to the kernel.  Called without
+ * any lock: a release waits for the member's loop thread, which may need
+ * shim.lock to get to its wait.  ep->loop was cleared (under shim.lock)
+ * first, so no new member is accelerated into it meanwhile.
+ */
+static void unbind_members(struct sep *ep)
+{
+	unsigned int c, i;
+
+	for (c = 0; RD(ep->nemul) > 0 && c < shim__fdtab_max / FDTAB_CHUNK;
+	     c++) {
+		struct fdslot *chunk = RD(shim__fdtab[c]);
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			int fd = c * FDTAB_CHUNK + i;
+			struct sfd *f;
+			struct loop *l;
+
+			if (!RD(chunk[i].f))
+				continue;
+			f = fd_lock(fd);
+			if (!f)
+				continue;
+			l = f->loop;
+			if (f->state == FD_ACCEL && reg_find(f, ep))
+				fd_release(f);
+			loop_unlock(l);
+		}
+	}
+}
+
+/*
+ * An epoll fd that is itself polled or nested in another epoll set gets
+ * its readiness from the kernel alone, which knows nothing of emulated
+ * members: such a set is never bound again.
+ */
+static void kernel_only(int epfd)
+{
+	struct sep *ep;
+	bool unbind = false;
+
+	shim_lock();
+	ep = fdtab_fd(epfd) ? NULL : ep_get(epfd, false);
+	if (ep && !ep->nobind) {
+		ep->nobind = true;
+		WR(ep->loop, NULL);
+		unbind = true;
+		shim__log(LOG_INFO, "uringshim: epoll fd %d is polled or "
+			  "nested: kernel readiness only\n", epfd);
+	}
+	shim_unlock();
+	if (unbind)
+		unbind_members(ep);
+}
+
+bool ep_polled(int fd, short want)
+{
+	struct sep *ep = fdtab_ep(fd);
+
+	if (!ep)
+		return false;
+	if (!RD(ep->nobind))
+		kernel_only(fd);
+	return ep_poll_extra(fd, want) != 0;
+}
+
+short ep_poll_extra(int fd, short want)
+{
+	struct sep *ep = fdtab_ep(fd);
+
+	if (!ep || fdtab_fd(fd))
+		return 0;
+	return emul_ready(ep) || nest_ready(ep) ?
+	       (want & (POLLIN | POLLRDNORM)) : 0;
+}
+
+/* ---- fork child: the parent's registrations ---- */
+
+/*
+ * After fork the child shares the parent's epoll sets (one open file
+ * description), but the parent keeps emulating its accelerated sockets,
+ * which are never in the kernel set.  The child must not add them there
+ * (the parent would then get kernel events for its own sockets), so its
+ * registrations stay records: epoll_ctl answers for them as the kernel
+ * would (ADD: EEXIST; MOD and DEL change the record) and the child's
+ * waits do not report them, since the parent's ring pulls their bytes.
+ */
+struct phantom {
+	int epfd, fd;
+};
+
+static struct phantom *phantoms;
+static int phantoms_n;
+
+static bool phantom_ctl(int epfd, int op, int fd, struct epoll_event *ev,
+			int *ret)
+{
+	int i;
+
+	shim_lock();
+	for (i = 0; i < phantoms_n; i++)
+		if (phantoms[i].epfd == epfd && phantoms[i].fd == fd)
+			break;
+	if (i == phantoms_n) {
+		shim_unlock();
+		return false;
+	}
+	if (op == EPOLL_CTL_ADD) {
+		*ret = -EEXIST;
+	} else if (op == EPOLL_CTL_MOD) {
+		*ret = ev ? 0 : -EFAULT;
+	} else if (op == EPOLL_CTL_DEL) {
+		phantoms[i] = phantoms[--phantoms_n];
+		*ret = 0;
+	} else {
+		*ret = -EINVAL;
+	}
+	shim_unlock();
+	return true;
+}
+
+/* An fd number closed in the child: its records go (shim.lock held). */
+static void phantom_forget(int fd)
+{
+	int i;
+
+	for (i = phantoms_n - 1; i >= 0; i--)
+		if (phantoms[i].fd == fd || phantoms[i].epfd == fd)
+			phantoms[i] = phantoms[--phantoms_n];
+}
+
+/* ---- epoll_ctl ---- */
+
+/* Move a socket without registrations to loop to (f and its loop
+ * locked; returns with to locked, or NULL when it could not). */
+static struct sfd *migrate(struct sfd *f, struct loop *to)
+{
+	struct loop *from = f->loop;
+	int fd = f->fd;
+
+	if (f->nregs || f->inflight || f->dirty || f->alias >= 0 ||
+	    f->state != FD_DRAINING || f->holding) {
+		loop_unlock(from);
+		return NULL;
+	}
+	loop_unref(from);
+	__atomic_store_n(&f->loop, to, __ATOMIC_RELEASE);
+	loop_unlock(from);
+	loop_lock(to);
+	if (fdtab_fd(fd) != f || f->loop != to) {
+		loop_unlock(to);
+		return NULL;
+	}
+	loop_ref(to);
+	return f;
+}
+
+/*
+ * A registration of an emulated socket (f and its loop locked).  Returns
+ * 0/-errno, or 1 when the real call must be made (the fd goes to the
+ * kernel: the caller releases it first when release is set).
+ */
+static int ctl_emulated(struct sep *ep, struct sfd *f, int op,
+			struct epoll_event *ev, bool *release)
+{
+	struct reg *r = reg_find(f, ep);
+
+	*release = false;
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		if (r)
+			return -EEXIST;
+		/* Only sets of the loop that owns f can emulate it. */
+		if (f->nregs == SFD_MAX_REGS ||
+		    (ep->owner && ep->owner != f->loop) ||
+		    (f->state == FD_ACCEL &&
+		     (RD(ep->loop) != f->loop || kwait_of(ep->epfd)))) {
+			*release = f->state == FD_ACCEL;
+			return 1;
+		}
+		reg_add(f, ep, ev);
+		return 0;
+	case EPOLL_CTL_MOD:
+		if (!r)
+			return -ENOENT;
+		if (ev->events & EPOLLEXCLUSIVE)
+			return -EINVAL;
+		r->events = ev->events;
+		r->data = ev->data;
+		r->oneshot_fired = false;
+		reg_ready(r);
+		return 0;
+	case EPOLL_CTL_DEL:
+		if (!r)
+			return -ENOENT;
+		reg_unlink(r);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/*
+ * The hand-off: f has no registrations left and is added to a set bound
+ * to another loop.  Hand it back to the kernel on its loop (its receive
+ * cancelled, its queue sent, its pulled bytes kept), move it, and take it
+ * up again on the new loop; the ADD is an edge, so the bytes it holds are
+ * reported.  f and its loop locked on entry; nothing locked on return.
+ * Returns 0, or 1 when the real call must be made.
+ */
+static int hand_over(struct sfd *f, struct sep *ep, struct epoll_event *ev)
+{
+	struct loop *to = RD(ep->loop), *from = f->loop;
+
+	fd_release(f);
+	if (f->loop != from || f->state != FD_DRAINING) {
+		loop_unlock(from);
+		return 1;	/* closed, drained, or moved meanwhile */
+	}
+	f = migrate(f, to);
+	if (!f)
+		return 1;
+	if (RD(ep->loop) != to || (ep->owner && ep->owner != to) ||
+	    to->dead || RD(shim.state) != SHIM_STATE_ACTIVE) {
+		loop_unlock(to);
+		return 1;
+	}
+	f->state = FD_ACCEL;
+	to->accel_n++;
+	shim__stats->accel_now =
+		__atomic_add_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
+	reg_add(f, ep, ev);
+	fd_rearm(f);
+	loop_unlock(to);
+	return 0;
+}
+
+int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct sfd *f;
+	struct sep *ep;
+	bool release;
+	int ret;
+
+	if (!shim__ready() || shim__depth)
+		return REAL(epoll_ctl)(epfd, op, fd, ev) ? -errno : 0;
+	if (unlikely(RD(phantoms_n)) && phantom_ctl(epfd, op, fd, ev, &ret))
+		return ret;
+	if (op == EPOLL_CTL_ADD && fdtab_ep(fd))
+		kernel_only(fd);
+	ep = fdtab_ep(epfd);
+	if (fdtab_fd(fd)) {
+		struct loop *l;
+
+		if (!ep || (op == EPOLL_CTL_ADD && !RD(ep->loop) &&
+			    !RD(ep->nobind) && !kwait_of(epfd))) {
+			shim_lock();
+			ep = ep_get(epfd, false);
+			if (ep && op == EPOLL_CTL_ADD && !kwait_of(epfd))
+				bind_here(ep, false);
+			shim_unlock();
+		}
+		f = ep ? fd_lock(fd) : NULL;
+		if (!f)
+			goto out_real;
+		l = f->loop;
+		if (f->state == FD_ORPHAN) {
+			loop_unlock(l);
+			goto out_real;
+		}
+		if (!ev && op != EPOLL_CTL_DEL) {
+			loop_unlock(l);
+			return -EFAULT;
+		}
+		if (op == EPOLL_CTL_ADD && f->state == FD_ACCEL &&
+		    !f->nregs && RD(ep->loop) && RD(ep->loop) != l &&
+		    !kwait_of(epfd) && (!ep->owner || ep->owner == ep->loop)) {
+			if (!hand_over(f, ep, ev))
+				return 0;
+			goto out_real;
+		}
+		ret = ctl_emulated(ep, f, op, ev, &release);
+		if (release)
+			fd_release(f);
+		loop_unlock(l);
+		if (ret <= 0)
+			return ret;
+		goto out_real;
+	}
+	if (ep && ev && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) &&
+	    !RD(ep->nobind) && (RD(ep->loop) || can_bind()) &&
+	    !kwait_of(epfd)) {
+		uint8_t *k = kreg_of(fd);
+		uint8_t kreg = k ? RD(*k) : 0;
+		struct loop *l;
+
+		if (!(op == EPOLL_CTL_ADD ? kreg == 0 : kreg == 1) ||
+		    !fd_accelerable(fd))
+			goto out_real;
+		shim_lock();
+		/* An unbound set is bound to the adding thread's loop. */
+		bind_here(ep, false);
+		l = RD(ep->loop);
+		if (!fdtab_slot(fd, true))
+			l = NULL;
+		shim_unlock();
+		if (!l || (RD(ep->owner) && RD(ep->owner) != l))
+			goto out_real;
+		loop_lock(l);
+		f = fd_accel(fd, l, true);
+		if (f && op == EPOLL_CTL_MOD) {
+			STAT_INC(shim_syscalls);
+			if (real_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)) {
+				/* It was in another set: give it back. */
+				fd_release(f);
+				f = NULL;
+			} else if ((k = kreg_of(fd))) {
+				WR(*k, 0);
+			}
+		}
+		if (f && ep->owner && ep->owner != l) {
+			fd_release(f);
+			f = NULL;
+		}
+		if (f) {
+			reg_add(f, ep, ev);
+			loop_unlock(l);
+			return 0;
+		}
+		loop_unlock(l);
+	}
+out_real:
+	ret = REAL(epoll_ctl)(epfd, op, fd, ev) ? -errno : 0;
+	kreg_track(op, fd, ret);
+	if (!ret && fdtab_ep(fd) && fdtab_ep(epfd)) {
+		shim_lock();
+		nest_ctl(epfd, op, fd, ev);
+		shim_unlock();
+	}
+	return ret;
+}
+
+/* ---- epoll_wait ---- */
+
+/*
+ * A thread about to block in the kernel's epoll_wait on epfd: until it
+ * returns, sockets added to that set stay in the kernel set, where it can
+ * see them.
+ */
+static bool kwait_begin(int epfd)
+{
+	struct fdslot *s = fdtab_peek(epfd);
+
+	if (!s || RD(s->kwait) == UINT8_MAX)
+		return false;
+	__atomic_add_fetch(&s->kwait, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+void ep_wait_done(int epfd, bool kwaited)
+{
+	struct fdslot *s = fdtab_peek(epfd);
+
+	if (kwaited && s)
+		__atomic_sub_fetch(&s->kwait, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * A wait on ep that cannot go through our ring while a nested set or an
+ * emulated member holds events the kernel cannot see: the kernel's events
+ * without blocking, plus the shim's.  0 when nothing is ready.
+ */
+static int collect_now(struct sep *ep, struct epoll_event *ev, int maxev)
+{
+	if (!nest_ready(ep) && !emul_ready(ep))
+		return 0;
+	WR(ep->kready, true);	/* no poll of ours may watch it: just ask */
+	return collect(ep, ev, maxev);
+}
+
+/* Another thread waits on a set bound to a loop: take it over. */
+static bool take_over(struct sep *ep, struct loop *l)
+{
+	bool unbind = false;
+
+	shim_lock();
+	if (ep->loop && ep->loop != l) {
+		unbind = ep->nemul > 0;
+		WR(ep->loop, NULL);
+		if (ep->waited) {
+			ep->nobind = true;
+			shim__log(LOG_INFO, "uringshim: epoll fd %d is waited "
+				  "on by several threads: kernel readiness "
+				  "only\n", ep->epfd);
+		}
+	}
+	shim_unlock();
+	if (unbind)
+		unbind_members(ep);
+	return unbind;
+}
+
+int ep_wait(int epfd, struct epoll_event *ev, int maxev,
+	    const struct timespec *ts, const sigset_t *sigmask,
+	    bool *handled, bool *kwaited)
+{
+	struct loop *l = shim__loop;
+	struct sep *ep;
+	int n;
+
+	*handled = false;
+	*kwaited = false;
+	if (!shim__ready() || shim__depth)
+		return 0;
+	ep = fdtab_ep(epfd);
+	/* The fast path: my set, bound to my loop, with my sockets in it. */
+	if (likely(ep && l && RD(ep->loop) == l && ep->waited &&
+		   (!RD(ep->kpoll) || RD(ep->kpoll) == l) &&
+		   RD(shim.state) == SHIM_STATE_ACTIVE &&
+		   (l->accel_n || loop_has_work(l) || RD(ep->ready_head)))) {
+		*handled = true;
+		return ring_wait(l, ep, ev, maxev, ts, sigmask);
+	}
+	shim_lock();
+	l = loop_get();
+	ep = ep_get(epfd, false);
+	shim_unlock();
+	if (!ep)
+		return 0;
+	if (RD(ep->loop) && RD(ep->loop) != l)
+		take_over(ep, l);
+	shim_lock();
+	bind_here(ep, true);
+	shim_unlock();
+	/*
+	 * An unbound set (polled, nested, killed) still reports members
+	 * whose pulled bytes are unread; its kernel part needs a poll in
+	 * our ring, not another's.
+	 */
+	if (!l || RD(ep->loop) != l || (ep->kpoll && ep->kpoll != l)) {
+		/* The kernel's wait would not see a nested set's events. */
+		n = collect_now(ep, ev, maxev);
+		if (n) {
+			*handled = true;
+			return n;
+		}
+		*kwaited = kwait_begin(epfd);
+		return 0;
+	}
+	ep->waited = true;
+	if (RD(shim.state) == SHIM_STATE_KILLED && l->accel_n) {
+		loop_lock(l);
+		fd_release_loop(l);
+		loop_unlock(l);
+	}
+	if (!l->accel_n && !loop_has_work(l) && !RD(ep->ready_head) &&
+	    !nest_ready(ep)) {
+		/* Nothing of ours anywhere: the plain wait costs less. */
+		*kwaited = kwait_begin(epfd);
+		return 0;
+	}
+	*handled = true;
+	return ring_wait(l, ep, ev, maxev, ts, sigmask);
+}
+
+/* ---- close, thread exit, fork ---- */
+
+/* The set record of a closing epoll fd goes (shim.lock held). */
+static void set_close(struct sep *ep)
+{
+	struct loop *o, *k;
+	unsigned int c, i;
+
+	fdtab_set_ep(ep->epfd, NULL);
+	WR(ep->loop, NULL);
+	/* Closing an epoll fd drops its emulated registrations too. */
+	while ((o = RD(ep->owner))) {
+		loop_lock(o);
+		for (c = 0; ep->owner == o && ep->nemul &&
+			    c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+			struct fdslot *chunk = RD(shim__fdtab[c]);
+
+			for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+				struct sfd *f = RD(chunk[i].f);
+				struct reg *r;
+
+				if (f && f->loop == o && (r = reg_find(f, ep)))
+					reg_unlink(r);
+			}
+		}
+		loop_unlock(o);
+		if (RD(ep->owner) == o)
+			break;	/* nothing of it in o's sockets: give up */
+	}
+	k = RD(ep->kpoll);
+	if (!k) {
+		sep_free(ep);
+		return;
+	}
+	loop_lock(k);
+	if (ep->kpoll != k) {		/* completed meanwhile */
+		loop_unlock(k);
+		sep_free(ep);
+		return;
+	}
+	ep->dead = true;		/* freed by its poll's completion */
+	ep->dead_next = k->dead_eps;
+	k->dead_eps = ep;
+	if (loop_is_mine(k))
+		ep_flush_dead(k);
+	else
+		loop_wake(k);
+	loop_unlock(k);
+}
+
+void ep_forget_fd(int fd)
+{
+	struct fdslot *s = fdtab_peek(fd);
+	struct sfd *f;
+	struct sep *ep;
+
+	if (!s)
+		return;
+	if (RD(nests_n) || RD(phantoms_n) || RD(s->ep)) {
+		shim_lock();
+		nest_forget(fd);
+		phantom_forget(fd);
+		ep = s->ep;
+		if (ep)
+			set_close(ep);
+		shim_unlock();
+	}
+	WR(s->kreg, 0);
+	f = fd_lock(fd);
+	if (f) {
+		struct loop *l = f->loop;
+
+		fd_close_locked(f, fd);
+		loop_unlock(l);
+	}
+}
+
+void ep_loop_exit(struct loop *l)
+{
+	unsigned int c, i;
+
+	shim_lock();
+	loop_lock(l);
+	for (c = 0; c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = shim__fdtab[c];
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct sep *ep = chunk[i].ep;
+
+			if (ep && ep->loop == l) {
+				WR(ep->loop, NULL);
+				ep->waited = false;
+			}
+			if (ep && ep->kpoll == l)
+				ring_prep_cancel(&l->ring, UD_EPPOLL, ep,
+						 UD_NOP, NULL);
+		}
+	}
+	ep_flush_dead(l);
+	loop_turn(l, 0, NULL, NULL);
+	loop_retire(l);
+	/* Polls the ring can no longer complete: the real wait tells. */
+	for (c = 0; c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = shim__fdtab[c];
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct sep *ep = chunk[i].ep;
+
+			if (ep && ep->kpoll == l) {
+				ep->kpoll = NULL;
+				WR(ep->kready, true);
+			}
+		}
+	}
+	while (l->dead_eps) {
+		struct sep *ep = l->dead_eps;
+
+		l->dead_eps = ep->dead_next;
+		sep_free(ep);
+	}
+	loop_unlock(l);
+	shim_unlock();
+}
+
+/*
+ * Fork child (single-threaded): keep the parent's emulated registrations
+ * as records, then every set is unbound and the sockets forgotten.
+ */
+void ep_forget_child(void)
+{
+	unsigned int c, i;
+	int n = 0, j;
+
+	for (c = 0; c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = shim__fdtab[c];
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++)
+			if (chunk[i].f && chunk[i].f->state != FD_ORPHAN)
+				n += chunk[i].f->nregs;
+	}
+	phantoms = n ? calloc(n, sizeof(*phantoms)) : NULL;
+	phantoms_n = 0;
+	for (c = 0; phantoms && c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = shim__fdtab[c];
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct sfd *f = chunk[i].f;
+
+			for (j = 0; f && f->state != FD_ORPHAN &&
+				    j < f->nregs; j++) {
+				phantoms[phantoms_n].epfd = f->regs[j].ep->epfd;
+				phantoms[phantoms_n++].fd =
+					c * FDTAB_CHUNK + i;
+			}
+		}
+	}
+	for (c = 0; c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = shim__fdtab[c];
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct sep *ep = chunk[i].ep;
+
+			if (!ep)
+				continue;
+			ep->ready_head = ep->ready_tail = NULL;
+			ep->nemul = 0;
+			ep->owner = NULL;
+			ep->kpoll = NULL;
+			ep->kready = false;
+			ep->loop = NULL;
+			ep->waited = false;
+		}
 	}
 }

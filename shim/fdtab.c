@@ -1,99 +1,168 @@
 /*
- * fdtab.c - fd number -> state the shim owns.
+ * fdtab.c - fd number -> the shim's state for it, and the pools.
  *
- * Two pointer arrays indexed by fd, sized from RLIMIT_NOFILE at init, zero
- * pages touched only where used.  A NULL slot means "pure
- * passthrough": that one load is all a non-accelerated fd costs.  Slots
- * change only under shim.lock; wrappers read them racily first and
- * re-check under the lock.
+ * A directory of chunks of FDTAB_CHUNK slots, sized at init from
+ * fs.nr_open (no RLIMIT_NOFILE can exceed it, so a server that raises its
+ * limit after start is covered).  A chunk is made the first time a slot
+ * in it is written and never freed: a NULL slot or a missing chunk means
+ * "pure passthrough", one or two loads for every fd the shim never saw.
+ *
+ * struct sfd and struct sep come from pools and go back to them, never to
+ * malloc, so a pointer read from the table without a lock may be stale
+ * but always points at a struct of that type whose loop can be locked
+ * and the slot re-checked (core.h, "Locks").
  */
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
-#include "internal.h"
+#include "core.h"
 
-#define FDTAB_MAX	(1 << 20)
+#define FDTAB_DEFAULT_MAX	(1u << 20)
+#define FDTAB_HARD_MAX		(1u << 26)
 
-int shim__fdtab_init(void)
+struct fdslot **shim__fdtab;
+unsigned int shim__fdtab_max;
+
+static unsigned int nr_open(void)
 {
-	struct rlimit rl;
-	size_t n = 65536, bytes;
-	void *p;
+	unsigned long v = FDTAB_DEFAULT_MAX;
+	char buf[32];
+	ssize_t n;
+	int fd;
 
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur > n)
-		n = rl.rlim_cur;
-	if (n > FDTAB_MAX)
-		n = FDTAB_MAX;
-	bytes = n * sizeof(void *);
-	/*
-	 * calloc, not mmap: big enough to come from fresh zero pages
-	 * anyway, and leak checkers then see the structs it points to.
-	 */
-	p = calloc(1, 2 * bytes + 2 * n);
-	if (!p)
+	fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = real_read(fd, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			buf[n] = 0;
+			v = strtoul(buf, NULL, 10);
+		}
+		real_close(fd);
+	}
+	if (v < FDTAB_CHUNK || v > FDTAB_HARD_MAX)
+		v = v < FDTAB_CHUNK ? FDTAB_CHUNK : FDTAB_HARD_MAX;
+	return v;
+}
+
+int fdtab_init(void)
+{
+	unsigned int max = nr_open();
+	size_t chunks = (max + FDTAB_CHUNK - 1) >> FDTAB_CHUNK_SHIFT;
+	struct fdslot **dir = calloc(chunks, sizeof(*dir));
+
+	if (!dir)
 		return -ENOMEM;
-	shim.eps = (struct shim_ep **)((char *)p + bytes);
-	shim.kreg = (uint8_t *)p + 2 * bytes;
-	shim.kwait = shim.kreg + n;
-	shim.nfds = n;
-	__atomic_store_n(&shim.fds, (struct shim_fd **)p, __ATOMIC_RELEASE);
+	shim__fdtab = dir;
+	__atomic_store_n(&shim__fdtab_max, chunks << FDTAB_CHUNK_SHIFT,
+			 __ATOMIC_RELEASE);
 	return 0;
 }
 
-struct shim_fd *shim__fd_get_locked(int fd)
+struct fdslot *fdtab_slot(int fd, bool make)
 {
-	if (fd < 0 || fd >= shim.nfds || !shim.fds)
+	struct fdslot *s = fdtab_peek(fd), *c;
+
+	if (s || !make || (unsigned int)fd >= shim__fdtab_max)
+		return s;
+	c = calloc(FDTAB_CHUNK, sizeof(*c));
+	if (!c)
 		return NULL;
-	return shim.fds[fd];
+	__atomic_store_n(&shim__fdtab[fd >> FDTAB_CHUNK_SHIFT], c,
+			 __ATOMIC_RELEASE);
+	return &c[fd & (FDTAB_CHUNK - 1)];
 }
 
-/* Is fd an epoll instance?  One readlink, once per record. */
-static bool fd_is_epoll(int fd)
+/* The chunk exists: fdtab_slot(fd, true) ran first, under shim.lock. */
+void fdtab_set_fd(int fd, struct sfd *f)
 {
-	static const char want[] = "anon_inode:[eventpoll]";
-	char path[32], link[sizeof(want) + 1];
-	ssize_t n;
+	struct fdslot *s = fdtab_peek(fd);
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	STAT_INC(shim_syscalls);
-	n = readlink(path, link, sizeof(link));
-	return n == (ssize_t)sizeof(want) - 1 && !memcmp(link, want, n);
+	if (s)
+		__atomic_store_n(&s->f, f, __ATOMIC_RELEASE);
 }
 
-/*
- * The epoll instance record of epfd, created on first sight.  known: the
- * caller just made epfd with epoll_create*; otherwise a new record is
- * made only for a real epoll fd, so a bogus epfd still gets its error
- * from the kernel.
- */
-struct shim_ep *shim__ep_get_known_locked(int epfd, bool known)
+void fdtab_set_ep(int fd, struct sep *ep)
 {
-	struct shim_ep *ep;
+	struct fdslot *s = fdtab_slot(fd, ep != NULL);	/* shim.lock held */
 
-	if (epfd < 0 || epfd >= shim.nfds || !shim.eps)
-		return NULL;
-	ep = shim.eps[epfd];
-	if (!ep) {
-		if (!known && !fd_is_epoll(epfd))
-			return NULL;
-		ep = calloc(1, sizeof(*ep));
-		if (!ep)
-			return NULL;
-		ep->epfd = epfd;
-		WR(shim.eps[epfd], ep);
+	if (s)
+		__atomic_store_n(&s->ep, ep, __ATOMIC_RELEASE);
+}
+
+/* ---- pools ---- */
+
+#define POOL_BATCH	64
+
+_Static_assert(offsetof(struct sfd, loop) == 0, "sfd_alloc keeps loop");
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sfd *sfd_pool;
+static struct sep *sep_pool;
+
+struct sfd *sfd_alloc(void)
+{
+	struct sfd *f;
+	int i;
+
+	shim_mutex_lock(&pool_lock);
+	if (!sfd_pool) {
+		/* Never freed: the pool's chunks stay reachable from here. */
+		struct sfd *batch = calloc(POOL_BATCH, sizeof(*batch));
+
+		for (i = 0; batch && i < POOL_BATCH; i++) {
+			batch[i].free_next = sfd_pool;
+			sfd_pool = &batch[i];
+		}
 	}
+	f = sfd_pool;
+	if (f)
+		sfd_pool = f->free_next;
+	shim_mutex_unlock(&pool_lock);
+	/* Not the loop pointer: a stale reader may be locking it. */
+	if (f)
+		memset((char *)f + sizeof(f->loop), 0,
+		       sizeof(*f) - sizeof(f->loop));
+	return f;
+}
+
+void sfd_free(struct sfd *f)
+{
+	shim_mutex_lock(&pool_lock);
+	f->free_next = sfd_pool;
+	sfd_pool = f;
+	shim_mutex_unlock(&pool_lock);
+}
+
+struct sep *sep_alloc(void)
+{
+	struct sep *ep;
+	int i;
+
+	shim_mutex_lock(&pool_lock);
+	if (!sep_pool) {
+		struct sep *batch = calloc(POOL_BATCH, sizeof(*batch));
+
+		for (i = 0; batch && i < POOL_BATCH; i++) {
+			batch[i].free_next = sep_pool;
+			sep_pool = &batch[i];
+		}
+	}
+	ep = sep_pool;
+	if (ep)
+		sep_pool = ep->free_next;
+	shim_mutex_unlock(&pool_lock);
+	if (ep)
+		memset(ep, 0, sizeof(*ep));
 	return ep;
 }
 
-struct shim_ep *shim__ep_get_locked(int epfd)
+void sep_free(struct sep *ep)
 {
-	return shim__ep_get_known_locked(epfd, false);
-}
-
-bool shim__fd_table_has(int fd)
-{
-	return fd_lookup_racy(fd) != NULL;
+	shim_mutex_lock(&pool_lock);
+	ep->free_next = sep_pool;
+	sep_pool = ep;
+	shim_mutex_unlock(&pool_lock);
 }

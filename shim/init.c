@@ -1,10 +1,13 @@
 /*
- * init.c - constructor, settings, fork/exec/exit handling.
+ * init.c - setup: constructor, settings, the dispatch tables, and the
+ * hooks around fork, thread exit and process exit.
  *
  * Init order: resolve the real_ pointers, read URINGSHIM_* settings, open
  * the log and the stats file, size the fd table.  No ring is created here:
  * each event-loop thread makes its own on first use (loop.c).  Anything
- * that fails leaves the shim passthrough.
+ * that fails leaves the shim passthrough.  The only file that names every
+ * layer: it fills the tables through which completions and flushes go
+ * back up, and calls one hook per module at fork and thread exit.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -14,12 +17,12 @@
 #include <string.h>
 #include <sys/syscall.h>
 
-#include "internal.h"
+#include "core.h"
 
-struct shim_global shim = {
+struct shim_core shim = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.cond = PTHREAD_COND_INITIALIZER,
 };
+struct shim_config shim__cfg;
 __thread int shim__depth;
 static __thread pid_t cached_tid;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -170,29 +173,76 @@ static void config_read(struct shim_config *c)
 	parse_str("FAULT", c->fault, sizeof(c->fault));
 }
 
+/* ---- the tables the lower layers call up through ---- */
+
+static const struct ring_ops ring_table = {
+	.complete = {
+		[UD_RECV] = fd_on_recv,
+		[UD_SEND] = fd_on_send,
+		[UD_CANCEL] = fd_on_cancel,
+		[UD_EPPOLL] = ep_on_poll,
+		[UD_WAKE] = loop_on_wake,
+		[UD_ERREP] = fd_on_err_events,
+	},
+};
+
+static void loop_flush(struct loop *l)
+{
+	ep_flush_dead(l);
+	fd_flush_dirty(l);
+}
+
+/*
+ * A loop thread exits.  Its ring ops would be cancelled with it, so:
+ * queued bytes out (briefly; a slow peer's rest goes to the drainer),
+ * sockets back to the kernel, sets unbound (another thread may bind
+ * them), then the ring goes.
+ */
+static void thread_exit(struct loop *l)
+{
+	shim__log(LOG_INFO, "uringshim: tid %d exits: flushing %llu bytes, "
+		  "closing its ring\n", (int)l->tid,
+		  (unsigned long long)RD(l->queued));
+	loop_flush_sync(5);
+	loop_lock(l);
+	fd_loop_exit(l);
+	loop_unlock(l);
+	ep_loop_exit(l);
+}
+
+static const struct loop_ops loop_table = {
+	.flush = loop_flush,
+	.thread_exit = thread_exit,
+};
+
 /* ---- fork ---- */
 
 /*
  * fork: push every queued byte into the kernel, but do not wait for
  * sockets that are full: the parent keeps its ring and finishes them, and
- * a fork (redis BGSAVE) must not stall behind a slow client.
+ * a fork (redis BGSAVE) must not stall behind a slow client.  The locks
+ * are held across the fork so the child sees consistent state.
  */
 static void atfork_prepare(void)
 {
-	shim__flush_before_block();
+	loop_flush_before_block();
+	shim__stats_atfork_prepare();
+	drain_atfork_prepare();
 	shim_lock();
 }
 
 static void atfork_parent(void)
 {
 	shim_unlock();
+	drain_atfork_parent();
+	shim__stats_atfork_parent();
 }
 
 /*
- * The child never touches the parent's ring: drop it and forget every fd
- * the parent accelerated (they are passthrough in the child).  A child
- * that runs an event loop of its own (nginx workers, pre-fork servers)
- * gets a fresh ring of its own on its first use, like any process.
+ * The child never touches the parent's rings: drop them and forget every
+ * socket the parent accelerated (passthrough in the child).  A child that
+ * runs an event loop of its own (nginx workers, pre-fork servers) gets a
+ * fresh ring on its first use.
  */
 static void atfork_child(void)
 {
@@ -201,13 +251,14 @@ static void atfork_child(void)
 	memcpy(reason, shim__stats->reason, sizeof(reason));
 	pthread_mutex_init(&shim.lock, NULL);
 	shim__depth = 0;
-	pthread_cond_init(&shim.cond, NULL);
 	cached_tid = 0;
 	shim.pid = getpid();
-	shim__stats_reopen_child();
-	shim__drain_child();
-	shim__forget_all_child();
-	shim__loops_forget_child();
+	shim__stats_reopen_child();	/* the exec lock too */
+	drain_forget_child();
+	ep_forget_child();
+	fd_forget_child();
+	loop_forget_child();
+	shim.send_budget = shim__cfg.send_max_total;
 	if (shim.state == SHIM_STATE_ACTIVE) {
 		WR(shim.state, SHIM_STATE_INIT);
 		shim__stats_set_state(SHIM_STATE_INIT,
@@ -226,18 +277,21 @@ static void init_once_fn(void)
 		WR(shim.state, SHIM_STATE_PASSTHROUGH);
 		return;
 	}
-	config_read(&shim.cfg);
+	config_read(&shim__cfg);
+	shim.send_budget = shim__cfg.send_max_total;
+	shim__loop_ops = &loop_table;
+	shim__ring_ops = &ring_table;
 	shim__log_open(getenv("URINGSHIM_LOG"));
 	warn_unknown_vars();
 	shim__stats_open();
-	if (shim.cfg.disable) {
+	if (shim__cfg.disable) {
 		WR(shim.state, SHIM_STATE_DISABLED);
 		shim__stats_set_state(SHIM_STATE_DISABLED,
 				      "URINGSHIM_DISABLE=1");
 		shim__log(LOG_INFO, "uringshim: disabled\n");
 		return;
 	}
-	if (shim__fdtab_init()) {
+	if (fdtab_init()) {
 		WR(shim.state, SHIM_STATE_PASSTHROUGH);
 		shim__stats_set_state(SHIM_STATE_PASSTHROUGH,
 				      "no memory for the fd table");
@@ -260,16 +314,16 @@ __attribute__((destructor)) static void shim_dtor(void)
 	int i;
 
 	if (shim.pid == getpid()) {
-		shim__flush_all_sync(50);
-		shim__flush_others();
-		shim__drain_wait(5);
+		loop_flush_sync(50);
+		loop_flush_others();
+		drain_wait(5);
 	}
 	/*
 	 * Other threads may still be counting (exit() does not stop them):
 	 * their slots are read only when the line is wanted, and the sums
 	 * are approximate then.
 	 */
-	if (shim.cfg.log_level >= LOG_INFO) {
+	if (shim__cfg.log_level >= LOG_INFO) {
 		for (i = 0; i < SHIM_STATS_SLOTS; i++) {
 			accel += shim__stats->slot[i].accel_total;
 			enters += shim__stats->slot[i].enters;
@@ -293,6 +347,6 @@ bool shim__ready(void)
 		shim__resolve_real();
 	int state = RD(shim.state);
 
-	return shim.fds && (state == SHIM_STATE_INIT ||
-			    state == SHIM_STATE_ACTIVE);
+	return shim__fdtab && (state == SHIM_STATE_INIT ||
+			       state == SHIM_STATE_ACTIVE);
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "base.h"
 
 static int log_fd = -1;
 
@@ -76,7 +76,7 @@ void shim__log(int level, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 
-	if (log_fd < 0 || level > shim.cfg.log_level)
+	if (log_fd < 0 || level > shim__cfg.log_level)
 		return;
 	va_start(ap, fmt);
 	vsay(log_fd, fmt, ap);

@@ -1,34 +1,32 @@
 /*
- * loop.c - one ring per event-loop thread.
+ * loop.c - one loop per event-loop thread: its ring, its lock, its turn.
  *
- * A thread gets its ring on its first epoll use, so SINGLE_ISSUER (and
- * DEFER_TASKRUN, when chosen) hold by construction, and threads that each
- * run their own epoll loop (memcached workers) never share a ring or wait
- * for each other in the kernel.  io_uring cancels a task's requests when
- * it exits, so a loop thread that ends first pushes its queued bytes out
- * and hands its sockets back to the kernel; the struct outlives the ring
- * until the last fd that names it is freed.
+ * A thread gets its loop on its first epoll use, so SINGLE_ISSUER holds by
+ * construction, and threads that each run an epoll loop (memcached
+ * workers) never share a ring, a lock or a kernel wait.  loop_turn is the
+ * one place a ring is driven: the layer above's flush hook turns dirty
+ * sockets into SQEs, the enter submits them (and waits, without the
+ * lock), the reap runs the completions through the ring's table.
+ *
+ * io_uring cancels a task's requests when it exits, so a loop thread that
+ * ends first hands its sockets back (the thread_exit hook, init.c); the
+ * struct stays, type-stable, and is reused once nothing names it.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/eventfd.h>
 
-#include "internal.h"
+#include "core.h"
 
-__thread struct shim_loop *shim__loop;
+__thread struct loop *shim__loop;
 static __thread bool loop_failed;	/* no ring for this thread */
-static pthread_key_t loop_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static bool key_ok;
+static struct loop *retired;		/* dead loops, reused at refs 0 */
 
-static void loop_thread_exit(void *arg);
-
-static void key_make(void)
-{
-	key_ok = !pthread_key_create(&loop_key, loop_thread_exit);
-}
+const struct loop_ops *shim__loop_ops;
+const struct ring_ops *shim__ring_ops;
 
 static void first_ring_failed(int err)
 {
@@ -48,34 +46,127 @@ static void first_ring_failed(int err)
 	shim__stats_set_state(SHIM_STATE_PASSTHROUGH, reason);
 }
 
-static void first_ring_up(void)
+static void first_ring_up(struct loop *l)
 {
 	WR(shim.state, SHIM_STATE_ACTIVE);
+	shim__stats->ring_flags = ring_setup_flags(&l->ring);
 	shim__stats->features = SHIM_FEAT_RECV_RING | SHIM_FEAT_WAIT_RING |
-		(shim.cfg.send_mode == MODE_SEND_BATCH ?
+		(shim__cfg.send_mode == MODE_SEND_BATCH ?
 		 SHIM_FEAT_SEND_BATCH : 0) |
-		(shim.cfg.sqpoll_cpu >= 0 ? SHIM_FEAT_SQPOLL : 0);
+		(shim__cfg.sqpoll_cpu >= 0 ? SHIM_FEAT_SQPOLL : 0) |
+		(shim__cfg.adaptive ? SHIM_FEAT_ADAPTIVE : 0);
 	shim__stats_set_state(SHIM_STATE_ACTIVE, "");
 }
 
-/*
- * The calling thread's loop, its ring created on first use (lock held).
- * NULL when the shim is not accelerating or this thread could not get a
- * ring.  The first failure in a process makes it passthrough with one
- * line; a later thread's failure only keeps that thread's sockets plain.
- */
-struct shim_loop *shim__loop_get(void)
+/* The eventfd read armed in the ring: completing it is the wake. */
+static int arm_wake(struct loop *l)
 {
-	struct shim_loop *l = shim__loop;
+	return ring_prep_read(&l->ring, UD_WAKE, l, l->wake_fd, &l->wake_buf,
+			      sizeof(l->wake_buf));
+}
+
+void loop_on_wake(struct ring *r, const struct ring_cqe *c)
+{
+	(void)c;
+	arm_wake(r->owner);
+}
+
+_Static_assert(offsetof(struct loop, lock) == 0 &&
+	       offsetof(struct loop, cond) == sizeof(pthread_mutex_t),
+	       "loop_struct keeps the lock and the cond");
+
+/* A struct for a new loop: a retired one nothing names, or a new one. */
+static struct loop *loop_struct(void)
+{
+	struct loop **pp, *l;
+
+	for (pp = &retired; (l = *pp); pp = &l->next) {
+		loop_lock(l);	/* nobody still inside it */
+		if (!l->refs) {
+			*pp = l->next;
+			memset((char *)l + sizeof(l->lock) + sizeof(l->cond),
+			       0, sizeof(*l) - sizeof(l->lock) -
+			       sizeof(l->cond));
+			loop_unlock(l);
+			return l;
+		}
+		loop_unlock(l);
+	}
+	l = calloc(1, sizeof(*l));
+	if (l) {
+		pthread_mutex_init(&l->lock, NULL);
+		pthread_cond_init(&l->cond, NULL);
+	}
+	return l;
+}
+
+static int loop_setup(struct loop *l)
+{
+	struct ring_params p = {
+		.entries = shim__cfg.ring_entries,
+		.defer_taskrun = shim__cfg.taskrun_mode == MODE_TASKRUN_DEFER,
+		.sqpoll_cpu = shim__cfg.sqpoll_cpu,
+		.recv_bufs = shim__cfg.recv_mode == MODE_RECV_MULTISHOT,
+		.fault = shim__cfg.fault,
+	};
+	int ret;
+
+	l->wake_fd = l->err_epfd = -1;
+	ret = ring_setup(&l->ring, &p, shim__ring_ops, l);
+	if (ret)
+		return ret;
+	l->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (l->wake_fd < 0) {
+		ret = -errno;
+		goto out_exit_ring;
+	}
+	ret = arm_wake(l);
+	if (ret)
+		goto out_close_wake;
+	l->err_epfd = REAL(epoll_create1)(EPOLL_CLOEXEC);
+	return 0;
+
+out_close_wake:
+	real_close(l->wake_fd);
+	l->wake_fd = -1;
+out_exit_ring:
+	ring_exit(&l->ring);
+	return ret;
+}
+
+static pthread_key_t loop_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_ok;
+
+static void loop_thread_exit(void *arg)
+{
+	struct loop *l = arg;
+
+	if (l == shim__loop && !shim__depth && shim__loop_ops->thread_exit)
+		shim__loop_ops->thread_exit(l);
+}
+
+static void key_make(void)
+{
+	key_ok = !pthread_key_create(&loop_key, loop_thread_exit);
+}
+
+struct loop *loop_get(void)
+{
+	struct loop *l = shim__loop;
 	int state = shim.state, ret;
 
 	if (l || loop_failed ||
 	    (state != SHIM_STATE_INIT && state != SHIM_STATE_ACTIVE))
 		return l;
-	l = calloc(1, sizeof(*l));
-	ret = l ? shim__ring_setup(l) : -ENOMEM;
+	l = loop_struct();
+	ret = l ? loop_setup(l) : -ENOMEM;
 	if (ret) {
-		free(l);
+		if (l) {
+			l->dead = true;
+			l->next = retired;
+			retired = l;
+		}
 		loop_failed = true;
 		STAT_INC(fallbacks);
 		if (!shim.loops)
@@ -87,6 +178,7 @@ struct shim_loop *shim__loop_get(void)
 		return NULL;
 	}
 	l->tid = shim__gettid();
+	l->refs = 1;		/* the thread itself */
 	WR(shim.ring_made, true);
 	l->next = shim.loops;
 	shim.loops = l;
@@ -95,13 +187,12 @@ struct shim_loop *shim__loop_get(void)
 	if (key_ok)
 		pthread_setspecific(loop_key, l);
 	if (state == SHIM_STATE_INIT)
-		first_ring_up();
+		first_ring_up(l);
 	shim__log(LOG_INFO, "uringshim: ring up on tid %d\n", (int)l->tid);
 	return l;
 }
 
-/* Could the calling thread get a ring?  (a hint, no lock needed) */
-bool shim__loop_possible(void)
+bool loop_possible(void)
 {
 	int state = RD(shim.state);
 
@@ -109,44 +200,76 @@ bool shim__loop_possible(void)
 	       (state == SHIM_STATE_INIT || state == SHIM_STATE_ACTIVE);
 }
 
-/* An fd that named l is gone: a dead loop's struct goes with the last. */
-void shim__loop_unref(struct shim_loop *l)
+void loop_ref(struct loop *l)
 {
-	if (l && !--l->refs && l->dead)
-		free(l);
+	l->refs++;
 }
 
-/*
- * Flush the calling thread's send queues and wait (at most slices x 0.1 s)
- * until the bytes are in the kernel.  Used by exec, exit, thread exit.
- */
-void shim__flush_all_sync(int slices)
+void loop_unref(struct loop *l)
+{
+	l->refs--;
+}
+
+int loop_turn(struct loop *l, unsigned int wait_nr,
+	      const struct timespec *ts, const sigset_t *sigmask)
+{
+	int ret;
+
+	shim__loop_ops->flush(l);
+	loop_unlock(l);
+	if (wait_nr && shim__cfg.wait_mode == MODE_WAIT_DIRECT &&
+	    l->ring.pending)
+		ring_enter(&l->ring, 0, NULL, NULL);	/* mechanism 3 off */
+	ret = ring_enter(&l->ring, wait_nr, ts, sigmask);
+	loop_lock(l);
+	ring_reap(&l->ring);
+	return ret;
+}
+
+void loop_wake(struct loop *l)
+{
+	uint64_t one = 1;
+
+	if (l && l->wake_fd >= 0 && !loop_is_mine(l)) {
+		STAT_INC(shim_syscalls);
+		if (real_write(l->wake_fd, &one, sizeof(one)) < 0)
+			shim__log(LOG_DEBUG, "uringshim: wake failed\n");
+	}
+}
+
+void loop_flush_before_block(void)
+{
+	struct loop *l = shim__loop;
+
+	if (likely(!l || !RD(l->dirty)) || shim__depth)
+		return;
+	loop_lock(l);
+	loop_turn(l, 0, NULL, NULL);
+	loop_unlock(l);
+}
+
+void loop_flush_sync(int slices)
 {
 	struct timespec slice = { 0, 100 * 1000 * 1000 };
-	struct shim_loop *l = shim__loop;
+	struct loop *l = shim__loop;
 	int rounds;
 
 	if (!l || shim__depth)
 		return;
-	shim_lock();
+	loop_lock(l);
 	for (rounds = 0; rounds < slices; rounds++) {
-		shim__ring_flush_dirty(l);
-		if (!l->queued && !l->pending_sqes)
+		shim__loop_ops->flush(l);
+		if (!l->queued && !l->ring.pending)
 			break;
-		shim__ring_turn(l, 1, &slice);
+		loop_turn(l, 1, &slice, NULL);
 	}
 	if (l->queued)
 		shim__log(LOG_WARN, "uringshim: %llu bytes still queued\n",
 			  (unsigned long long)l->queued);
-	shim_unlock();
+	loop_unlock(l);
 }
 
-/*
- * Process exit or exec from one thread while other loop threads hold
- * queued bytes: only their own thread may drive their ring, so wake them
- * and give them a bounded moment (they are usually in their wait).
- */
-void shim__flush_others(void)
+void loop_flush_others(void)
 {
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	int rounds;
@@ -154,15 +277,15 @@ void shim__flush_others(void)
 	if (shim__depth || !RD(shim.loops))
 		return;
 	for (rounds = 0; rounds < 200; rounds++) {
-		struct shim_loop *l;
+		struct loop *l;
 		bool left = false;
 
 		shim_lock();
 		for (l = shim.loops; l; l = l->next) {
-			if (l == shim__loop || !shim__ring_has_work(l))
+			if (l == shim__loop || !loop_has_work(l))
 				continue;
 			left = true;
-			shim__ring_wake(l);
+			loop_wake(l);
 		}
 		shim_unlock();
 		if (!left)
@@ -173,118 +296,55 @@ void shim__flush_others(void)
 		  "bytes\n");
 }
 
-/* Unlink l from shim.loops (lock held). */
-static void loop_unlink(struct shim_loop *l)
+void loop_retire(struct loop *l)
 {
-	struct shim_loop **pp;
+	struct loop **pp;
 
 	for (pp = &shim.loops; *pp; pp = &(*pp)->next)
 		if (*pp == l) {
 			*pp = l->next;
 			break;
 		}
-}
-
-/*
- * Bytes the flush could not deliver (the peer is not reading): the send in
- * flight is cancelled (it reports what it moved) and the rest goes to the
- * drainer thread on a private dup, as after close, so the thread's exit
- * never waits on a peer (lock held, l's thread).
- */
-static void hand_queues_to_drainer(struct shim_loop *l)
-{
-	struct timespec tick = { 0, 10 * 1000 * 1000 };
-	int fd, round;
-
-	for (fd = 0; fd < shim.nfds && l->queued; fd++) {
-		struct shim_fd *f = shim.fds[fd];
-		int dupfd;
-
-		if (!f || f->loop != l || f->state != FD_ACCEL ||
-		    f->stail == f->shead)
-			continue;
-		if (f->send_inflight)
-			shim__ring_prep_cancel_send(f);
-		for (round = 0; round < 10 && f->send_inflight; round++) {
-			shim__ring_turn(l, 1, &tick);
-			if (shim.fds[fd] != f)
-				break;
-		}
-		if (shim.fds[fd] != f || f->send_inflight ||
-		    f->stail == f->shead)
-			continue;
-		dupfd = real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-		if (dupfd >= 0 && shim__drain_handoff(f, dupfd, false))
-			real_close(dupfd);
-	}
-}
-
-/*
- * A loop thread exits (pthread key destructor).  Its ring ops would be
- * cancelled with it, so: queued bytes out, sockets back to the kernel,
- * epoll sets unbound (another thread may bind them), then the ring goes.
- */
-static void loop_thread_exit(void *arg)
-{
-	struct shim_loop *l = arg;
-	struct shim_ep *ep;
-	int fd;
-
-	if (l != shim__loop || shim__depth)
-		return;
-	shim__log(LOG_INFO, "uringshim: tid %d exits: flushing %llu bytes, "
-		  "closing its ring\n", (int)l->tid,
-		  (unsigned long long)RD(l->queued));
-	/* Briefly: what a slow peer leaves goes to the drainer thread. */
-	shim__flush_all_sync(5);
-	shim_lock();
-	hand_queues_to_drainer(l);
-	shim__release_loop(l);
-	for (fd = 0; fd < shim.nfds; fd++) {
-		ep = shim.eps[fd];
-		if (ep && ep->loop == l) {
-			WR(ep->loop, NULL);
-			ep->waited = false;
-		}
-		if (ep && ep->kpoll == l)
-			shim__ring_prep_cancel_ep(l, ep);
-	}
-	shim__ring_turn(l, 0, NULL);
-	loop_unlink(l);
-	shim__ring_exit(l);
-	/* Polls the ring can no longer complete. */
-	for (fd = 0; fd < shim.nfds; fd++) {
-		ep = shim.eps[fd];
-		if (ep && ep->kpoll == l) {
-			ep->kpoll = NULL;
-			ep->kready = true;	/* let the real wait tell */
-		}
-	}
-	while (l->dead_eps) {
-		ep = l->dead_eps;
-		l->dead_eps = ep->dead_next;
-		free(ep);
-	}
+	ring_exit(&l->ring);
+	if (l->wake_fd >= 0)
+		real_close(l->wake_fd);
+	if (l->err_epfd >= 0)
+		real_close(l->err_epfd);
+	l->wake_fd = l->err_epfd = -1;
 	if (l->orphans_n)
 		shim__log(LOG_WARN, "uringshim: tid %d exits with %d closed "
 			  "sockets unfinished\n", (int)l->tid, l->orphans_n);
+	loop_budget_give(l, l->budget);
 	shim__loop = NULL;
 	l->dead = true;
-	if (!l->refs)
-		free(l);
-	pthread_cond_broadcast(&shim.cond);
-	shim_unlock();
+	l->refs--;		/* the thread's own */
+	l->next = retired;
+	retired = l;
+	pthread_cond_broadcast(&l->cond);
 }
 
-/* Fork child: no ring of the parent's is ours (lock reinitialised). */
-void shim__loops_forget_child(void)
+void loop_forget_child(void)
 {
-	struct shim_loop *l, *next;
+	struct loop *l, *next;
 
 	for (l = shim.loops; l; l = next) {
 		next = l->next;
-		shim__ring_teardown_child(l);
-		free(l);
+		ring_forget_child(&l->ring);
+		if (l->wake_fd >= 0)
+			real_close(l->wake_fd);
+		if (l->err_epfd >= 0)
+			real_close(l->err_epfd);
+		pthread_mutex_init(&l->lock, NULL);
+		pthread_cond_init(&l->cond, NULL);
+		l->dead = true;
+		l->refs = 0;
+		l->next = retired;
+		retired = l;
+	}
+	for (l = retired; l; l = l->next) {
+		pthread_mutex_init(&l->lock, NULL);
+		pthread_cond_init(&l->cond, NULL);
+		l->refs = 0;
 	}
 	shim.loops = NULL;
 	shim.ring_made = false;
@@ -292,4 +352,64 @@ void shim__loops_forget_child(void)
 	loop_failed = false;
 	if (key_ok)
 		pthread_setspecific(loop_key, NULL);
+}
+
+/* ---- the process-wide send budget (URINGSHIM_SEND_MAX_TOTAL) ---- */
+
+/*
+ * Loops take the budget in chunks, so the per-write check is local and
+ * the shared counter moves once per chunk, not once per write.
+ */
+static uint64_t budget_chunk(void)
+{
+	uint64_t c = shim__cfg.send_max_total / 64;
+
+	return c < 65536 ? 65536 : c;
+}
+
+bool loop_budget_take(struct loop *l, uint64_t n)
+{
+	int64_t want, have;
+
+	if (l->queued + n <= l->budget)
+		return true;
+	want = l->queued + n - l->budget;
+	if ((uint64_t)want < budget_chunk())
+		want = budget_chunk();
+	have = __atomic_load_n(&shim.send_budget, __ATOMIC_RELAXED);
+	do {
+		if (have <= 0)
+			return false;
+		if (have < want)
+			want = have;
+	} while (!__atomic_compare_exchange_n(&shim.send_budget, &have,
+					      have - want, true,
+					      __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	l->budget += want;
+	return l->queued + n <= l->budget;
+}
+
+void loop_budget_give(struct loop *l, uint64_t n)
+{
+	if (n > l->budget - l->queued)
+		n = l->budget - l->queued;
+	l->budget -= n;
+	__atomic_add_fetch(&shim.send_budget, (int64_t)n, __ATOMIC_RELAXED);
+}
+
+/* Room for more queued bytes under the budget (may take a chunk). */
+uint64_t loop_budget_room(struct loop *l, uint64_t want)
+{
+	if (loop_budget_take(l, want))
+		return want;
+	return l->budget - l->queued;
+}
+
+/* Queued bytes leave: keep at most two chunks of slack. */
+void loop_queued_sub(struct loop *l, uint64_t n)
+{
+	l->queued -= n;
+	if (l->budget - l->queued > 2 * budget_chunk())
+		loop_budget_give(l, l->budget - l->queued - budget_chunk());
 }

@@ -1,11 +1,13 @@
 # shim/module.mk - build/liburingshim.so (the LD_PRELOAD library) and
 # build/uringshim-stat (reads its live stats file).
 
-SHIM_SRCS	:= shim/real.c shim/init.c shim/log.c shim/stats.c \
-		   shim/fdtab.c shim/accel.c shim/ring.c shim/loop.c \
-		   shim/epoll.c \
+# In layer order (DESIGN.md): each file calls only those before it.
+SHIM_SRCS	:= shim/real.c shim/log.c shim/stats.c shim/safecopy.c \
+		   shim/ring.c \
+		   shim/fdtab.c shim/loop.c shim/drain.c shim/ready.c \
+		   shim/fd.c shim/epoll.c shim/wait.c \
 		   shim/wrap_io.c shim/wrap_fd.c shim/wrap_epoll.c \
-		   shim/drain.c shim/safecopy.c
+		   shim/init.c
 SHIM_OBJS	:= $(SHIM_SRCS:%.c=$(BUILD)/%.o)
 SHIM_LIB	:= $(BUILD)/liburingshim.so
 SHIM_STAT	:= $(BUILD)/uringshim-stat
@@ -29,13 +31,21 @@ endif
 
 # Explicit, because the generated .d files name their targets with the
 # BUILD spelling of the run that wrote them (build/ vs /abs/build/).
-$(SHIM_OBJS): shim/internal.h shim/syscalls.def shim/stats.h shim/module.mk
+SHIM_MAP	:= $(BUILD)/shim/uringshim.map
+$(SHIM_OBJS): shim/base.h shim/ring.h shim/core.h shim/syscalls.def \
+	      shim/stats.h shim/module.mk
 $(BUILD)/shim/tools/uringshim-stat.o: shim/stats.h
 
-$(SHIM_LIB): $(SHIM_OBJS) shim/uringshim.map
+# The version script comes from syscalls.def: one list, never two.
+$(SHIM_MAP): shim/uringshim.map.in shim/syscalls.def
+	$(quiet) GEN $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -E -P -x c -Ishim $< | grep -v '^ *$$' > $@
+
+$(SHIM_LIB): $(SHIM_OBJS) $(SHIM_MAP)
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-z,defs \
-		-Wl,--version-script=shim/uringshim.map -o $@ $(SHIM_OBJS) \
+		-Wl,--version-script=$(SHIM_MAP) -o $@ $(SHIM_OBJS) \
 		$(SHIM_URING) -ldl $(LIBS)
 
 $(SHIM_STAT): $(BUILD)/shim/tools/uringshim-stat.o

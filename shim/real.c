@@ -13,7 +13,7 @@
 #include <sys/sendfile.h>
 #include <sys/ioctl.h>
 
-#include "internal.h"
+#include "base.h"
 
 #define SHIM_CALL(ret, name, params) ret (*real_##name) params;
 #include "syscalls.def"

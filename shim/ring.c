@@ -1,86 +1,47 @@
 /*
- * ring.c - the only file that touches io_uring memory.
+ * ring.c - layer 1: the only file that touches io_uring memory.
  *
- * One ring per event-loop thread (struct shim_loop, loop.c).  Every
- * function here runs on the ring's own thread with shim.lock held, except
- * submit_wait, which is called with the lock dropped so other threads can
- * queue work while we sleep in the kernel.  user_data = pointer | kind
- * (structs are malloc'd, so the low 4 bits are free); stale completions of
- * closed fds find an orphaned struct, never a reused fd number.
+ * user_data = token | kind << 56 | fault bit 63: x86-64 user pointers fit
+ * in 47 bits, so any pointer works as a token and the layer above picks
+ * its kinds freely; completions go out through r->ops->complete[kind].
  *
- * Setup ladder: SINGLE_ISSUER|COOP_TASKRUN|SUBMIT_ALL (6.0+; plus
- * DEFER_TASKRUN, 6.1+, with URINGSHIM_TASKRUN=defer), retried without them
- * on -EINVAL (5.10+), then without CQSIZE.  DEFER_TASKRUN is not the
- * default: measured here it doubles the TCP segments per request (the
- * deferred receives run too late for the response to carry the ACK), which
- * costs more server CPU than all the syscalls the shim saves.  Any other
- * failure (ENOSYS, EPERM from seccomp or io_uring_disabled, ENOMEM) of the
- * process's first ring makes the whole process passthrough.
+ * Setup ladder: SINGLE_ISSUER|COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL (6.0+;
+ * DEFER_TASKRUN instead of COOP with URINGSHIM_TASKRUN=defer), retried
+ * without them on -EINVAL (5.10+), then without CQSIZE.  TASKRUN_FLAG
+ * lets ring_enter skip the kernel when nothing waits there: the kernel
+ * raises IORING_SQ_TASKRUN while task work (a receive that completed in
+ * softirq) is pending.  DEFER_TASKRUN is not the default: measured here
+ * it doubles the TCP segments per request (DESIGN.md).
+ *
+ * Provided buffers (multishot receives, 6.0+): with incremental
+ * consumption (6.12+) the kernel packs receives one after the other into
+ * a large buffer, so the bytes of many small messages share cache lines;
+ * without it each receive takes a whole small buffer.  Either way a
+ * buffer goes back to the kernel when the kernel is done filling it
+ * (no IORING_CQE_F_BUF_MORE) and the layer above has released every
+ * segment it held (ring_buf_release).
  */
-#include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "ring.h"
 
-#define UD_KIND_MASK	0xfULL
+#define UD_PTR_MASK	((1ULL << 56) - 1)
+#define UD_KIND_SHIFT	56
+#define UD_FAULT	(1ULL << 63)
 
-/*
- * Provided buffer ring for multishot receives (5.19+ registration, 6.0+
- * multishot): completions name a buffer, whose bytes are copied to the
- * fd's own buffer and the buffer handed straight back.
- */
 #define BUF_GROUP	0
+/* Incremental: few large buffers, packed.  Classic: many small ones. */
+#define BUF_INC_COUNT	64
+#define BUF_INC_SIZE	(64 * 1024)
 #define BUF_COUNT	1024
 #define BUF_SIZE	4096
-#define BUF_RING_BYTES	(BUF_COUNT * sizeof(struct io_uring_buf) + \
-			 (size_t)BUF_COUNT * BUF_SIZE)
 
-static void buf_recycle(struct shim_loop *l, unsigned int bid)
+static inline uint64_t ud_make(void *token, int kind)
 {
-	if (bid >= BUF_COUNT)
-		return;
-	io_uring_buf_ring_add(l->buf_ring, l->bufs + (size_t)bid * BUF_SIZE,
-			      BUF_SIZE, bid, io_uring_buf_ring_mask(BUF_COUNT),
-			      0);
-	io_uring_buf_ring_advance(l->buf_ring, 1);
-}
-
-/* Returns 0 or -errno; on failure receives stay single-shot. */
-static int buf_ring_setup(struct shim_loop *l)
-{
-	struct io_uring_buf_reg reg;
-	size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
-	void *mem;
-	unsigned int i;
-	int ret;
-
-	mem = mmap(NULL, BUF_RING_BYTES, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		return -ENOMEM;
-	memset(&reg, 0, sizeof(reg));
-	reg.ring_addr = (uintptr_t)mem;
-	reg.ring_entries = BUF_COUNT;
-	reg.bgid = BUF_GROUP;
-	ret = io_uring_register_buf_ring(&l->ring, &reg, 0);
-	if (ret) {
-		munmap(mem, BUF_RING_BYTES);
-		return ret;
-	}
-	l->buf_ring = mem;
-	l->bufs = (char *)mem + ring_bytes;
-	io_uring_buf_ring_init(l->buf_ring);
-	for (i = 0; i < BUF_COUNT; i++)
-		io_uring_buf_ring_add(l->buf_ring,
-				      l->bufs + (size_t)i * BUF_SIZE,
-				      BUF_SIZE, i,
-				      io_uring_buf_ring_mask(BUF_COUNT), i);
-	io_uring_buf_ring_advance(l->buf_ring, BUF_COUNT);
-	return 0;
+	return (uint64_t)(uintptr_t)token | (uint64_t)kind << UD_KIND_SHIFT;
 }
 
 /* ---- fault injection (URINGSHIM_FAULT, test only, inert unless set) ---- */
@@ -93,7 +54,7 @@ static unsigned int fault_every, fault_count;
 /*
  * Spec: "sq-full" (every SQE grab first finds the SQ full), "cq-overflow"
  * (a CQ no larger than the SQ), or "enomem:N" / "enobufs:N" / "eagain:N"
- * (every Nth send/recv fails with that error before it runs).
+ * (every Nth send/receive fails with that error before it runs).
  */
 static void fault_parse(const char *spec)
 {
@@ -104,7 +65,7 @@ static void fault_parse(const char *spec)
 	static bool parsed;
 	size_t i;
 
-	if (parsed || !*spec)
+	if (parsed || !spec || !*spec)
 		return;
 	parsed = true;
 	if (!strcmp(spec, "sq-full")) {
@@ -115,7 +76,7 @@ static void fault_parse(const char *spec)
 		fault_kind = FAULT_CQ_SMALL;
 		return;
 	}
-	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(errs); i++) {
 		size_t len = strlen(errs[i].name);
 
 		if (!strncmp(spec, errs[i].name, len) &&
@@ -131,411 +92,379 @@ static void fault_parse(const char *spec)
 }
 
 /*
- * The hook: should this send/recv fail instead of running?  It then
- * becomes a NOP whose completion reports the error.  Real completions are
- * never rewritten: a result that moved bytes cannot pretend to fail (the
- * bytes are gone or on the wire), and an EOF or a real error turned into
- * a retryable one would be retried for ever.
+ * Should this send/receive fail instead of running?  It then becomes a
+ * NOP whose completion reports the error.  Real completions are never
+ * rewritten: a result that moved bytes cannot pretend to fail, and an EOF
+ * or a real error turned into a retryable one would be retried for ever.
  */
 static bool fault_now(void)
 {
 	return fault_kind == FAULT_ERRNO && !(++fault_count % fault_every);
 }
 
-/* ---- setup ---- */
+/* ---- provided buffers ---- */
 
-static int try_setup(struct shim_loop *l, unsigned int entries,
-		     struct io_uring_params *p)
+static char *buf_addr(struct ring *r, unsigned int bid)
 {
-	return io_uring_queue_init_params(entries, &l->ring, p);
+	return r->bufs + (size_t)bid * r->buf_size;
 }
 
-static int setup_ring(struct shim_loop *l)
+static void buf_give_back(struct ring *r, unsigned int bid)
 {
-	struct shim_config *c = &shim.cfg;
-	struct io_uring_params p;
-	unsigned int extra = IORING_SETUP_SUBMIT_ALL |
-			     IORING_SETUP_COOP_TASKRUN |
-			     IORING_SETUP_SINGLE_ISSUER;
+	r->buf_off[bid] = 0;
+	r->buf_kdone[bid] = 0;
+	io_uring_buf_ring_add(r->br, buf_addr(r, bid), r->buf_size, bid,
+			      io_uring_buf_ring_mask(r->buf_count), 0);
+	io_uring_buf_ring_advance(r->br, 1);
+	r->buf_free++;
+}
+
+static void buf_maybe_give_back(struct ring *r, unsigned int bid)
+{
+	if (r->buf_kdone[bid] && !r->buf_refs[bid])
+		buf_give_back(r, bid);
+}
+
+void ring_buf_hold(struct ring *r, int bid)
+{
+	r->buf_refs[bid]++;
+}
+
+void ring_buf_release(struct ring *r, int bid)
+{
+	if (!--r->buf_refs[bid])
+		buf_maybe_give_back(r, bid);
+}
+
+static size_t buf_meta_bytes(uint32_t count)
+{
+	return count * (sizeof(uint32_t) + sizeof(uint16_t) + 1);
+}
+
+static void buf_unmap(struct ring *r)
+{
+	size_t ring_bytes = r->buf_count * sizeof(struct io_uring_buf);
+
+	if (!r->br)
+		return;
+	munmap(r->br, ring_bytes + (size_t)r->buf_count * r->buf_size +
+		      buf_meta_bytes(r->buf_count));
+	r->br = NULL;
+	r->bufs = NULL;
+}
+
+void ring_bufs_off(struct ring *r)
+{
+	if (!r->br)
+		return;
+	io_uring_unregister_buf_ring(&r->uring, BUF_GROUP);
+	buf_unmap(r);
+}
+
+/* Try one layout; 0 or -errno (then nothing is left mapped). */
+static int buf_try(struct ring *r, uint32_t count, uint32_t size, bool inc)
+{
+	size_t ring_bytes = count * sizeof(struct io_uring_buf);
+	size_t bytes = ring_bytes + (size_t)count * size +
+		       buf_meta_bytes(count);
+	struct io_uring_buf_reg reg;
+	char *mem;
+	uint32_t i;
 	int ret;
 
-	if (c->taskrun_mode == MODE_TASKRUN_DEFER)
-		extra |= IORING_SETUP_DEFER_TASKRUN;
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return -ENOMEM;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uintptr_t)mem;
+	reg.ring_entries = count;
+	reg.bgid = BUF_GROUP;
+	reg.pad = inc ? RING_PBUF_INC : 0;	/* "flags" in newer headers */
+	ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+	if (ret) {
+		munmap(mem, bytes);
+		return ret;
+	}
+	r->br = (struct io_uring_buf_ring *)mem;
+	r->buf_count = count;
+	r->buf_size = size;
+	r->buf_inc = inc;
+	r->bufs = mem + ring_bytes;
+	r->buf_off = (uint32_t *)(r->bufs + (size_t)count * size);
+	r->buf_refs = (uint16_t *)(r->buf_off + count);
+	r->buf_kdone = (uint8_t *)(r->buf_refs + count);
+	io_uring_buf_ring_init(r->br);
+	r->buf_free = 0;
+	for (i = 0; i < count; i++)
+		buf_give_back(r, i);
+	return 0;
+}
 
-	memset(&p, 0, sizeof(p));
-	if (fault_kind != FAULT_CQ_SMALL) {
-		p.flags |= IORING_SETUP_CQSIZE;
-		p.cq_entries = c->ring_entries * 4;
-	}
-	if (c->sqpoll_cpu >= 0) {
-		/* SQPOLL cannot be combined with DEFER_TASKRUN. */
-		p.flags |= IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
-		p.sq_thread_cpu = c->sqpoll_cpu;
-		p.sq_thread_idle = 1000;
-		extra = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER;
-	}
-	p.flags |= extra;
-	ret = try_setup(l, c->ring_entries, &p);
-	if (ret == -EINVAL) {
-		p.flags &= ~extra;
-		ret = try_setup(l, c->ring_entries, &p);
-	}
-	if (ret == -EINVAL && (p.flags & IORING_SETUP_CQSIZE)) {
-		p.flags &= ~IORING_SETUP_CQSIZE;
-		ret = try_setup(l, c->ring_entries, &p);
-	}
-	if (ret == -EINVAL && c->sqpoll_cpu >= 0) {
-		shim__log(LOG_WARN, "uringshim: SQPOLL refused: not used\n");
-		p.flags &= ~(IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF);
-		c->sqpoll_cpu = -1;
-		ret = try_setup(l, c->ring_entries, &p);
-	}
-	if (!ret)
-		shim__stats->ring_flags = p.flags;
+static int buf_setup(struct ring *r)
+{
+	int ret = buf_try(r, BUF_INC_COUNT, BUF_INC_SIZE, true);
+
+	if (ret == -EINVAL)	/* before 6.12: no incremental buffers */
+		ret = buf_try(r, BUF_COUNT, BUF_SIZE, false);
 	return ret;
 }
 
-static bool probe_ok(struct shim_loop *l)
+/* ---- setup ---- */
+
+static int setup_uring(struct ring *r, const struct ring_params *p)
+{
+	struct io_uring_params ip;
+	unsigned int extra = IORING_SETUP_SUBMIT_ALL |
+			     IORING_SETUP_SINGLE_ISSUER |
+			     IORING_SETUP_TASKRUN_FLAG;
+	int ret;
+
+	extra |= p->defer_taskrun ? IORING_SETUP_DEFER_TASKRUN :
+				    IORING_SETUP_COOP_TASKRUN;
+	memset(&ip, 0, sizeof(ip));
+	if (fault_kind != FAULT_CQ_SMALL) {
+		ip.flags |= IORING_SETUP_CQSIZE;
+		ip.cq_entries = p->entries * 4;
+	}
+	if (p->sqpoll_cpu >= 0) {
+		/* SQPOLL cannot be combined with the task-run modes. */
+		ip.flags |= IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
+		ip.sq_thread_cpu = p->sqpoll_cpu;
+		ip.sq_thread_idle = 1000;
+		extra = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER;
+	}
+	ip.flags |= extra;
+	ret = io_uring_queue_init_params(p->entries, &r->uring, &ip);
+	if (ret == -EINVAL) {
+		ip.flags &= ~extra;
+		ret = io_uring_queue_init_params(p->entries, &r->uring, &ip);
+	}
+	if (ret == -EINVAL && (ip.flags & IORING_SETUP_CQSIZE)) {
+		ip.flags &= ~IORING_SETUP_CQSIZE;
+		ret = io_uring_queue_init_params(p->entries, &r->uring, &ip);
+	}
+	if (ret == -EINVAL && p->sqpoll_cpu >= 0) {
+		shim__log(LOG_WARN, "uringshim: SQPOLL refused: not used\n");
+		ip.flags &= ~(IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF);
+		ret = io_uring_queue_init_params(p->entries, &r->uring, &ip);
+	}
+	if (!ret)
+		r->taskrun_flag = ip.flags & IORING_SETUP_TASKRUN_FLAG;
+	return ret;
+}
+
+static bool probe_ok(struct ring *r)
 {
 	static const int needed[] = {
 		IORING_OP_RECV, IORING_OP_SEND, IORING_OP_POLL_ADD,
-		IORING_OP_ASYNC_CANCEL,
+		IORING_OP_ASYNC_CANCEL, IORING_OP_READ,
 	};
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&l->ring);
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&r->uring);
 	bool ok = probe != NULL;
 	size_t i;
 
-	for (i = 0; ok && i < sizeof(needed) / sizeof(needed[0]); i++)
+	for (i = 0; ok && i < ARRAY_SIZE(needed); i++)
 		ok = io_uring_opcode_supported(probe, needed[i]);
 	if (probe)
 		io_uring_free_probe(probe);
 	return ok;
 }
 
-static int arm_wake(struct shim_loop *l);
-
-/*
- * Create l's ring on the calling thread.  Returns 0 or -errno; quiet, the
- * caller says what the operator must hear.
- */
-int shim__ring_setup(struct shim_loop *l)
+int ring_setup(struct ring *r, const struct ring_params *p,
+	       const struct ring_ops *ops, void *owner)
 {
 	int ret;
 
-	l->wake_fd = l->err_epfd = -1;
-	fault_parse(shim.cfg.fault);
-	ret = setup_ring(l);
+	memset(r, 0, sizeof(*r));
+	r->ops = ops;
+	r->owner = owner;
+	fault_parse(p->fault);
+	ret = setup_uring(r, p);
 	if (ret)
 		return ret;
-	if (!probe_ok(l)) {
-		ret = -EOPNOTSUPP;
-		goto out_exit_ring;
+	if (!probe_ok(r)) {
+		io_uring_queue_exit(&r->uring);
+		return -EOPNOTSUPP;
 	}
-	io_uring_ring_dontfork(&l->ring);
-	if (shim.cfg.recv_mode == MODE_RECV_MULTISHOT) {
-		ret = buf_ring_setup(l);
-		l->multishot = !ret;
+	io_uring_ring_dontfork(&r->uring);
+	if (p->recv_bufs) {
+		ret = buf_setup(r);
 		if (ret)
 			shim__log(LOG_INFO, "uringshim: no buffer ring (%s): "
 				  "single-shot receives\n", strerror(-ret));
 	}
-	l->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (l->wake_fd < 0) {
-		ret = -errno;
-		goto out_unmap_bufs;
-	}
-	ret = arm_wake(l);
-	if (ret)
-		goto out_close_wake;
-	l->err_epfd = epoll_create1(EPOLL_CLOEXEC);
 	return 0;
-
-out_close_wake:
-	real_close(l->wake_fd);
-	l->wake_fd = -1;
-out_unmap_bufs:
-	if (l->buf_ring)
-		munmap(l->buf_ring, BUF_RING_BYTES);
-	l->buf_ring = NULL;
-out_exit_ring:
-	io_uring_queue_exit(&l->ring);
-	return ret;
 }
 
-static void close_side_fds(struct shim_loop *l)
+unsigned int ring_setup_flags(const struct ring *r)
 {
-	if (l->wake_fd >= 0)
-		real_close(l->wake_fd);
-	if (l->err_epfd >= 0)
-		real_close(l->err_epfd);
-	l->wake_fd = l->err_epfd = -1;
-	if (l->buf_ring)
-		munmap(l->buf_ring, BUF_RING_BYTES);
-	l->buf_ring = NULL;
-	l->bufs = NULL;
+	return r->uring.flags;
 }
 
-/* The thread is leaving: its ring goes, with whatever is still in it. */
-void shim__ring_exit(struct shim_loop *l)
+void ring_exit(struct ring *r)
 {
-	io_uring_queue_exit(&l->ring);
-	close_side_fds(l);
+	io_uring_queue_exit(&r->uring);
+	buf_unmap(r);
 }
 
-/* Child after fork: the mappings are MADV_DONTFORK; only the fd is ours. */
-void shim__ring_teardown_child(struct shim_loop *l)
+void ring_forget_child(struct ring *r)
 {
-	real_close(l->ring.ring_fd);
-	close_side_fds(l);
+	real_close(r->uring.ring_fd);
+	r->br = NULL;
+	r->bufs = NULL;
 }
 
-/* ---- SQE preparation ---- */
+/* ---- requests ---- */
 
-static struct io_uring_sqe *get_sqe(struct shim_loop *l)
+static struct io_uring_sqe *get_sqe(struct ring *r)
 {
 	struct io_uring_sqe *sqe;
 
-	if (fault_kind == FAULT_SQ_FULL && l->pending_sqes)
+	if (fault_kind == FAULT_SQ_FULL && r->pending)
 		sqe = NULL;
 	else
-		sqe = io_uring_get_sqe(&l->ring);
+		sqe = io_uring_get_sqe(&r->uring);
 	if (!sqe) {
 		/* SQ full: push what we have, without waiting. */
 		STAT_INC(enters);
-		STAT_ADD(sqes, l->pending_sqes);
-		shim__stats_batch(l->pending_sqes);
-		io_uring_submit(&l->ring);
-		l->pending_sqes = 0;
-		sqe = io_uring_get_sqe(&l->ring);
+		STAT_ADD(sqes, r->pending);
+		shim__stats_batch(r->pending);
+		io_uring_submit(&r->uring);
+		r->pending = 0;
+		sqe = io_uring_get_sqe(&r->uring);
 	}
 	if (sqe)
-		l->pending_sqes++;
+		r->pending++;
 	return sqe;
 }
 
-static inline uint64_t ud_make(void *p, int kind)
+/* A send/receive that fault injection replaces by a failing NOP. */
+static bool prep_fault(struct io_uring_sqe *sqe, int kind, void *token)
 {
-	return (uint64_t)(uintptr_t)p | kind;
+	if (!fault_now())
+		return false;
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, ud_make(token, kind) | UD_FAULT);
+	return true;
 }
 
-int shim__ring_prep_recv(struct shim_fd *f)
+int ring_prep_recv_multishot(struct ring *r, int kind, void *token, int fd)
 {
-	struct io_uring_sqe *sqe = get_sqe(f->loop);
-	int kind = UD_RECV;
+	struct io_uring_sqe *sqe = get_sqe(r);
 
 	if (!sqe)
 		return -EBUSY;
-	if (fault_now()) {
-		io_uring_prep_nop(sqe);
-		kind = UD_FAULT_RECV;
-	} else if (f->loop->multishot) {
-		io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
-		sqe->flags |= IOSQE_BUFFER_SELECT;
-		sqe->buf_group = BUF_GROUP;
-	} else {
-		io_uring_prep_recv(sqe, f->fd, f->rbuf + f->rlen,
-				   f->rcap - f->rlen, 0);
-		f->recv_single = true;
-	}
-	io_uring_sqe_set_data64(sqe, ud_make(f, kind));
-	f->recv_armed = true;
-	f->inflight++;
+	if (prep_fault(sqe, kind, token))
+		return 0;
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_make(token, kind));
 	return 0;
 }
 
-/*
- * The receive after a direct recv found nothing: wait for input with a
- * poll, completed (and cancelled) as a receive that carried no bytes.
- */
-int shim__ring_prep_recv_wait(struct shim_fd *f)
+int ring_prep_recv(struct ring *r, int kind, void *token, int fd, void *buf,
+		   size_t len)
 {
-	struct io_uring_sqe *sqe = get_sqe(f->loop);
+	struct io_uring_sqe *sqe = get_sqe(r);
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_poll_add(sqe, f->fd, POLLIN);
-	io_uring_sqe_set_data64(sqe, ud_make(f, UD_RECV));
-	f->recv_armed = true;
-	f->inflight++;
+	if (prep_fault(sqe, kind, token))
+		return 0;
+	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(token, kind));
 	return 0;
 }
 
-int shim__ring_prep_send(struct shim_fd *f)
+int ring_prep_send(struct ring *r, int kind, void *token, int fd,
+		   const void *buf, size_t len, int msg_flags)
 {
-	struct io_uring_sqe *sqe = get_sqe(f->loop);
+	struct io_uring_sqe *sqe = get_sqe(r);
 
 	if (!sqe)
 		return -EBUSY;
-	/*
-	 * MSG_WAITALL makes 5.19+ retry short stream sends in the kernel;
-	 * MSG_NOSIGNAL because SIGPIPE is raised by the wrapper that
-	 * surfaces the error, as the kernel would have done at that call.
-	 */
-	if (fault_now()) {
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, ud_make(f, UD_FAULT_SEND));
-	} else {
-		io_uring_prep_send(sqe, f->fd, f->sbuf + f->shead,
-				   f->stail - f->shead,
-				   MSG_NOSIGNAL | MSG_WAITALL);
-		io_uring_sqe_set_data64(sqe, ud_make(f, UD_SEND));
-	}
-	f->sinfl = f->stail;
-	f->send_inflight = true;
-	f->inflight++;
+	if (prep_fault(sqe, kind, token))
+		return 0;
+	io_uring_prep_send(sqe, fd, buf, len, msg_flags);
+	io_uring_sqe_set_data64(sqe, ud_make(token, kind));
 	return 0;
 }
 
-/*
- * The send after a direct send found the kernel full: wait for room with
- * a poll, completed (and cancelled) as a send of no bytes (nothing is in
- * flight, so its result counts for nothing).
- */
-int shim__ring_prep_send_wait(struct shim_fd *f)
+int ring_prep_poll(struct ring *r, int kind, void *token, int fd,
+		   unsigned int events)
 {
-	struct io_uring_sqe *sqe = get_sqe(f->loop);
+	struct io_uring_sqe *sqe = get_sqe(r);
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_poll_add(sqe, f->fd, POLLOUT);
-	io_uring_sqe_set_data64(sqe, ud_make(f, UD_SEND));
-	f->sinfl = f->shead;
-	f->send_inflight = true;
-	f->inflight++;
+	io_uring_prep_poll_add(sqe, fd, events);
+	io_uring_sqe_set_data64(sqe, ud_make(token, kind));
 	return 0;
 }
 
-int shim__ring_prep_cancel(struct shim_fd *f)
+int ring_prep_read(struct ring *r, int kind, void *token, int fd, void *buf,
+		   size_t len)
 {
-	struct io_uring_sqe *sqe = get_sqe(f->loop);
+	struct io_uring_sqe *sqe = get_sqe(r);
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_cancel64(sqe, ud_make(f, UD_RECV), 0);
-	io_uring_sqe_set_data64(sqe, ud_make(f, UD_CANCEL));
-	f->recv_cancel = true;
-	f->inflight++;
+	io_uring_prep_read(sqe, fd, buf, len, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(token, kind));
 	return 0;
 }
 
-int shim__ring_prep_cancel_send(struct shim_fd *f)
+int ring_prep_cancel(struct ring *r, int kind, void *token, int my_kind,
+		     void *mine)
 {
-	struct io_uring_sqe *sqe = get_sqe(f->loop);
+	struct io_uring_sqe *sqe = get_sqe(r);
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_cancel64(sqe, ud_make(f, UD_SEND), 0);
-	io_uring_sqe_set_data64(sqe, ud_make(f, UD_CANCEL));
-	f->inflight++;
+	/* A faulted request is a NOP that already completed. */
+	io_uring_prep_cancel64(sqe, ud_make(token, kind), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(mine, my_kind));
 	return 0;
 }
 
-int shim__ring_prep_eppoll(struct shim_loop *l, struct shim_ep *ep)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
+/* ---- submit, wait, reap ---- */
 
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_poll_add(sqe, ep->epfd, POLLIN);
-	io_uring_sqe_set_data64(sqe, ud_make(ep, UD_EPPOLL));
-	ep->kpoll = l;
-	return 0;
+bool ring_needs_enter(const struct ring *r)
+{
+	unsigned int kflags;
+
+	if (r->pending || !r->taskrun_flag)
+		return true;
+	kflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
+	return kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
-int shim__ring_prep_cancel_ep(struct shim_loop *l, struct shim_ep *ep)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_cancel64(sqe, ud_make(ep, UD_EPPOLL), 0);
-	io_uring_sqe_set_data64(sqe, ud_make(NULL, UD_NOP));
-	return 0;
-}
-
-static int arm_wake(struct shim_loop *l)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	if (!sqe)
-		return -EBUSY;
-	/*
-	 * A read, not a poll: it drains the eventfd in the same step.  The
-	 * eventfd is blocking so io_uring waits on it instead of failing
-	 * with -EAGAIN.
-	 */
-	io_uring_prep_read(sqe, l->wake_fd, &l->wake_buf,
-			   sizeof(l->wake_buf), 0);
-	io_uring_sqe_set_data64(sqe, ud_make(NULL, UD_WAKE));
-	return 0;
-}
-
-/*
- * After EOF no receive is armed, yet the kernel would still report a
- * later reset (the peer answering our write with RST) as ERR|HUP.  An
- * io_uring poll cannot wait for just that (it always unmasks RDHUP, which
- * a half-closed socket has), so EOF'd sockets sit in a private epoll set
- * asking for nothing (ERR and HUP are always reported), and that set is
- * polled from the ring.
- */
-void shim__err_watch(struct shim_fd *f, bool on)
-{
-	struct epoll_event ev = { .events = EPOLLONESHOT, .data.fd = f->fd };
-	struct shim_loop *l = f->loop;
-
-	if (l->err_epfd < 0 || f->err_watch == on)
-		return;
-	STAT_INC(shim_syscalls);
-	if (real_epoll_ctl(l->err_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
-			   f->fd, &ev) && on)
-		return;
-	f->err_watch = on;
-	l->err_watch_n += on ? 1 : -1;
-	if (on && shim__on_loop(l))
-		shim__err_poll_arm(l);
-}
-
-void shim__err_poll_arm(struct shim_loop *l)
-{
-	struct io_uring_sqe *sqe;
-
-	if (l->err_poll_armed || l->err_watch_n <= 0)
-		return;
-	sqe = get_sqe(l);
-	if (!sqe)
-		return;
-	io_uring_prep_poll_add(sqe, l->err_epfd, POLLIN);
-	io_uring_sqe_set_data64(sqe, ud_make(NULL, UD_ERREP));
-	l->err_poll_armed = true;
-}
-
-/*
- * Submit everything prepared and wait for wait_nr completions (0: just
- * run completions), with an optional relative timeout and signal mask
- * applied atomically for the wait.  Called WITHOUT shim.lock.  Returns
- * >= 0, -ETIME on timeout, -EINTR on a signal, or another -errno.
- */
-int shim__ring_submit_wait(struct shim_loop *l, unsigned int wait_nr,
-			   const struct timespec *ts, const sigset_t *sigmask)
+int ring_enter(struct ring *r, unsigned int wait_nr,
+	       const struct timespec *ts, const sigset_t *sigmask)
 {
 	struct __kernel_timespec kts;
 	struct io_uring_cqe *cqe;
-	unsigned int n = l->pending_sqes;
+	unsigned int n = r->pending;
 	int ret;
 
-	l->pending_sqes = 0;
+	if (!wait_nr && !ring_needs_enter(r))
+		return 0;
+	r->pending = 0;
 	STAT_INC(enters);
 	STAT_ADD(sqes, n);
 	shim__stats_batch(n);
 	shim__depth++;
 	if (!wait_nr) {
-		ret = io_uring_submit_and_get_events(&l->ring);
+		ret = io_uring_submit_and_get_events(&r->uring);
 	} else {
 		if (ts) {
 			kts.tv_sec = ts->tv_sec;
 			kts.tv_nsec = ts->tv_nsec;
 		}
-		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, wait_nr,
+		ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe,
+						       wait_nr,
 						       ts ? &kts : NULL,
 						       (sigset_t *)sigmask);
 	}
@@ -543,92 +472,47 @@ int shim__ring_submit_wait(struct shim_loop *l, unsigned int wait_nr,
 	return ret;
 }
 
-/* ---- completions ---- */
-
-void shim__on_send(struct shim_fd *f, int res);
-void shim__on_cancel(struct shim_fd *f);
-void shim__on_eppoll(struct shim_ep *ep, int res);
-
-/* Dispatch every posted CQE.  Lock held.  Returns how many. */
-int shim__ring_reap(struct shim_loop *l)
+int ring_reap(struct ring *r)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
-	bool rearm_wake = false;
 
-	io_uring_for_each_cqe(&l->ring, head, cqe) {
+	io_uring_for_each_cqe(&r->uring, head, cqe) {
 		uint64_t ud = cqe->user_data;
-		void *p = (void *)(uintptr_t)(ud & ~UD_KIND_MASK);
-		int kind = ud & UD_KIND_MASK;
-		int res = cqe->res;
+		struct ring_cqe c = {
+			.token = (void *)(uintptr_t)(ud & UD_PTR_MASK),
+			.res = cqe->res,
+			.flags = cqe->flags,
+			.bid = -1,
+		};
+		int kind = (ud >> UD_KIND_SHIFT) & (RING_KINDS - 1);
 
 		n++;
-		switch (kind) {
-		case UD_RECV: {
-			bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
-			unsigned int bid =
-				cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-			const char *data = NULL;
+		if (ud & UD_FAULT) {
+			c.res = -fault_errno;
+		} else if ((c.flags & IORING_CQE_F_BUFFER) && r->br) {
+			unsigned int bid = c.flags >> IORING_CQE_BUFFER_SHIFT;
 
-			if (has_buf && res > 0 && bid < BUF_COUNT)
-				data = l->bufs + (size_t)bid * BUF_SIZE;
-			shim__on_recv(p, res, cqe->flags & IORING_CQE_F_MORE,
-				      data);
-			/* After the copy: the buffer goes straight back. */
-			if (has_buf)
-				buf_recycle(l, bid);
-			break;
+			if (bid < r->buf_count) {
+				c.bid = bid;
+				if (c.res > 0) {
+					c.data = buf_addr(r, bid) +
+						 r->buf_off[bid];
+					r->buf_off[bid] += c.res;
+				}
+				/* Classic buffers are done at once. */
+				if (!r->buf_inc ||
+				    !(c.flags & IORING_CQE_F_BUF_MORE)) {
+					r->buf_kdone[bid] = 1;
+					r->buf_free--;
+				}
+			}
 		}
-		case UD_SEND:
-			shim__on_send(p, res);
-			break;
-		case UD_FAULT_RECV:
-			shim__on_recv(p, -fault_errno, false, NULL);
-			break;
-		case UD_FAULT_SEND:
-			shim__on_send(p, -fault_errno);
-			break;
-		case UD_CANCEL:
-			shim__on_cancel(p);
-			break;
-		case UD_EPPOLL:
-			shim__on_eppoll(p, res);
-			break;
-		case UD_ERREP:
-			l->err_poll_armed = false;
-			shim__on_err_events(l);
-			break;
-		case UD_WAKE:
-			rearm_wake = true;
-			break;
-		default:
-			break;
-		}
+		if (r->ops->complete[kind])
+			r->ops->complete[kind](r, &c);
+		if (c.bid >= 0)
+			buf_maybe_give_back(r, c.bid);
 	}
-	io_uring_cq_advance(&l->ring, n);
-	if (rearm_wake)
-		arm_wake(l);
+	io_uring_cq_advance(&r->uring, n);
 	return n;
-}
-
-void shim__ring_turn(struct shim_loop *l, unsigned int wait_nr,
-		     const struct timespec *ts)
-{
-	shim__ring_flush_dirty(l);
-	shim_unlock();
-	shim__ring_submit_wait(l, wait_nr, ts, NULL);
-	shim_lock();
-	shim__ring_reap(l);
-}
-
-/* Wake l's thread out of its ring wait (any thread, lock held). */
-void shim__ring_wake(struct shim_loop *l)
-{
-	uint64_t one = 1;
-
-	if (l && l->wake_fd >= 0 && !shim__on_loop(l)) {
-		STAT_INC(shim_syscalls);
-		if (real_write(l->wake_fd, &one, sizeof(one)) < 0)
-			shim__log(LOG_DEBUG, "uringshim: wake failed\n");
-	}
 }

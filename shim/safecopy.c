@@ -13,7 +13,7 @@
 #include <setjmp.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base.h"
 
 #ifdef SHIM_TSAN
 #include <dlfcn.h>

@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "base.h"
 
 static struct shim_stats_file private_stats;
 struct shim_stats_file *shim__stats = &private_stats;
@@ -85,10 +85,10 @@ void shim__stats_open(void)
 	slots_taken = 0;
 	shim__slot = NULL;
 	fill_header(&private_stats);
-	if (!shim.cfg.stats)
+	if (!shim__cfg.stats)
 		return;
 	snprintf(stats_path, sizeof(stats_path), "%s/uringshim.%d",
-		 shim.cfg.stats_dir, (int)getpid());
+		 shim__cfg.stats_dir, (int)getpid());
 	fd = open_exclusive(stats_path);
 	if (fd < 0)
 		goto out_warn;
@@ -115,10 +115,15 @@ out_warn:
 	stats_path[0] = 0;
 }
 
+/*
+ * Only the owner removes the file and forgets its path: a vfork child
+ * shares our memory, and its _exit must leave the parent's file alone.
+ */
 void shim__stats_close(void)
 {
-	if (stats_path[0] && stats_owner == getpid())
-		unlink(stats_path);
+	if (!stats_path[0] || stats_owner != getpid())
+		return;
+	unlink(stats_path);
 	stats_path[0] = 0;
 }
 
@@ -205,11 +210,24 @@ void shim__stats_exec_failed(void)
 	shim__depth--;
 }
 
+/* Around fork: no exec is between unlink and relink in the child. */
+void shim__stats_atfork_prepare(void)
+{
+	pthread_mutex_lock(&exec_lock);
+}
+
+void shim__stats_atfork_parent(void)
+{
+	pthread_mutex_unlock(&exec_lock);
+}
+
 /* After fork: the child gets a file of its own, never the parent's map. */
 void shim__stats_reopen_child(void)
 {
 	struct shim_stats_file *old = shim__stats;
 
+	pthread_mutex_init(&exec_lock, NULL);
+	execs_pending = 0;
 	stats_path[0] = 0;
 	if (old != &private_stats)
 		munmap(old, sizeof(*old));

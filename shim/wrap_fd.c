@@ -2,147 +2,71 @@
  * wrap_fd.c - calls that create, duplicate, close or reconfigure fds, and
  * the process-level flush points (fork, exec, _exit).
  *
- * close/shutdown/dup2/dup3 over an accelerated fd, fork, exec and exit
- * all flush first: a write that returned success is delivered while the
- * process lives.  exec also takes the stats file down (and back up when it
- * fails).  dup of an accelerated fd, clearing O_NONBLOCK (fcntl or
- * FIONBIO) hand the fd back to the kernel ("release").
+ * close/shutdown/dup2/dup3 over an accelerated socket, fork, exec and
+ * exit all flush first: a write that returned success is delivered while
+ * the process lives.  dup of an accelerated socket and clearing
+ * O_NONBLOCK (fcntl or FIONBIO) hand it back to the kernel ("release").
  */
+#include <alloca.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <alloca.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
-#include "internal.h"
-
-#define REAL(name)	(likely(real_##name) ? real_##name :		\
-			 (shim__resolve_real(), real_##name))
-
+#include "core.h"
 
 /* Forget what the shim knew about a closed (or replaced) fd number. */
-static void fd_forget(int fd)
+static void forget(int fd)
 {
-	struct shim_ep *ep;
-	struct shim_fd *f;
-	int i;
+	struct loop *l = shim__loop;
 
-	if (fd < 0 || fd >= shim.nfds || !shim.fds)
+	if (shim__depth || !fdtab_peek(fd))
 		return;
-	shim__nest_forget(fd);
-	WR(shim.kreg[fd], 0);
-	f = shim.fds[fd];
-	if (f)
-		shim__fd_close(f, fd);
-	ep = shim.eps[fd];
-	if (!ep)
-		return;
-	WR(shim.eps[fd], NULL);
-	/* Closing an epoll fd drops its emulated registrations too. */
-	for (i = 0; i < shim.nfds && ep->nemul > 0; i++) {
-		struct shim_fd *g = shim.fds[i];
-		int r;
-
-		if (!g)
-			continue;
-		for (r = g->nregs - 1; r >= 0; r--)
-			if (g->regs[r].ep == ep)
-				shim__reg_unlink(&g->regs[r]);
+	ep_forget_fd(fd);
+	if (l && l->ring.pending) {
+		/* A closed epfd's poll: cancel it now, not later. */
+		loop_lock(l);
+		loop_turn(l, 0, NULL, NULL);
+		loop_unlock(l);
 	}
-	if (ep->kpoll) {
-		struct shim_loop *l = ep->kpoll;
-
-		ep->dead = true;	/* freed by its poll completion */
-		if (shim__on_loop(l)) {
-			shim__ring_prep_cancel_ep(l, ep);
-		} else {
-			ep->dead_next = l->dead_eps;
-			l->dead_eps = ep;
-			shim__ring_wake(l);
-		}
-	} else {
-		free(ep);
-	}
-}
-
-/* Lock and forget fd; returns with the lock held. */
-static bool forget_locked(int fd)
-{
-	if (fd < 0 || fd >= shim.nfds || !shim.fds ||
-	    (!fd_lookup_racy(fd) && !RD(shim.eps[fd]) && !RD(shim.kreg[fd])))
-		return false;
-	shim_lock();
-	fd_forget(fd);
-	return true;
 }
 
 SHIM_EXPORT int close(int fd)
 {
 	STAT_CALL(close);
-	if (!shim__depth && forget_locked(fd)) {
-		struct shim_loop *l = shim__loop;
-
-		if (l && l->pending_sqes) {
-			/* A closed epfd's poll: cancel it now, not later. */
-			shim_unlock();
-			shim__ring_submit_wait(l, 0, NULL, NULL);
-			shim_lock();
-			shim__ring_reap(l);
-		}
-		shim_unlock();
-	}
+	forget(fd);
 	STAT_INC(passthrough);
 	return REAL(close)(fd);
 }
 
 SHIM_EXPORT int shutdown(int fd, int how)
 {
-	struct shim_fd *f;
+	bool handled;
 	int ret;
 
 	STAT_CALL(shutdown);
-	if (likely(!fd_lookup_racy(fd)) || shim__depth) {
-		STAT_INC(passthrough);
-		return REAL(shutdown)(fd, how);
-	}
-	shim_lock();
-	f = shim__fd_get_locked(fd);
-	if (!f || f->state != FD_ACCEL) {
-		shim_unlock();
-		return REAL(shutdown)(fd, how);
-	}
-	ret = shim__fd_shutdown(f, how);
-	shim_unlock();
-	if (ret < 0) {
-		errno = -ret;
-		return -1;
-	}
-	return 0;
+	ret = fd_shutdown(fd, how, &handled);
+	if (handled)
+		return to_libc(ret);
+	STAT_INC(passthrough);
+	return REAL(shutdown)(fd, how);
 }
 
 /* SO_ERROR of an accelerated socket: the error our ring op consumed. */
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val,
 			   socklen_t *len)
 {
-	struct shim_fd *f;
+	int err;
 
 	STAT_CALL(getsockopt);
-	if (likely(!fd_lookup_racy(fd)) || shim__depth ||
-	    level != SOL_SOCKET || name != SO_ERROR || !val || !len ||
-	    *len < sizeof(int))
-		return REAL(getsockopt)(fd, level, name, val, len);
-	shim_lock();
-	f = shim__fd_get_locked(fd);
-	if (f && f->err) {
-		*(int *)val = f->err;
+	if (level == SOL_SOCKET && name == SO_ERROR && val && len &&
+	    *len >= sizeof(int) && fd_take_error(fd, &err)) {
+		*(int *)val = err;
 		*len = sizeof(int);
-		f->err = 0;
-		shim_unlock();
 		return 0;
 	}
-	shim_unlock();
 	return REAL(getsockopt)(fd, level, name, val, len);
 }
 
@@ -150,53 +74,30 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val,
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 			   socklen_t len)
 {
-	struct shim_fd *f;
+	int ret;
 
 	STAT_CALL(setsockopt);
-	if (likely(!fd_lookup_racy(fd)) || shim__depth ||
-	    level != SOL_SOCKET || name != SO_PEEK_OFF || !val ||
-	    len < sizeof(int))
-		return REAL(setsockopt)(fd, level, name, val, len);
-	shim_lock();
-	f = shim__fd_get_locked(fd);
-	if (f)
-		f->peek_off = *(const int *)val < 0 ? -1 : *(const int *)val;
-	shim_unlock();
-	return REAL(setsockopt)(fd, level, name, val, len);
-}
-
-static void release_fd(int fd)
-{
-	struct shim_fd *f;
-
-	if (likely(!fd_lookup_racy(fd)) || shim__depth)
-		return;
-	shim_lock();
-	f = shim__fd_get_locked(fd);
-	if (f)
-		shim__fd_release(f);
-	shim_unlock();
+	ret = REAL(setsockopt)(fd, level, name, val, len);
+	if (!ret && level == SOL_SOCKET && name == SO_PEEK_OFF && val &&
+	    len >= sizeof(int))
+		fd_set_peek_off(fd, *(const int *)val);
+	return ret;
 }
 
 /* Two numbers for one file: the shim can no longer track it alone. */
 static void mark_shared(int fd)
 {
-	if (fd >= 0 && fd < shim.nfds && shim.kreg)
-		WR(shim.kreg[fd], UINT8_MAX);
+	struct fdslot *s = fdtab_peek(fd);
+
+	if (s)
+		WR(s->kreg, UINT8_MAX);
 }
 
-/* A dup of a released fd with held bytes sees those bytes too. */
-static void alias_dup(int oldfd, int newfd)
+static void dup_done(int oldfd, int newfd)
 {
-	struct shim_fd *f;
-
-	if (likely(!fd_lookup_racy(oldfd)) || shim__depth || newfd < 0)
-		return;
-	shim_lock();
-	f = shim__fd_get_locked(oldfd);
-	if (f)
-		shim__fd_alias(f, newfd);
-	shim_unlock();
+	mark_shared(oldfd);
+	mark_shared(newfd);
+	fd_alias_dup(oldfd, newfd);
 }
 
 SHIM_EXPORT int dup(int fd)
@@ -204,30 +105,25 @@ SHIM_EXPORT int dup(int fd)
 	int ret;
 
 	STAT_CALL(dup);
-	release_fd(fd);
+	fd_release_fd(fd);
 	ret = REAL(dup)(fd);
-	if (ret >= 0) {
-		mark_shared(fd);
-		mark_shared(ret);
-		alias_dup(fd, ret);
-	}
+	if (ret >= 0)
+		dup_done(fd, ret);
 	return ret;
 }
 
+/* dup2 and dup3: newfd is closed first, as the kernel does. */
 static int dup_over(int oldfd, int newfd, int flags, bool three)
 {
 	int ret;
 
-	release_fd(oldfd);
-	if (oldfd != newfd && !shim__depth && forget_locked(newfd))
-		shim_unlock();
+	fd_release_fd(oldfd);
+	if (oldfd != newfd)
+		forget(newfd);
 	ret = three ? REAL(dup3)(oldfd, newfd, flags) :
 		      REAL(dup2)(oldfd, newfd);
-	if (ret >= 0 && oldfd != newfd) {
-		mark_shared(oldfd);
-		mark_shared(newfd);
-		alias_dup(oldfd, newfd);
-	}
+	if (ret >= 0 && oldfd != newfd)
+		dup_done(oldfd, newfd);
 	return ret;
 }
 
@@ -253,17 +149,14 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
 	switch (cmd) {
 	case F_DUPFD:
 	case F_DUPFD_CLOEXEC:
-		release_fd(fd);
+		fd_release_fd(fd);
 		ret = real(fd, cmd, larg);
-		if (ret >= 0) {
-			mark_shared(fd);
-			mark_shared(ret);
-			alias_dup(fd, ret);
-		}
+		if (ret >= 0)
+			dup_done(fd, ret);
 		return ret;
 	case F_SETFL:
 		if (!(larg & O_NONBLOCK))
-			release_fd(fd);
+			fd_release_fd(fd);
 		return real(fd, cmd, larg);
 	default:
 		/* Every other command takes an int, a pointer or nothing. */
@@ -298,27 +191,21 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 
 SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
-	struct shim_fd *f;
 	va_list ap;
 	void *arg;
+	int n;
 
 	STAT_CALL(ioctl);
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (likely(!fd_lookup_racy(fd)) || shim__depth)
+	if (likely(!fdtab_fd(fd)) || shim__depth)
 		return REAL(ioctl)(fd, req, arg);
 	if (req == FIONBIO && arg && !*(int *)arg)
-		release_fd(fd);
-	if (req == FIONREAD && arg) {
-		shim_lock();
-		f = shim__fd_get_locked(fd);
-		if (f && f->state == FD_ACCEL) {
-			*(int *)arg = f->rlen - f->roff;
-			shim_unlock();
-			return 0;
-		}
-		shim_unlock();
+		fd_release_fd(fd);
+	if (req == FIONREAD && arg && fd_inq(fd, &n)) {
+		*(int *)arg = n;
+		return 0;
 	}
 	return REAL(ioctl)(fd, req, arg);
 }
@@ -333,7 +220,7 @@ SHIM_EXPORT int socket(int domain, int type, int protocol)
 SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	STAT_CALL(connect);
-	shim__flush_before_block();
+	loop_flush_before_block();
 	STAT_INC(passthrough);
 	return REAL(connect)(fd, addr, len);
 }
@@ -341,7 +228,7 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	STAT_CALL(accept);
-	shim__flush_before_block();
+	loop_flush_before_block();
 	STAT_INC(passthrough);
 	return REAL(accept)(fd, addr, len);
 }
@@ -350,7 +237,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len,
 			int flags)
 {
 	STAT_CALL(accept4);
-	shim__flush_before_block();
+	loop_flush_before_block();
 	STAT_INC(passthrough);
 	return REAL(accept4)(fd, addr, len, flags);
 }
@@ -365,28 +252,29 @@ SHIM_EXPORT pid_t fork(void)
 }
 
 /*
- * Before exec: flush only from the loop thread itself; a vfork child
- * shares our memory but is another task and must not touch the ring.
+ * Before exec or _exit: flush only from the loop thread itself; a vfork
+ * child shares our memory but is another task and must not touch the
+ * ring.
  */
-static void flush_for_exec(void)
+static void flush_for_exit(void)
 {
-	struct shim_loop *l = shim__loop;
+	struct loop *l = shim__loop;
 
 	if (getpid() != shim.pid)
 		return;
 	if (l && syscall(SYS_gettid) == l->tid)
-		shim__flush_all_sync(50);
-	shim__flush_others();
+		loop_flush_sync(50);
+	loop_flush_others();
 }
 
 /*
  * Before exec: flush, then take our stats file down, since a new image
- * without the shim would leave it behind.  Returns true when exec_returned
- * must put it back.
+ * without the shim would leave it behind.  Returns true when
+ * exec_returned must put it back.
  */
 static bool exec_begin(void)
 {
-	flush_for_exec();
+	flush_for_exit();
 	return shim__stats_exec_begin();
 }
 
@@ -401,51 +289,42 @@ static int exec_returned(bool unlinked, int ret)
 	return ret;
 }
 
+#define EXEC_WRAP(call)							\
+	do {								\
+		bool unlinked_ = exec_begin();				\
+		return exec_returned(unlinked_, call);			\
+	} while (0)
+
 SHIM_EXPORT int execve(const char *path, char *const argv[],
 		       char *const envp[])
 {
-	bool unlinked;
-
 	STAT_CALL(execve);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execve)(path, argv, envp));
+	EXEC_WRAP(REAL(execve)(path, argv, envp));
 }
 
 SHIM_EXPORT int execv(const char *path, char *const argv[])
 {
-	bool unlinked;
-
 	STAT_CALL(execv);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execv)(path, argv));
+	EXEC_WRAP(REAL(execv)(path, argv));
 }
 
 SHIM_EXPORT int execvp(const char *file, char *const argv[])
 {
-	bool unlinked;
-
 	STAT_CALL(execvp);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execvp)(file, argv));
+	EXEC_WRAP(REAL(execvp)(file, argv));
 }
 
 SHIM_EXPORT int execvpe(const char *file, char *const argv[],
 			char *const envp[])
 {
-	bool unlinked;
-
 	STAT_CALL(execvpe);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execvpe)(file, argv, envp));
+	EXEC_WRAP(REAL(execvpe)(file, argv, envp));
 }
 
 SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	bool unlinked;
-
 	STAT_CALL(fexecve);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(fexecve)(fd, argv, envp));
+	EXEC_WRAP(REAL(fexecve)(fd, argv, envp));
 }
 
 /* Count the arguments of an execl-style list after arg (NULL excluded). */
@@ -471,62 +350,54 @@ static void execl_fill(char **argv, size_t n, const char *arg, va_list ap)
 		argv[i] = va_arg(ap, char *);
 }
 
+/* argv of an execl-style call, on the caller's stack. */
+#define EXECL_ARGV(argv, arg, ap)					\
+	do {								\
+		size_t n_;						\
+		va_start(ap, arg);					\
+		n_ = execl_count(ap);					\
+		argv = alloca((n_ + 1) * sizeof(char *));		\
+		execl_fill(argv, n_, arg, ap);				\
+	} while (0)
+
 SHIM_EXPORT int execl(const char *path, const char *arg, ...)
 {
 	char **argv;
-	bool unlinked;
 	va_list ap;
-	size_t n;
 
 	STAT_CALL(execl);
-	va_start(ap, arg);
-	n = execl_count(ap);
-	argv = alloca((n + 1) * sizeof(char *));
-	execl_fill(argv, n, arg, ap);
+	EXECL_ARGV(argv, arg, ap);
 	va_end(ap);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execv)(path, argv));
+	EXEC_WRAP(REAL(execv)(path, argv));
 }
 
 SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	char **argv;
-	bool unlinked;
 	va_list ap;
-	size_t n;
 
 	STAT_CALL(execlp);
-	va_start(ap, arg);
-	n = execl_count(ap);
-	argv = alloca((n + 1) * sizeof(char *));
-	execl_fill(argv, n, arg, ap);
+	EXECL_ARGV(argv, arg, ap);
 	va_end(ap);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execvp)(file, argv));
+	EXEC_WRAP(REAL(execvp)(file, argv));
 }
 
 SHIM_EXPORT int execle(const char *path, const char *arg, ...)
 {
 	char **argv, **envp;
-	bool unlinked;
 	va_list ap;
-	size_t n;
 
 	STAT_CALL(execle);
-	va_start(ap, arg);
-	n = execl_count(ap);
-	argv = alloca((n + 1) * sizeof(char *));
-	execl_fill(argv, n, arg, ap);
+	EXECL_ARGV(argv, arg, ap);
 	envp = va_arg(ap, char **);
 	va_end(ap);
-	unlinked = exec_begin();
-	return exec_returned(unlinked, REAL(execve)(path, argv, envp));
+	EXEC_WRAP(REAL(execve)(path, argv, envp));
 }
 
 SHIM_EXPORT void _exit(int status)
 {
 	STAT_CALL(_exit);
-	flush_for_exec();
+	flush_for_exit();
 	shim__stats_close();
 	REAL(_exit)(status);
 	__builtin_unreachable();
@@ -535,7 +406,7 @@ SHIM_EXPORT void _exit(int status)
 SHIM_EXPORT void _Exit(int status)
 {
 	STAT_CALL(_Exit);
-	flush_for_exec();
+	flush_for_exit();
 	shim__stats_close();
 	REAL(_Exit)(status);
 	__builtin_unreachable();

@@ -1,0 +1,210 @@
+/*
+ * base.h - layer 0 of the shim: what every file may use.
+ *
+ * The real libc entry points (real.c), the settings (init.c fills them
+ * before anything else runs), the log (log.c), the counters (stats.c) and
+ * fault-guarded copies (safecopy.c).  Nothing here knows about rings,
+ * sockets or epoll.  The layers above, each calling only down:
+ *
+ *   L3  wrap_io.c wrap_fd.c wrap_epoll.c   validate, look up, convert
+ *   L2  fdtab loop drain ready fd epoll wait   what the app sees (core.h)
+ *   L1  ring.c                              io_uring memory (ring.h)
+ *   L0  real log stats safecopy             this file
+ *
+ * Conventions: functions return -errno internally and the wrappers
+ * convert once at the libc edge; shim__depth > 0 while a thread is inside
+ * the shim's own machinery (a lock held, a ring driven), so a wrapper that
+ * a signal handler reaches then goes straight to the real call.
+ */
+#ifndef SHIM_BASE_H
+#define SHIM_BASE_H
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stats.h"
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+#define SHIM_EXPORT	__attribute__((visibility("default")))
+/* Hints read without a lock (written under one): relaxed atomics. */
+#define RD(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WR(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* ---- real libc entry points (real.c) ---- */
+#define SHIM_CALL(ret, name, params) extern ret (*real_##name) params;
+#include "syscalls.def"
+#undef SHIM_CALL
+
+enum shim_call_id {
+#define SHIM_CALL(ret, name, params) SHIM_ID_##name,
+#include "syscalls.def"
+#undef SHIM_CALL
+	SHIM_NCALLS
+};
+_Static_assert(SHIM_NCALLS <= SHIM_STATS_CALLS,
+	       "stats.h: SHIM_STATS_CALLS below the syscalls.def entries");
+
+extern const char *const shim__call_names[SHIM_NCALLS];
+int shim__resolve_real(void);
+
+/* real_<name>, resolved first if a wrapper runs before the constructor. */
+#define REAL(name)	(likely(real_##name) ? real_##name :		\
+			 (shim__resolve_real(), real_##name))
+
+/* -errno to the libc convention, once, at the wrapper's return. */
+static inline long to_libc(long ret)
+{
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return ret;
+}
+
+/* ---- settings (init.c) ---- */
+enum { MODE_SEND_BATCH, MODE_SEND_DIRECT, MODE_SEND_SYNC };
+enum { MODE_RECV_MULTISHOT, MODE_RECV_SINGLE, MODE_RECV_DIRECT };
+enum { MODE_WAIT_RING, MODE_WAIT_DIRECT };
+enum { MODE_TASKRUN_COOP, MODE_TASKRUN_DEFER };
+
+struct shim_config {
+	bool disable;
+	int send_mode;
+	int recv_mode;
+	int wait_mode;
+	int taskrun_mode;		/* MODE_TASKRUN_*: ring setup flags */
+	int sqpoll_cpu;			/* -1: off */
+	bool adaptive;
+	uint32_t send_max_fd;
+	uint64_t send_max_total;
+	uint32_t recv_buf;
+	uint32_t ring_entries;
+	int log_level;
+	bool stats;
+	char stats_dir[256];
+	char killfile[256];
+	char fault[128];
+};
+
+extern struct shim_config shim__cfg;
+extern __thread int shim__depth;
+
+pid_t shim__gettid(void);
+
+/* ---- log.c ---- */
+enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+void shim__log_open(const char *spec);
+void shim__log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Always said: to the log, or to stderr when there is none. */
+void shim__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- stats.c ---- */
+extern struct shim_stats_file *shim__stats;
+struct shim_stats_slot *shim__stats_slot_slow(void);
+extern __thread struct shim_stats_slot *shim__slot;
+void shim__stats_open(void);
+void shim__stats_close(void);
+void shim__stats_set_state(int state, const char *reason);
+void shim__stats_reopen_child(void);
+bool shim__stats_exec_begin(void);
+void shim__stats_exec_failed(void);
+void shim__stats_atfork_prepare(void);
+void shim__stats_atfork_parent(void);
+void shim__stats_batch(unsigned int n);
+
+static inline struct shim_stats_slot *stat_slot(void)
+{
+	struct shim_stats_slot *s = shim__slot;
+
+	return likely(s) ? s : shim__stats_slot_slow();
+}
+
+/* Slot 0 is shared by threads beyond the slot count: add atomically. */
+#define STAT_ADD(field, n)						\
+	do {								\
+		struct shim_stats_slot *s_ = stat_slot();		\
+		if (likely(s_ != &shim__stats->slot[0]))		\
+			s_->field += (n);				\
+		else							\
+			__atomic_fetch_add(&s_->field, (n),		\
+					   __ATOMIC_RELAXED);		\
+	} while (0)
+#define STAT_INC(field)	STAT_ADD(field, 1)
+#define STAT_CALL(name)	STAT_INC(calls[SHIM_ID_##name])
+
+/* ---- safecopy.c ---- */
+void shim__safecopy_install(void);
+/* memcpy that returns false instead of faulting on a bad pointer. */
+bool shim__copy(void *dst, const void *src, size_t n);
+
+/* ---- TSan: announce our locks (see DESIGN.md, "Locks") ---- */
+#if defined(__SANITIZE_THREAD__)
+#define SHIM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHIM_TSAN 1
+#endif
+#endif
+#ifdef SHIM_TSAN
+#include <sanitizer/tsan_interface.h>
+#define tsan_acquire(p)	__tsan_acquire(p)
+#define tsan_release(p)	__tsan_release(p)
+#else
+#define tsan_acquire(p)	((void)(p))
+#define tsan_release(p)	((void)(p))
+#endif
+
+/*
+ * Every shim lock goes through these: shim__depth rises before the lock
+ * is taken, so a signal handler that interrupts us while we hold it goes
+ * straight to the real call instead of deadlocking.
+ */
+static inline void shim_mutex_lock(pthread_mutex_t *m)
+{
+	shim__depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(m);
+	tsan_acquire(m);
+}
+
+static inline void shim_mutex_unlock(pthread_mutex_t *m)
+{
+	tsan_release(m);
+	pthread_mutex_unlock(m);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	shim__depth--;
+}
+
+/* Wait on c with m held (as locked by shim_mutex_lock), at most until. */
+static inline void shim_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+					const struct timespec *until)
+{
+	tsan_release(m);
+	pthread_cond_timedwait(c, m, until);
+	tsan_acquire(m);
+}
+
+/* ---- time ---- */
+static inline uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+#endif
