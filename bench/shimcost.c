@@ -16,6 +16,10 @@
  *   epoll_wait     a wait that finds every connection ready (per call
  *                  and per event reported)
  *   epoll_wait_idle  a zero-timeout wait that finds nothing
+ *   wait_recv      per connection, the wait that finds N new messages
+ *                  (includes the kernel's receive work, for both)
+ *   wait_flush     per connection, the wait right after N writes (the
+ *                  shim sends them there; plainly it finds nothing)
  *
  * Under the shim the write, read and ready-wait figures are user-space
  * work (no system call is made; the stats file confirms it), so their
@@ -172,30 +176,37 @@ static double bench_null(void)
 	return median(v, batches);
 }
 
-static double bench_write(struct conns *c, struct epoll_event *ev)
+static double bench_write(struct conns *c, struct epoll_event *ev,
+			  double *flush)
 {
 	double *v = calloc(batches, sizeof(double));
+	double *f = calloc(batches, sizeof(double));
 	char msg[MSG_LEN];
 	int b, i;
 
 	memset(msg, 'r', sizeof(msg));
 	for (b = 0; b < batches; b++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = now_ns(), t1;
 
 		for (i = 0; i < nconns; i++)
 			if (write(c->srv[i], msg, sizeof(msg)) != sizeof(msg))
 				die("write");
-		v[b] = (double)(now_ns() - t0) / nconns;
-		/* Untimed: the shim sends at this wait point. */
+		t1 = now_ns();
+		v[b] = (double)(t1 - t0) / nconns;
+		/* The shim sends at this wait point. */
 		epoll_wait(c->ep, ev, nconns, 0);
+		f[b] = (double)(now_ns() - t1) / nconns;
 		client_drain_all(c, sizeof(msg));
 	}
+	*flush = median(f, batches);
 	return median(v, batches);
 }
 
-static double bench_read(struct conns *c, struct epoll_event *ev)
+static double bench_read(struct conns *c, struct epoll_event *ev,
+			 double *wait)
 {
 	double *v = calloc(batches, sizeof(double));
+	double *w = calloc(batches, sizeof(double));
 	char buf[MSG_LEN];
 	int b, i;
 
@@ -203,13 +214,18 @@ static double bench_read(struct conns *c, struct epoll_event *ev)
 		uint64_t t0;
 
 		client_send_all(c);
+		/* Let the bytes arrive before the timed wait. */
+		usleep(50);
+		t0 = now_ns();
 		wait_all_ready(c, ev);
+		w[b] = (double)(now_ns() - t0) / nconns;
 		t0 = now_ns();
 		for (i = 0; i < nconns; i++)
 			if (read(c->srv[i], buf, sizeof(buf)) != sizeof(buf))
 				die("read");
 		v[b] = (double)(now_ns() - t0) / nconns;
 	}
+	*wait = median(w, batches);
 	return median(v, batches);
 }
 
@@ -271,7 +287,7 @@ int main(int argc, char **argv)
 	const char *pre = getenv("LD_PRELOAD");
 	struct epoll_event *ev;
 	struct conns c;
-	double null_ns, wr, rd, wready, widle;
+	double null_ns, wr, rd, wready, widle, wflush, wrecv;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -290,16 +306,18 @@ int main(int argc, char **argv)
 	epoll_wait(c.ep, ev, nconns, 0);
 
 	null_ns = bench_null();
-	wr = bench_write(&c, ev);
-	rd = bench_read(&c, ev);
+	wr = bench_write(&c, ev, &wflush);
+	rd = bench_read(&c, ev, &wrecv);
 	wready = bench_wait_ready(&c, ev);
 	widle = bench_wait_idle(&c, ev);
 	printf("{\"shim\": %s, \"conns\": %d, \"batches\": %d, "
 	       "\"null_syscall_ns\": %.1f, \"write_ns\": %.1f, "
 	       "\"read_ns\": %.1f, \"epoll_wait_ready_ns\": %.1f, "
 	       "\"epoll_wait_ready_per_event_ns\": %.1f, "
-	       "\"epoll_wait_idle_ns\": %.1f}\n",
+	       "\"epoll_wait_idle_ns\": %.1f, \"wait_recv_ns\": %.1f, "
+	       "\"wait_flush_ns\": %.1f}\n",
 	       pre && strstr(pre, "uringshim") ? "true" : "false", nconns,
-	       batches, null_ns, wr, rd, wready, wready / nconns, widle);
+	       batches, null_ns, wr, rd, wready, wready / nconns, widle, wrecv,
+	       wflush);
 	return 0;
 }

@@ -78,6 +78,12 @@ static inline void shim_unlock(void)
 	shim_mutex_unlock(&shim.lock);
 }
 
+/* The live count in the stats file (several threads write it). */
+static inline void stats_accel_now(int n)
+{
+	__atomic_store_n(&shim__stats->accel_now, n, __ATOMIC_RELAXED);
+}
+
 /* True once init ran and acceleration is allowed (init.c). */
 bool shim__ready(void);
 
@@ -335,7 +341,7 @@ struct sfd {
 	bool recv_single;		/* armed into rbuf (not multishot) */
 	bool err_watch;			/* in the loop's error set (after EOF) */
 	bool holding;			/* on loop->holding */
-	struct sfd *holding_next;
+	struct sfd *hold_next, *hold_prev;
 
 	/* send side: bytes [shead, stail) queued, [shead, sinfl) in flight */
 	char *sbuf;

@@ -91,7 +91,7 @@ static void bind_here(struct sep *ep, bool waiting)
 {
 	struct loop *l = shim__loop;
 
-	if (ep->loop || ep->nobind)
+	if (ep->loop || RD(ep->nobind))
 		return;
 	if (!l && (waiting || !shim.ring_made))
 		l = loop_get();
@@ -171,7 +171,8 @@ static struct nest *nest_find(int outer, int inner)
 
 static void nest_drop(struct nest *x)
 {
-	*x = nests[--nests_n];
+	WR(nests_n, nests_n - 1);
+	*x = nests[nests_n];
 	if (!nests_n) {
 		free(nests);
 		nests = NULL;
@@ -192,7 +193,8 @@ static struct nest *nest_new(int outer, int inner)
 		nests = x;
 		nests_cap = cap;
 	}
-	x = &nests[nests_n++];
+	x = &nests[nests_n];
+	WR(nests_n, nests_n + 1);
 	memset(x, 0, sizeof(*x));
 	x->outer = outer;
 	x->inner = inner;
@@ -263,7 +265,7 @@ static bool emul_ready(struct sep *ep)
 	if (!o)
 		return false;
 	loop_lock(o);
-	ready = ep->owner == o && emul_ready_locked(ep);
+	ready = RD(ep->owner) == o && emul_ready_locked(ep);
 	loop_unlock(o);
 	return ready;
 }
@@ -438,7 +440,7 @@ static int collect_emulated(struct sep *ep, struct epoll_event *out, int max)
 	if (!o || max <= 0)
 		return 0;
 	loop_lock(o);
-	if (ep->owner == o)
+	if (RD(ep->owner) == o)
 		n = collect_emulated_locked(ep, out, max);
 	loop_unlock(o);
 	return n;
@@ -468,7 +470,7 @@ void ep_on_poll(struct ring *r, const struct ring_cqe *c)
 	struct sep *ep = c->token;
 
 	(void)r;
-	ep->kpoll = NULL;
+	WR(ep->kpoll, NULL);
 	if (ep->dead) {
 		sep_free(ep);
 		return;
@@ -564,12 +566,12 @@ static int ring_wait(struct loop *l, struct sep *ep, struct epoll_event *ev,
 		adapt(l);
 		killfile_check(l);
 		fd_spill_holding(l);
-		if (!ep->kpoll && !RD(ep->kready) &&
+		if (!RD(ep->kpoll) && !RD(ep->kready) &&
 		    !ring_prep_poll(&l->ring, UD_EPPOLL, ep, ep->epfd, POLLIN))
-			ep->kpoll = l;
+			WR(ep->kpoll, l);
 		if (!ready && !nowait)
 			ready = RD(ep->kready) ||
-				(ep->owner == l && emul_ready_locked(ep));
+				(RD(ep->owner) == l && emul_ready_locked(ep));
 		wait_nr = nowait || ready ? 0 : 1;
 		if (wait_nr && !forever) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
@@ -647,8 +649,8 @@ static void kernel_only(int epfd)
 
 	shim_lock();
 	ep = fdtab_fd(epfd) ? NULL : ep_get(epfd, false);
-	if (ep && !ep->nobind) {
-		ep->nobind = true;
+	if (ep && !RD(ep->nobind)) {
+		WR(ep->nobind, true);
 		WR(ep->loop, NULL);
 		unbind = true;
 		shim__log(LOG_INFO, "uringshim: epoll fd %d is polled or "
@@ -716,7 +718,8 @@ static bool phantom_ctl(int epfd, int op, int fd, struct epoll_event *ev,
 	} else if (op == EPOLL_CTL_MOD) {
 		*ret = ev ? 0 : -EFAULT;
 	} else if (op == EPOLL_CTL_DEL) {
-		phantoms[i] = phantoms[--phantoms_n];
+		WR(phantoms_n, phantoms_n - 1);
+		phantoms[i] = phantoms[phantoms_n];
 		*ret = 0;
 	} else {
 		*ret = -EINVAL;
@@ -730,9 +733,12 @@ static void phantom_forget(int fd)
 {
 	int i;
 
-	for (i = phantoms_n - 1; i >= 0; i--)
-		if (phantoms[i].fd == fd || phantoms[i].epfd == fd)
-			phantoms[i] = phantoms[--phantoms_n];
+	for (i = phantoms_n - 1; i >= 0; i--) {
+		if (phantoms[i].fd != fd && phantoms[i].epfd != fd)
+			continue;
+		WR(phantoms_n, phantoms_n - 1);
+		phantoms[i] = phantoms[phantoms_n];
+	}
 }
 
 /* ---- epoll_ctl ---- */
@@ -778,7 +784,7 @@ static int ctl_emulated(struct sep *ep, struct sfd *f, int op,
 			return -EEXIST;
 		/* Only sets of the loop that owns f can emulate it. */
 		if (f->nregs == SFD_MAX_REGS ||
-		    (ep->owner && ep->owner != f->loop) ||
+		    (RD(ep->owner) && RD(ep->owner) != f->loop) ||
 		    (f->state == FD_ACCEL &&
 		     (RD(ep->loop) != f->loop || kwait_of(ep->epfd)))) {
 			*release = f->state == FD_ACCEL;
@@ -825,15 +831,15 @@ static int hand_over(struct sfd *f, struct sep *ep, struct epoll_event *ev)
 	f = migrate(f, to);
 	if (!f)
 		return 1;
-	if (RD(ep->loop) != to || (ep->owner && ep->owner != to) ||
+	if (RD(ep->loop) != to || (RD(ep->owner) && RD(ep->owner) != to) ||
 	    to->dead || RD(shim.state) != SHIM_STATE_ACTIVE) {
 		loop_unlock(to);
 		return 1;
 	}
 	f->state = FD_ACCEL;
 	to->accel_n++;
-	shim__stats->accel_now =
-		__atomic_add_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
+	stats_accel_now(__atomic_add_fetch(&shim.accel_now, 1,
+					     __ATOMIC_RELAXED));
 	reg_add(f, ep, ev);
 	fd_rearm(f);
 	loop_unlock(to);
@@ -879,7 +885,7 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 		if (op == EPOLL_CTL_ADD && f->state == FD_ACCEL &&
 		    !f->nregs && RD(ep->loop) && RD(ep->loop) != l &&
-		    !kwait_of(epfd) && (!ep->owner || ep->owner == ep->loop)) {
+		    !kwait_of(epfd) && (!RD(ep->owner) || RD(ep->owner) == ep->loop)) {
 			if (!hand_over(f, ep, ev))
 				return 0;
 			goto out_real;
@@ -923,7 +929,7 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				WR(*k, 0);
 			}
 		}
-		if (f && ep->owner && ep->owner != l) {
+		if (f && RD(ep->owner) && RD(ep->owner) != l) {
 			fd_release(f);
 			f = NULL;
 		}
@@ -992,8 +998,8 @@ static bool take_over(struct sep *ep, struct loop *l)
 	if (ep->loop && ep->loop != l) {
 		unbind = ep->nemul > 0;
 		WR(ep->loop, NULL);
-		if (ep->waited) {
-			ep->nobind = true;
+		if (RD(ep->waited)) {
+			WR(ep->nobind, true);
 			shim__log(LOG_INFO, "uringshim: epoll fd %d is waited "
 				  "on by several threads: kernel readiness "
 				  "only\n", ep->epfd);
@@ -1019,7 +1025,7 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 		return 0;
 	ep = fdtab_ep(epfd);
 	/* The fast path: my set, bound to my loop, with my sockets in it. */
-	if (likely(ep && l && RD(ep->loop) == l && ep->waited &&
+	if (likely(ep && l && RD(ep->loop) == l && RD(ep->waited) &&
 		   (!RD(ep->kpoll) || RD(ep->kpoll) == l) &&
 		   RD(shim.state) == SHIM_STATE_ACTIVE &&
 		   (l->accel_n || loop_has_work(l) || RD(ep->ready_head)))) {
@@ -1042,7 +1048,7 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 	 * whose pulled bytes are unread; its kernel part needs a poll in
 	 * our ring, not another's.
 	 */
-	if (!l || RD(ep->loop) != l || (ep->kpoll && ep->kpoll != l)) {
+	if (!l || RD(ep->loop) != l || (RD(ep->kpoll) && RD(ep->kpoll) != l)) {
 		/* The kernel's wait would not see a nested set's events. */
 		n = collect_now(ep, ev, maxev);
 		if (n) {
@@ -1052,7 +1058,7 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 		*kwaited = kwait_begin(epfd);
 		return 0;
 	}
-	ep->waited = true;
+	WR(ep->waited, true);
 	if (RD(shim.state) == SHIM_STATE_KILLED && l->accel_n) {
 		loop_lock(l);
 		fd_release_loop(l);
@@ -1081,7 +1087,7 @@ static void set_close(struct sep *ep)
 	/* Closing an epoll fd drops its emulated registrations too. */
 	while ((o = RD(ep->owner))) {
 		loop_lock(o);
-		for (c = 0; ep->owner == o && ep->nemul &&
+		for (c = 0; RD(ep->owner) == o && ep->nemul &&
 			    c < shim__fdtab_max / FDTAB_CHUNK; c++) {
 			struct fdslot *chunk = RD(shim__fdtab[c]);
 
@@ -1103,7 +1109,7 @@ static void set_close(struct sep *ep)
 		return;
 	}
 	loop_lock(k);
-	if (ep->kpoll != k) {		/* completed meanwhile */
+	if (RD(ep->kpoll) != k) {		/* completed meanwhile */
 		loop_unlock(k);
 		sep_free(ep);
 		return;
@@ -1159,9 +1165,9 @@ void ep_loop_exit(struct loop *l)
 
 			if (ep && ep->loop == l) {
 				WR(ep->loop, NULL);
-				ep->waited = false;
+				WR(ep->waited, false);
 			}
-			if (ep && ep->kpoll == l)
+			if (ep && RD(ep->kpoll) == l)
 				ring_prep_cancel(&l->ring, UD_EPPOLL, ep,
 						 UD_NOP, NULL);
 		}
@@ -1176,8 +1182,8 @@ void ep_loop_exit(struct loop *l)
 		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
 			struct sep *ep = chunk[i].ep;
 
-			if (ep && ep->kpoll == l) {
-				ep->kpoll = NULL;
+			if (ep && RD(ep->kpoll) == l) {
+				WR(ep->kpoll, NULL);
 				WR(ep->kready, true);
 			}
 		}
@@ -1234,11 +1240,11 @@ void ep_forget_child(void)
 				continue;
 			ep->ready_head = ep->ready_tail = NULL;
 			ep->nemul = 0;
-			ep->owner = NULL;
-			ep->kpoll = NULL;
+			WR(ep->owner, NULL);
+			WR(ep->kpoll, NULL);
 			ep->kready = false;
 			ep->loop = NULL;
-			ep->waited = false;
+			WR(ep->waited, false);
 		}
 	}
 }

@@ -121,8 +121,8 @@ struct sfd *fd_accel(int fd, struct loop *l, bool checked)
 	l->accel_n++;
 	fdtab_set_fd(fd, f);
 	__atomic_add_fetch(&shim.owned_n, 1, __ATOMIC_RELAXED);
-	shim__stats->accel_now =
-		__atomic_add_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
+	stats_accel_now(__atomic_add_fetch(&shim.accel_now, 1,
+					     __ATOMIC_RELAXED));
 	STAT_INC(accel_total);
 	mark_dirty(f);
 	loop_wake(l);
@@ -139,19 +139,32 @@ static void drop_input(struct sfd *f)
 	}
 }
 
+static void holding_add(struct sfd *f)
+{
+	struct loop *l = f->loop;
+
+	if (f->holding)
+		return;
+	f->holding = true;
+	f->hold_prev = NULL;
+	f->hold_next = l->holding;
+	if (l->holding)
+		l->holding->hold_prev = f;
+	l->holding = f;
+}
+
 static void holding_remove(struct sfd *f)
 {
-	struct sfd **pp;
-
 	if (!f->holding)
 		return;
-	for (pp = &f->loop->holding; *pp; pp = &(*pp)->holding_next)
-		if (*pp == f) {
-			*pp = f->holding_next;
-			break;
-		}
+	if (f->hold_prev)
+		f->hold_prev->hold_next = f->hold_next;
+	else
+		f->loop->holding = f->hold_next;
+	if (f->hold_next)
+		f->hold_next->hold_prev = f->hold_prev;
 	f->holding = false;
-	f->holding_next = NULL;
+	f->hold_next = f->hold_prev = NULL;
 }
 
 static void fd_free(struct sfd *f)
@@ -292,11 +305,7 @@ static void seg_append(struct sfd *f, const char *p, uint32_t len, int bid)
 		(struct rseg){ .p = p, .len = len, .bid = bid };
 	f->seg_n++;
 	ring_buf_hold(&f->loop->ring, bid);
-	if (!f->holding) {
-		f->holding = true;
-		f->holding_next = f->loop->holding;
-		f->loop->holding = f;
-	}
+	holding_add(f);
 }
 
 /*
@@ -1182,7 +1191,7 @@ static void err_watch(struct sfd *f, bool on)
 
 void fd_on_err_events(struct ring *r, const struct ring_cqe *c)
 {
-	struct loop *l = r->owner;
+	struct loop *l = RD(r->owner);
 	struct epoll_event ev[32];
 	int n, i;
 
@@ -1224,8 +1233,8 @@ static void table_clear(int fd)
 static void accel_gone(struct sfd *f)
 {
 	f->loop->accel_n--;
-	shim__stats->accel_now =
-		__atomic_sub_fetch(&shim.accel_now, 1, __ATOMIC_RELAXED);
+	stats_accel_now(__atomic_sub_fetch(&shim.accel_now, 1,
+					     __ATOMIC_RELAXED));
 }
 
 /*

@@ -70,7 +70,7 @@ struct reg *reg_add(struct sfd *f, struct sep *ep,
 	r->events = ev->events;
 	r->data = ev->data;
 	if (!ep->nemul++)
-		ep->owner = f->loop;
+		WR(ep->owner, f->loop);
 	reg_ready(r);
 	return r;
 }
@@ -83,7 +83,7 @@ void reg_unlink(struct reg *r)
 
 	reg_unready(r);
 	if (!--ep->nemul)
-		ep->owner = NULL;
+		WR(ep->owner, NULL);
 	f->nregs--;
 	if (i != f->nregs) {
 		/* Move the last one into the hole, fixing its list links. */

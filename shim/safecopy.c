@@ -75,20 +75,26 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 	}
 }
 
-/* Lock held (once per process). */
-void shim__safecopy_install(void)
+static void install_once(void)
 {
 	struct sigaction sa;
 
-	if (installed)
-		return;
-	installed = true;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = fault_handler;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
 	set_action(SIGSEGV, &sa, &prev_segv);
 	set_action(SIGBUS, &sa, &prev_bus);
+	__atomic_store_n(&installed, true, __ATOMIC_RELEASE);
+}
+
+/* Once per process, when the first socket is accelerated. */
+void shim__safecopy_install(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
+		pthread_once(&once, install_once);
 }
 
 /* memcpy that returns false (having copied an unknown part) on a fault. */
@@ -96,7 +102,7 @@ bool shim__copy(void *dst, const void *src, size_t n)
 {
 	sigjmp_buf j;
 
-	if (!installed)
+	if (!__atomic_load_n(&installed, __ATOMIC_RELAXED))
 		return memcpy(dst, src, n), true;
 	if (sigsetjmp(j, 0))
 		return false;
