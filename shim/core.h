@@ -103,6 +103,13 @@ struct fdslot {
 	struct sep *ep;			/* an epoll set we know */
 	uint8_t kreg;			/* kernel epoll ADDs of it, 255: unknown */
 	uint8_t kwait;			/* threads in the kernel's wait on it */
+	/* parked (epoll.c): handed to the kernel while batches were too
+	   small, with its one registration, to be taken back later */
+	bool parked;
+	uint32_t pk_events;
+	int pk_epfd;
+	epoll_data_t pk_data;
+	struct loop *pk_loop;
 };
 
 extern struct fdslot **shim__fdtab;
@@ -177,6 +184,10 @@ struct loop {
 	unsigned int iter_sends;	/* writes since the last wait point */
 	unsigned int send_batch_avg;	/* EWMA of iter_sends, x16 */
 	bool direct_sends;		/* adaptive: batches too small */
+	unsigned int events_avg;	/* EWMA of events per wait, x16 */
+	unsigned int mode_waits;	/* waits since parking changed */
+	unsigned int park_flips;	/* times it came back: backoff */
+	bool parked;			/* adaptive: its sockets plain */
 	unsigned int killfile_tick;
 };
 
@@ -436,7 +447,8 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 	    const struct timespec *ts, const sigset_t *sigmask,
 	    bool *handled, bool *kwaited);
-void ep_wait_done(int epfd, bool kwaited);
+/* After the real wait: n events (or -1). */
+void ep_wait_done(int epfd, bool kwaited, int n);
 /* fd is closing or being replaced: forget what we knew of it. */
 void ep_forget_fd(int fd);
 /* An epoll fd is polled: kernel readiness only; true when one of its

@@ -463,6 +463,173 @@ static int collect(struct sep *ep, struct epoll_event *out, int max)
 	return n + collect_kernel(ep, out + n, max - n);
 }
 
+/* ---- adaptive parking: lone connections on plain syscalls ---- */
+
+/*
+ * Batching pays when one wait point carries several sockets' work.  When
+ * a loop's waits find about one event each (a lone connection, a quiet
+ * server), a ring wait costs more than the plain epoll_wait, read and
+ * write it replaces: each message wakes the thread from the ring and
+ * runs its receive as task work.  Such a loop "parks": its sockets go
+ * back to the kernel (each remembering its one registration), its waits
+ * become the kernel's, and it counts the events they return; when they
+ * grow, it takes its sockets back.  Only sockets with one level-triggered
+ * registration park, so no edge is ever made or lost.  Crossover:
+ * DESIGN.md, "Adaptive parking".
+ */
+#define PARK_BELOW_X16		20		/* 1.25 events per wait */
+#define UNPARK_ABOVE_X16	40		/* 2.5 events per wait */
+#define PARK_MIN_WAITS		256		/* on the ring before parking */
+#define UNPARK_MIN_WAITS	16		/* parked before coming back */
+#define PARK_MAX_BACKOFF	12		/* x4096 after many flips */
+
+/*
+ * Parking is slow to start and quick to end: a load that grows is served
+ * by the ring within a few waits.  A loop's batches are smaller on the
+ * ring than on plain syscalls (each turn is quicker), so a load near the
+ * crossover could flip it back and forth: each return to the ring
+ * doubles the waits it must stay there before parking again.
+ */
+static unsigned int park_dwell(const struct loop *l)
+{
+	return l->parked ? UNPARK_MIN_WAITS : PARK_MIN_WAITS << l->park_flips;
+}
+
+static void count_events(struct loop *l, int n)
+{
+	if (n < 0)
+		return;
+	if (n > 64)
+		n = 64;
+	l->events_avg = (l->events_avg * 15 + n * 16) / 16;
+	if (l->mode_waits < park_dwell(l))
+		l->mode_waits++;
+}
+
+static bool parkable(const struct sfd *f)
+{
+	return f->state == FD_ACCEL && f->nregs == 1 && f->alias < 0 &&
+	       !(f->regs[0].events & (EPOLLET | EPOLLONESHOT |
+				      EPOLLEXCLUSIVE));
+}
+
+/* l's parkable sockets to the kernel (l's thread, nothing locked). */
+static void park(struct loop *l)
+{
+	unsigned int c, i;
+
+	loop_lock(l);
+	l->parked = true;
+	l->mode_waits = 0;
+	for (c = 0; c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = RD(shim__fdtab[c]);
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct fdslot *s = &chunk[i];
+			struct sfd *f = RD(s->f);
+
+			if (!f || f->loop != l || f->fd != (int)(c *
+			    FDTAB_CHUNK + i) || !parkable(f))
+				continue;
+			s->pk_events = f->regs[0].events;
+			s->pk_data = f->regs[0].data;
+			s->pk_epfd = f->regs[0].ep->epfd;
+			s->pk_loop = l;
+			WR(s->parked, true);
+			fd_release(f);
+		}
+	}
+	STAT_INC(parks);
+	loop_unlock(l);
+	shim__log(LOG_DEBUG, "uringshim: tid %d parks its sockets\n",
+		  (int)l->tid);
+}
+
+/* Take parked sockets back into l's ring (l's thread, nothing locked). */
+static void unpark(struct loop *l)
+{
+	unsigned int c, i;
+
+	l->parked = false;
+	l->mode_waits = 0;
+	if (l->park_flips < PARK_MAX_BACKOFF)
+		l->park_flips++;
+	for (c = 0; c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = RD(shim__fdtab[c]);
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct fdslot *s = &chunk[i];
+			int fd = c * FDTAB_CHUNK + i;
+			struct epoll_event ev;
+			struct sep *ep;
+			struct sfd *f;
+
+			if (!RD(s->parked) || s->pk_loop != l)
+				continue;
+			WR(s->parked, false);
+			ep = fdtab_ep(s->pk_epfd);
+			ev.events = s->pk_events;
+			ev.data = s->pk_data;
+			if (RD(s->f) || !ep || RD(ep->loop) != l ||
+			    (RD(ep->owner) && RD(ep->owner) != l) ||
+			    RD(s->kreg) == UINT8_MAX || !fd_accelerable(fd))
+				continue;
+			STAT_INC(shim_syscalls);
+			if (real_epoll_ctl(s->pk_epfd, EPOLL_CTL_DEL, fd, NULL))
+				continue;
+			WR(s->kreg, 0);
+			loop_lock(l);
+			f = fd_accel(fd, l, true);
+			if (f)
+				reg_add(f, ep, &ev);
+			loop_unlock(l);
+			if (!f) {
+				STAT_INC(shim_syscalls);
+				real_epoll_ctl(s->pk_epfd, EPOLL_CTL_ADD, fd,
+					       &ev);
+			}
+		}
+	}
+	STAT_INC(unparks);
+	shim__log(LOG_DEBUG, "uringshim: tid %d takes its sockets back\n",
+		  (int)l->tid);
+}
+
+/* fd joins the kernel set of a parked loop, to be taken back later. */
+static void park_record(int fd, int epfd, const struct epoll_event *ev,
+			struct loop *l)
+{
+	struct fdslot *s = fdtab_peek(fd);
+
+	if (!s)
+		return;
+	s->pk_events = ev->events;
+	s->pk_data = ev->data;
+	s->pk_epfd = epfd;
+	s->pk_loop = l;
+	WR(s->parked, true);
+}
+
+/* The app changed fd's registrations: a parked record no longer holds. */
+static void park_forget(int fd)
+{
+	struct fdslot *s = fdtab_peek(fd);
+
+	if (s && RD(s->parked))
+		WR(s->parked, false);
+}
+
+/* At a wait point of l's thread: change modes when the load says so. */
+static void park_decide(struct loop *l)
+{
+	if (!shim__cfg.adaptive || l->mode_waits < park_dwell(l))
+		return;
+	if (!l->parked && l->events_avg < PARK_BELOW_X16 && l->accel_n)
+		park(l);
+	else if (l->parked && l->events_avg > UNPARK_ABOVE_X16)
+		unpark(l);
+}
+
 /* ---- the wait inside the ring ---- */
 
 void ep_on_poll(struct ring *r, const struct ring_cqe *c)
@@ -584,18 +751,24 @@ static int ring_wait(struct loop *l, struct sep *ep, struct epoll_event *ev,
 				sigmask);
 		loop_unlock(l);
 		n = collect(ep, ev, maxev);
-		if (n > 0)
+		if (n > 0) {
+			count_events(l, n);
 			return n;
+		}
 		if (ret == -EINTR)
 			return -EINTR;
-		if (nowait)
+		if (nowait) {
+			count_events(l, 0);
 			return 0;
+		}
 		if (!forever) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.tv_sec > end.tv_sec ||
 			    (now.tv_sec == end.tv_sec &&
-			     now.tv_nsec >= end.tv_nsec))
+			     now.tv_nsec >= end.tv_nsec)) {
+				count_events(l, 0);
 				return 0;
+			}
 		}
 		if (ret < 0 && ret != -ETIME && ret != -EAGAIN &&
 		    ret != -EBUSY)
@@ -857,6 +1030,7 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		return REAL(epoll_ctl)(epfd, op, fd, ev) ? -errno : 0;
 	if (unlikely(RD(phantoms_n)) && phantom_ctl(epfd, op, fd, ev, &ret))
 		return ret;
+	park_forget(fd);
 	if (op == EPOLL_CTL_ADD && fdtab_ep(fd))
 		kernel_only(fd);
 	ep = fdtab_ep(epfd);
@@ -917,6 +1091,11 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		shim_unlock();
 		if (!l || (RD(ep->owner) && RD(ep->owner) != l))
 			goto out_real;
+		if (RD(l->parked) && op == EPOLL_CTL_ADD &&
+		    !(ev->events & (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE))) {
+			park_record(fd, epfd, ev, l);
+			goto out_real;
+		}
 		loop_lock(l);
 		f = fd_accel(fd, l, true);
 		if (f && op == EPOLL_CTL_MOD) {
@@ -968,12 +1147,15 @@ static bool kwait_begin(int epfd)
 	return true;
 }
 
-void ep_wait_done(int epfd, bool kwaited)
+void ep_wait_done(int epfd, bool kwaited, int n)
 {
 	struct fdslot *s = fdtab_peek(epfd);
+	struct loop *l = shim__loop;
 
 	if (kwaited && s)
 		__atomic_sub_fetch(&s->kwait, 1, __ATOMIC_RELAXED);
+	if (l && l->parked)
+		count_events(l, n);
 }
 
 /*
@@ -1024,13 +1206,20 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 	if (!shim__ready() || shim__depth)
 		return 0;
 	ep = fdtab_ep(epfd);
-	/* The fast path: my set, bound to my loop, with my sockets in it. */
+	if (l)
+		park_decide(l);
+	/* The fast path: my set, bound to my loop. */
 	if (likely(ep && l && RD(ep->loop) == l && RD(ep->waited) &&
 		   (!RD(ep->kpoll) || RD(ep->kpoll) == l) &&
-		   RD(shim.state) == SHIM_STATE_ACTIVE &&
-		   (l->accel_n || loop_has_work(l) || RD(ep->ready_head)))) {
-		*handled = true;
-		return ring_wait(l, ep, ev, maxev, ts, sigmask);
+		   RD(shim.state) == SHIM_STATE_ACTIVE)) {
+		if (l->accel_n || loop_has_work(l) || RD(ep->ready_head) ||
+		    RD(ep->owner) || RD(nests_n)) {
+			*handled = true;
+			return ring_wait(l, ep, ev, maxev, ts, sigmask);
+		}
+		/* Nothing of ours in it (parked, say): the kernel's wait. */
+		*kwaited = kwait_begin(epfd);
+		return 0;
 	}
 	shim_lock();
 	l = loop_get();
@@ -1142,6 +1331,7 @@ void ep_forget_fd(int fd)
 		shim_unlock();
 	}
 	WR(s->kreg, 0);
+	WR(s->parked, false);
 	f = fd_lock(fd);
 	if (f) {
 		struct loop *l = f->loop;

@@ -179,6 +179,7 @@ struct loop *loop_get(void)
 	}
 	l->tid = shim__gettid();
 	l->refs = 1;		/* the thread itself */
+	l->events_avg = 4 * 16;	/* starts on the ring (adaptive parking) */
 	WR(shim.ring_made, true);
 	l->next = shim.loops;
 	shim.loops = l;

@@ -40,7 +40,9 @@ struct shim_stats_slot {
 	uint64_t fallbacks;		/* released fds, setup fallbacks */
 	uint64_t accel_total;		/* fds ever accelerated */
 	uint64_t wait_points;		/* emulated epoll/poll waits */
-	uint64_t reserved[16];
+	uint64_t parks;			/* loops that went plain (adaptive) */
+	uint64_t unparks;		/* and took their sockets back */
+	uint64_t reserved[14];
 };
 
 struct shim_stats_file {

@@ -77,7 +77,7 @@ static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 		ret = REAL(epoll_pwait2)(epfd, ev, maxev, ts, sigmask);
 		break;
 	}
-	ep_wait_done(epfd, kwaited);
+	ep_wait_done(epfd, kwaited, ret);
 	return ret;
 }
 

@@ -29,12 +29,19 @@ static const char *const state_names[] = {
 	[SHIM_STATE_DISABLED] = "disabled", [SHIM_STATE_KILLED] = "killed",
 };
 
+/* Every per-slot counter the tool sums and prints, in output order. */
+#define SCALARS(X)							\
+	X(passthrough) X(shim_syscalls) X(enters) X(sqes) X(bytes_sent)	\
+	X(bytes_recv) X(served_from_buffer) X(sends_queued)		\
+	X(deferred_errors) X(fallbacks) X(accel_total) X(wait_points)	\
+	X(parks) X(unparks)
+
 struct totals {
 	uint64_t calls[SHIM_STATS_CALLS];
 	uint64_t batch[SHIM_STATS_BATCH_BUCKETS];
-	uint64_t passthrough, shim_syscalls, enters, sqes, bytes_sent,
-		 bytes_recv, served_from_buffer, sends_queued, deferred_errors,
-		 fallbacks, accel_total, wait_points;
+#define FIELD(name) uint64_t name;
+	SCALARS(FIELD)
+#undef FIELD
 };
 
 static void sum(const struct shim_stats_file *s, struct totals *t)
@@ -49,25 +56,11 @@ static void sum(const struct shim_stats_file *s, struct totals *t)
 			t->calls[j] += sl->calls[j];
 		for (j = 0; j < SHIM_STATS_BATCH_BUCKETS; j++)
 			t->batch[j] += sl->batch_hist[j];
-		t->passthrough += sl->passthrough;
-		t->shim_syscalls += sl->shim_syscalls;
-		t->enters += sl->enters;
-		t->sqes += sl->sqes;
-		t->bytes_sent += sl->bytes_sent;
-		t->bytes_recv += sl->bytes_recv;
-		t->served_from_buffer += sl->served_from_buffer;
-		t->sends_queued += sl->sends_queued;
-		t->deferred_errors += sl->deferred_errors;
-		t->fallbacks += sl->fallbacks;
-		t->accel_total += sl->accel_total;
-		t->wait_points += sl->wait_points;
+#define ADD(name) t->name += sl->name;
+		SCALARS(ADD)
+#undef ADD
 	}
 }
-
-#define SCALARS(X)							\
-	X(passthrough) X(shim_syscalls) X(enters) X(sqes) X(bytes_sent)	\
-	X(bytes_recv) X(served_from_buffer) X(sends_queued)		\
-	X(deferred_errors) X(fallbacks) X(accel_total) X(wait_points)
 
 static void print_text(const struct shim_stats_file *s, const struct totals *t)
 {
