@@ -325,15 +325,16 @@ static bool ep_has_ready(struct shim_ep *ep)
 }
 
 /*
- * A wait on ep that cannot go through our ring while a nested set holds
- * events the kernel cannot see: the kernel's events without blocking,
- * plus the shim's (lock held).  Returns the count; 0 when nothing is
- * ready, and the caller makes the real wait.
+ * A wait on ep that cannot go through our ring while a nested set or an
+ * emulated member (bytes pulled before a release) holds events the kernel
+ * cannot see: the kernel's events without blocking, plus the shim's (lock
+ * held).  Returns the count; 0 when nothing is ready, and the caller makes
+ * the real wait.
  */
 int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
 			    int maxev)
 {
-	if (!shim__ep_nest_ready(ep))
+	if (!shim__ep_nest_ready(ep) && !shim__ep_emul_ready(ep))
 		return 0;
 	ep->kready = true;	/* no poll of ours may watch it: just ask */
 	return collect(ep, ev, maxev);

@@ -130,6 +130,7 @@ struct shim_fd {
 	bool hup;			/* connection dead: EPOLLHUP, EPIPE */
 	bool own_fd;			/* fd is our private dup (orphans) */
 	bool release_req;		/* hand back to the kernel */
+	struct shim_loop *move_to;	/* release_req: carry on on this ring */
 	uint8_t ring_fails;		/* transient ring errors in a row */
 
 	bool dirty;			/* on shim.dirty list */
@@ -358,6 +359,7 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 ssize_t shim__fd_send_sync(struct shim_fd *f, const struct iovec *iov,
 			   int iovcnt, int flags);
 int shim__fd_release(struct shim_fd *f);
+void shim__fd_move(struct shim_fd *f, struct shim_loop *to);
 bool shim__fd_push(struct shim_fd *f);
 int shim__fd_close(struct shim_fd *f, int fd);
 int shim__fd_shutdown(struct shim_fd *f, int how);

@@ -100,14 +100,18 @@ static void reg_add(struct shim_fd *f, struct shim_ep *ep,
 	r->data = ev->data;
 	ep->nemul++;
 	shim__reg_ready(r);
+	/* A waiter in another thread's ring looks again. */
+	if (ep->loop && !shim__on_loop(ep->loop))
+		shim__ring_wake(ep->loop);
 }
 
 /*
- * epoll_ctl on an fd the shim owns, lock held.  Returns 0/-errno, or 1
- * when the real call must be made (the fd was handed back).
+ * epoll_ctl on an fd the shim owns, lock held.  Returns 0/-errno, 1 when
+ * the real call must be made, or 2 when f changed hands with the lock
+ * dropped: look it up again (may_move: the first time only).
  */
 static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
-			struct epoll_event *ev)
+			struct epoll_event *ev, bool may_move)
 {
 	struct shim_reg *r = reg_find(f, ep);
 
@@ -119,14 +123,30 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 			return -EEXIST;
 		if (f->state == FD_DRAINING && f->nregs == SHIM_MAX_REGS)
 			return 1;
-		if (f->state == FD_ACCEL && !RD(shim.kwait[ep->epfd]))
+		if (f->state == FD_ACCEL && !RD(shim.kwait[ep->epfd])) {
 			ep_bind_here(ep, false);
-		/* Only sets of the ring that does f's I/O can emulate it. */
+			/* Nobody's yet: f's, until its first waiter's. */
+			if (!ep->loop && !ep->nobind &&
+			    shim.state == SHIM_STATE_ACTIVE)
+				WR(ep->loop, f->loop);
+		}
+		/*
+		 * Only sets of the ring that does f's I/O can emulate it.  A
+		 * socket in no set of its ring any more (a thread hand-off)
+		 * moves to the new set's ring; otherwise it goes back to the
+		 * kernel.  Either way the bytes its ring already pulled are
+		 * read first, and the new registration reports them: as
+		 * emulated, or as draining while they last.
+		 */
 		if (f->state == FD_ACCEL &&
 		    (ep->loop != f->loop || f->nregs == SHIM_MAX_REGS ||
 		     RD(shim.kwait[ep->epfd]))) {
-			shim__fd_release(f);
-			return 1;
+			if (may_move && ep->loop && !f->nregs &&
+			    !RD(shim.kwait[ep->epfd]))
+				shim__fd_move(f, ep->loop);
+			else
+				shim__fd_release(f);
+			return 2;
 		}
 		reg_add(f, ep, ev);
 		return 0;
@@ -212,7 +232,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct shim_ep *ep;
 	struct shim_fd *f;
-	int ret;
+	int ret, pass;
 
 	STAT_CALL(epoll_ctl);
 	if (unlikely(shim__child_readd_pending()) && !shim__depth)
@@ -231,19 +251,26 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		return ret;
 	}
 	shim_lock();
-	ep = shim__ep_get_locked(epfd);
-	f = shim__fd_get_locked(fd);
-	if (ep && f && (f->state == FD_ACCEL || f->state == FD_DRAINING)) {
-		ret = ctl_emulated(ep, f, op, ev);
-		if (ret <= 0) {
-			shim_unlock();
-			if (ret < 0) {
-				errno = -ret;
-				return -1;
-			}
-			return 0;
+	for (pass = 0;; pass++) {
+		ep = shim__ep_get_locked(epfd);
+		f = shim__fd_get_locked(fd);
+		if (!ep || !f ||
+		    (f->state != FD_ACCEL && f->state != FD_DRAINING))
+			break;
+		ret = ctl_emulated(ep, f, op, ev, pass == 0);
+		if (ret == 2 && pass < 2)
+			continue;
+		if (ret > 0)
+			break;		/* the real call */
+		shim_unlock();
+		if (ret < 0) {
+			errno = -ret;
+			return -1;
 		}
-	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
+		return 0;
+	}
+	/* Not (or no longer) ours: a socket may be accelerated now. */
+	if (!f && ep && ev && fd >= 0 && fd < shim.nfds &&
 		   (op == EPOLL_CTL_ADD ? RD(shim.kreg[fd]) == 0 :
 		    op == EPOLL_CTL_MOD && RD(shim.kreg[fd]) == 1) &&
 		   (ep->loop || can_bind()) && !RD(shim.kwait[epfd]) &&
@@ -295,6 +322,29 @@ static void ep_unbind(struct shim_ep *ep)
 }
 
 /*
+ * The first thread to wait on a set bound by others (threads that only
+ * added to it) takes it over: members in no other set move to its ring,
+ * the others go back to the kernel (lock held, dropped meanwhile).
+ */
+static void ep_adopt(struct shim_ep *ep, struct shim_loop *l)
+{
+	int fd;
+
+	WR(ep->loop, l);
+	for (fd = 0; fd < shim.nfds && ep->nemul > 0; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		if (!f || f->state != FD_ACCEL || f->loop == l ||
+		    !reg_find(f, ep))
+			continue;
+		if (f->nregs == 1)
+			shim__fd_move(f, l);
+		else
+			shim__fd_release(f);
+	}
+}
+
+/*
  * A thread about to block in the kernel's epoll_wait on epfd: until it
  * returns, sockets added to that set stay in the kernel set, where it can
  * see them (lock held).
@@ -339,7 +389,9 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		shim_unlock();
 		return INT_MIN;
 	}
-	if (ep->loop && ep->loop != l) {
+	if (ep->loop && ep->loop != l && l && !ep->waited && !ep->nobind) {
+		ep_adopt(ep, l);
+	} else if (ep->loop && ep->loop != l) {
 		/* Another thread's ring emulates it: give the members back. */
 		if (ep->nemul)
 			ep_unbind(ep);
