@@ -150,6 +150,8 @@ struct shim_ep {
 	bool dead;			/* app closed it; free on poll CQE */
 	bool nobind;			/* polled or nested: kernel only */
 	bool kfirst;			/* kernel events first this time */
+	bool kicked;			/* kick_fd is in the kernel set */
+	int kick_fd;			/* wakes a kernel wait (epoll.c) */
 	struct shim_ep *dead_next;	/* waiting for the loop's cancel */
 	int nemul;			/* emulated registrations */
 	struct shim_reg *ready_head, *ready_tail;
@@ -385,6 +387,11 @@ void shim__nest_forget(int fd);
 bool shim__ep_nest_ready(struct shim_ep *ep);
 int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
 			    int maxev);
+/* epoll.c, waking a thread in the kernel's wait (lock held) */
+void shim__ep_kick(struct shim_ep *ep);
+void shim__ep_kick_end(struct shim_ep *ep);
+int shim__ep_unkick(struct shim_ep *ep, struct epoll_event *ev, int n,
+		    bool *seen);
 
 /* ring.c: the only file that touches io_uring memory (l's thread only) */
 enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP,

@@ -100,9 +100,11 @@ static void reg_add(struct shim_fd *f, struct shim_ep *ep,
 	r->data = ev->data;
 	ep->nemul++;
 	shim__reg_ready(r);
-	/* A waiter in another thread's ring looks again. */
+	/* Whoever waits on the set looks again: in its ring, or the kernel. */
 	if (ep->loop && !shim__on_loop(ep->loop))
 		shim__ring_wake(ep->loop);
+	if (RD(shim.kwait[ep->epfd]))
+		shim__ep_kick(ep);
 }
 
 /*
@@ -139,10 +141,8 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 		 * emulated, or as draining while they last.
 		 */
 		if (f->state == FD_ACCEL &&
-		    (ep->loop != f->loop || f->nregs == SHIM_MAX_REGS ||
-		     RD(shim.kwait[ep->epfd]))) {
-			if (may_move && ep->loop && !f->nregs &&
-			    !RD(shim.kwait[ep->epfd]))
+		    (ep->loop != f->loop || f->nregs == SHIM_MAX_REGS)) {
+			if (may_move && ep->loop && !f->nregs)
 				shim__fd_move(f, ep->loop);
 			else
 				shim__fd_release(f);
@@ -453,65 +453,153 @@ static struct timespec *ms_to_ts(int ms, struct timespec *ts)
 	return ts;
 }
 
+/*
+ * After a kernel wait on epfd: drop a kick (epoll.c) from its events.
+ * True when the kick was all it returned: wait again.
+ */
+static bool kick_only(int epfd, struct epoll_event *ev, int *n)
+{
+	struct shim_ep *ep;
+	bool seen = false;
+
+	if (*n <= 0 || shim__depth || epfd < 0 || epfd >= shim.nfds ||
+	    !shim.eps)
+		return false;
+	ep = RD(shim.eps[epfd]);
+	if (!ep || !RD(ep->kicked))
+		return false;
+	shim_lock();
+	ep = shim.eps[epfd];
+	if (ep)
+		*n = shim__ep_unkick(ep, ev, *n, &seen);
+	shim_unlock();
+	return seen && !*n;
+}
+
+/*
+ * When a wait of ts that starts now ends (only needed, and only taken,
+ * for a finite wait that is not a poll).
+ */
+static void wait_end(const struct timespec *ts, struct timespec *end)
+{
+	if (!ts || (!ts->tv_sec && !ts->tv_nsec))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, end);
+	end->tv_sec += ts->tv_sec;
+	end->tv_nsec += ts->tv_nsec;
+	if (end->tv_nsec >= 1000000000L) {
+		end->tv_sec++;
+		end->tv_nsec -= 1000000000L;
+	}
+}
+
+/* What is left of a wait ending at end (0 when past). */
+static struct timespec *wait_left(const struct timespec *end,
+				  struct timespec *left)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left->tv_sec = end->tv_sec - now.tv_sec;
+	left->tv_nsec = end->tv_nsec - now.tv_nsec;
+	if (left->tv_nsec < 0) {
+		left->tv_sec--;
+		left->tv_nsec += 1000000000L;
+	}
+	if (left->tv_sec < 0)
+		left->tv_sec = left->tv_nsec = 0;
+	return left;
+}
+
+static int ts_to_ms(const struct timespec *ts)
+{
+	if (ts->tv_sec >= INT_MAX / 1000)
+		return INT_MAX;
+	return ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+}
+
 SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev,
 			   int timeout)
 {
-	struct timespec ts;
-	bool kwaited = false;
+	struct timespec ts, end;
+	bool kwaited;
 	int ret;
 
 	STAT_CALL(epoll_wait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), NULL,
-			  &kwaited);
-	if (ret != INT_MIN)
-		return ret_libc(ret);
-	shim__flush_before_block();
-	STAT_INC(passthrough);
-	ret = REAL(epoll_wait)(epfd, ev, maxev, timeout);
-	kwait_end(epfd, kwaited);
-	return ret;
+	wait_end(ms_to_ts(timeout, &ts), &end);
+	for (;;) {
+		kwaited = false;
+		ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts),
+				  NULL, &kwaited);
+		if (ret != INT_MIN)
+			return ret_libc(ret);
+		shim__flush_before_block();
+		STAT_INC(passthrough);
+		ret = REAL(epoll_wait)(epfd, ev, maxev, timeout);
+		kwait_end(epfd, kwaited);
+		if (!kick_only(epfd, ev, &ret))
+			return ret;
+		if (timeout > 0)
+			timeout = ts_to_ms(wait_left(&end, &ts));
+	}
 }
 
 SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev,
 			    int timeout, const sigset_t *sigmask)
 {
-	struct timespec ts;
-	bool kwaited = false;
+	struct timespec ts, end;
+	bool kwaited;
 	int ret;
 
 	STAT_CALL(epoll_pwait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), sigmask,
-			  &kwaited);
-	if (ret != INT_MIN)
-		return ret_libc(ret);
-	shim__flush_before_block();
-	STAT_INC(passthrough);
-	ret = REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
-	kwait_end(epfd, kwaited);
-	return ret;
+	wait_end(ms_to_ts(timeout, &ts), &end);
+	for (;;) {
+		kwaited = false;
+		ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts),
+				  sigmask, &kwaited);
+		if (ret != INT_MIN)
+			return ret_libc(ret);
+		shim__flush_before_block();
+		STAT_INC(passthrough);
+		ret = REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
+		kwait_end(epfd, kwaited);
+		if (!kick_only(epfd, ev, &ret))
+			return ret;
+		if (timeout > 0)
+			timeout = ts_to_ms(wait_left(&end, &ts));
+	}
 }
 
 SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 			     const struct timespec *timeout,
 			     const sigset_t *sigmask)
 {
-	bool kwaited = false;
+	struct timespec left, end;
+	bool kwaited;
 	int ret;
 
 	STAT_CALL(epoll_pwait2);
-	if (timeout && (timeout->tv_nsec < 0 ||
-			timeout->tv_nsec >= 1000000000L || timeout->tv_sec < 0))
-		ret = INT_MIN;
-	else
+	if (timeout && (timeout->tv_nsec < 0 || timeout->tv_sec < 0 ||
+			timeout->tv_nsec >= 1000000000L)) {
+		STAT_INC(passthrough);
+		return REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+	}
+	wait_end(timeout, &end);
+	for (;;) {
+		kwaited = false;
 		ret = wait_common(epfd, ev, maxev, timeout, sigmask,
 				  &kwaited);
-	if (ret != INT_MIN)
-		return ret_libc(ret);
-	shim__flush_before_block();
-	STAT_INC(passthrough);
-	ret = REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
-	kwait_end(epfd, kwaited);
-	return ret;
+		if (ret != INT_MIN)
+			return ret_libc(ret);
+		shim__flush_before_block();
+		STAT_INC(passthrough);
+		ret = REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+		kwait_end(epfd, kwaited);
+		if (!kick_only(epfd, ev, &ret))
+			return ret;
+		if (timeout && (timeout->tv_sec || timeout->tv_nsec))
+			timeout = wait_left(&end, &left);
+	}
 }
 
 /* ---- poll / select ---- */
