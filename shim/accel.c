@@ -927,7 +927,9 @@ static void finish_release(struct shim_fd *f)
  * Stop f's I/O on its ring: drain the send queue, cancel the receive.
  * Then f either goes back to the kernel (to NULL: release) or moves to
  * ring to (finish_release).  Blocks the caller until done; the loop
- * thread drives the ring itself, others wait for it.
+ * thread drives the ring itself.  Another thread waits for it, turning
+ * its own ring meanwhile if it has one: two loops handing sockets to each
+ * other at once then never wait for each other for ever.
  */
 static void hand_over(struct shim_fd *f, struct shim_loop *to)
 {
@@ -947,10 +949,15 @@ static void hand_over(struct shim_fd *f, struct shim_loop *to)
 	shim__fd_mark_dirty(f);
 	finish_release(f);
 	while (shim.fds[fd] == f && f->state == FD_ACCEL && f->release_req) {
-		struct shim_loop *l = f->loop;
+		struct shim_loop *l = f->loop, *own = shim__loop;
 
 		if (shim__on_loop(l)) {
 			shim__ring_turn(l, 1, NULL);
+		} else if (own && !own->dead) {
+			struct timespec ms = { 0, 1000 * 1000 };
+
+			shim__ring_wake(l);
+			shim__ring_turn(own, 1, &ms);
 		} else {
 			struct timespec ts;
 
