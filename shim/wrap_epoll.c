@@ -100,7 +100,15 @@ static void reg_add(struct shim_fd *f, struct shim_ep *ep,
 	r->data = ev->data;
 	ep->nemul++;
 	shim__reg_ready(r);
-	/* Whoever waits on the set looks again: in its ring, or the kernel. */
+}
+
+/*
+ * An emulated registration of ep was added or changed, maybe by a thread
+ * other than its waiter: that waiter looks again, in its ring or in the
+ * kernel's wait, as the kernel wakes its waiters on an ADD or MOD.
+ */
+static void waiter_recheck(struct shim_ep *ep)
+{
 	if (ep->loop && !shim__on_loop(ep->loop))
 		shim__ring_wake(ep->loop);
 	if (RD(shim.kwait[ep->epfd]))
@@ -149,6 +157,7 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 			return 2;
 		}
 		reg_add(f, ep, ev);
+		waiter_recheck(ep);
 		return 0;
 	case EPOLL_CTL_MOD:
 		if (!r)
@@ -159,6 +168,7 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 		r->data = ev->data;
 		r->oneshot_fired = false;
 		shim__reg_ready(r);
+		waiter_recheck(ep);
 		return 0;
 	case EPOLL_CTL_DEL:
 		if (!r)
