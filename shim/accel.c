@@ -100,6 +100,8 @@ void shim__fd_free(struct shim_fd *f)
 		l->closing = NULL;
 	if (f->own_fd)
 		real_close(f->fd);
+	if (f->move_to)
+		shim__loop_unref(f->move_to);
 	queued_add(f, -(int64_t)(f->stail - f->shead));
 	free(f->rbuf);
 	free(f->sbuf);
@@ -125,6 +127,20 @@ uint32_t shim__fd_mask(struct shim_fd *f)
 	    (f->shut_wr || f->err || f->hup ||
 	     (f->stail - f->shead < f->scap && !f->out_blocked)))
 		m |= EPOLLOUT | EPOLLWRNORM;
+	if (f->state == FD_DRAINING) {
+		/*
+		 * Released: everything but the held bytes is the kernel's
+		 * (writes go there, and so does input after ours).  poll
+		 * and epoll bits have the same values.
+		 */
+		struct pollfd p = { .fd = f->fd, .events = POLLIN |
+				    POLLRDNORM | POLLOUT | POLLWRNORM |
+				    POLLRDHUP };
+
+		STAT_INC(shim_syscalls);
+		if (real_poll(&p, 1, 0) == 1)
+			m |= (uint16_t)p.revents;
+	}
 	return m;
 }
 
@@ -726,7 +742,9 @@ void shim__on_send(struct shim_fd *f, int res)
 		maybe_free_orphan(f);
 		return;
 	}
-	if (f->out_wanted || f->out_blocked || f->hup) {
+	if (res == -ECANCELED && f->move_to) {
+		/* A POLLOUT wait: armed again on the new ring. */
+	} else if (f->out_wanted || f->out_blocked || f->hup) {
 		f->out_wanted = false;
 		f->out_blocked = false;
 		shim__fd_notify(f);
@@ -813,7 +831,9 @@ static void drained_draining(struct shim_fd *f)
 		};
 
 		STAT_INC(shim_syscalls);
-		real_epoll_ctl(r->ep->epfd, EPOLL_CTL_ADD, f->fd, &ev);
+		if (!real_epoll_ctl(r->ep->epfd, EPOLL_CTL_ADD, f->fd, &ev) &&
+		    RD(shim.kreg[f->fd]) < UINT8_MAX)
+			WR(shim.kreg[f->fd], RD(shim.kreg[f->fd]) + 1);
 	}
 	while (f->nregs)
 		shim__reg_unlink(&f->regs[0]);
@@ -829,10 +849,67 @@ static void drained_draining(struct shim_fd *f)
 	shim__fd_free(f);
 }
 
+/* Take f off l's dirty list (not during l's flush of it). */
+static void dirty_unlink(struct shim_loop *l, struct shim_fd *f)
+{
+	struct shim_fd **pp;
+
+	if (!f->dirty)
+		return;
+	for (pp = &l->dirty; *pp; pp = &(*pp)->dirty_next) {
+		if (*pp != f)
+			continue;
+		if (pp == &l->dirty)
+			WR(l->dirty, f->dirty_next);
+		else
+			*pp = f->dirty_next;
+		break;
+	}
+	f->dirty = false;
+	f->dirty_next = NULL;
+}
+
+/*
+ * The end of a move: nothing of the old ring refers to f any more (no op
+ * in flight, queue empty), so f carries on, held bytes and all, on the
+ * ring of the set it joins.  Its next flush there arms the receive.
+ */
+static void finish_move(struct shim_fd *f, struct shim_loop *to)
+{
+	struct shim_loop *from = f->loop;
+
+	f->release_req = false;
+	shim__err_watch(f, false);
+	dirty_unlink(from, f);
+	from->accel_n--;
+	to->accel_n++;
+	f->loop = to;		/* takes over the move's reference */
+	shim__loop_unref(from);
+	f->recv_cancel = false;
+	f->ring_fails = 0;
+	if (f->eof && !f->hup)
+		shim__err_watch(f, true);
+	shim__fd_mark_dirty(f);
+	shim__ring_wake(to);
+	shim__log(LOG_DEBUG, "uringshim: fd %d moves to the ring of tid %d "
+		  "(%u bytes held)\n", f->fd, (int)to->tid, f->rlen - f->roff);
+	pthread_cond_broadcast(&shim.cond);
+}
+
 static void finish_release(struct shim_fd *f)
 {
+	struct shim_loop *to = f->move_to;
+
 	if (f->inflight || f->send_inflight || f->stail > f->shead)
 		return;
+	if (to) {
+		f->move_to = NULL;
+		if (!to->dead && shim.state == SHIM_STATE_ACTIVE) {
+			finish_move(f, to);
+			return;
+		}
+		shim__loop_unref(to);
+	}
 	f->release_req = false;
 	shim__err_watch(f, false);
 	f->state = FD_DRAINING;
@@ -847,25 +924,40 @@ static void finish_release(struct shim_fd *f)
 }
 
 /*
- * Give f back to the kernel: drain its send queue, cancel its receive,
- * re-add its registrations to the kernel epoll sets.  Bytes already
- * buffered are still served first (FD_DRAINING).  Blocks the caller until
- * done; the loop thread drives the ring itself, others wait for it.
+ * Stop f's I/O on its ring: drain the send queue, cancel the receive.
+ * Then f either goes back to the kernel (to NULL: release) or moves to
+ * ring to (finish_release).  Blocks the caller until done; the loop
+ * thread drives the ring itself.  Another thread waits for it, turning
+ * its own ring meanwhile if it has one: two loops handing sockets to each
+ * other at once then never wait for each other for ever.
  */
-int shim__fd_release(struct shim_fd *f)
+static void hand_over(struct shim_fd *f, struct shim_loop *to)
 {
 	int fd = f->fd;
 
 	if (f->state != FD_ACCEL)
-		return 0;
+		return;
+	if (!to && f->move_to) {
+		/* A release overrides a move still under way. */
+		shim__loop_unref(f->move_to);
+		f->move_to = NULL;
+	} else if (to && !f->release_req) {
+		f->move_to = to;
+		to->refs++;
+	}
 	f->release_req = true;
 	shim__fd_mark_dirty(f);
 	finish_release(f);
-	while (shim.fds[fd] == f && f->state == FD_ACCEL) {
-		struct shim_loop *l = f->loop;
+	while (shim.fds[fd] == f && f->state == FD_ACCEL && f->release_req) {
+		struct shim_loop *l = f->loop, *own = shim__loop;
 
 		if (shim__on_loop(l)) {
 			shim__ring_turn(l, 1, NULL);
+		} else if (own && !own->dead) {
+			struct timespec ms = { 0, 1000 * 1000 };
+
+			shim__ring_wake(l);
+			shim__ring_turn(own, 1, &ms);
 		} else {
 			struct timespec ts;
 
@@ -877,7 +969,27 @@ int shim__fd_release(struct shim_fd *f)
 			tsan_acquire(&shim.lock);
 		}
 	}
+}
+
+/*
+ * Give f back to the kernel: drain its send queue, cancel its receive,
+ * re-add its registrations to the kernel epoll sets.  Bytes already
+ * buffered are still served first (FD_DRAINING).
+ */
+int shim__fd_release(struct shim_fd *f)
+{
+	hand_over(f, NULL);
 	return 0;
+}
+
+/*
+ * A thread hand-off: f, in no epoll set of its ring any more, joins a set
+ * bound to ring to.  Its bytes already pulled stay in its buffer and its
+ * receive is armed again on to, so nothing reorders or goes missing.
+ */
+void shim__fd_move(struct shim_fd *f, struct shim_loop *to)
+{
+	hand_over(f, to);
 }
 
 /* Kill switch / thread exit: l's sockets back to the kernel (l's thread). */
@@ -1268,4 +1380,6 @@ void shim__ring_flush_dirty(struct shim_loop *l)
 		else if (f->release_req)
 			finish_release(f);
 	}
+	/* A socket that moved here after EOF, its watch added elsewhere. */
+	shim__err_poll_arm(l);
 }

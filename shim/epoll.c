@@ -17,6 +17,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -32,6 +33,78 @@ void shim__on_eppoll(struct shim_ep *ep, int res)
 		ep->kready = res >= 0;
 	else
 		ep->kready = true;	/* let the real epoll_wait tell */
+}
+
+/* ---- kicks: a thread blocked in the kernel's wait ---- */
+
+/*
+ * A thread blocked in the kernel's epoll_wait on a set cannot see the
+ * set's emulated registrations.  When one joins such a set, a ready
+ * eventfd joins its kernel part with a data value only the shim uses (the
+ * address of the set's record), so that wait returns.  Every kernel wait
+ * result of the set drops that event and takes the eventfd out again; a
+ * wait it woke for nothing else starts over, and then sees the emulated
+ * members.
+ */
+static uint64_t kick_data(const struct shim_ep *ep)
+{
+	return (uint64_t)(uintptr_t)ep;
+}
+
+void shim__ep_kick(struct shim_ep *ep)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = kick_data(ep) };
+	int fd;
+
+	if (ep->kicked)
+		return;
+	STAT_ADD(shim_syscalls, 2);
+	fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		goto fail;
+	/* Set first: the waiter may return before the ADD does. */
+	ep->kick_fd = fd;
+	WR(ep->kicked, true);
+	if (!real_epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		shim__log(LOG_DEBUG, "uringshim: waking the kernel wait on "
+			  "epoll fd %d\n", ep->epfd);
+		return;
+	}
+	WR(ep->kicked, false);
+	real_close(fd);
+fail:
+	shim__log(LOG_WARN, "uringshim: cannot wake the kernel wait on epoll "
+		  "fd %d\n", ep->epfd);
+}
+
+void shim__ep_kick_end(struct shim_ep *ep)
+{
+	if (!ep->kicked)
+		return;
+	STAT_ADD(shim_syscalls, 2);
+	real_epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->kick_fd, NULL);
+	real_close(ep->kick_fd);
+	WR(ep->kicked, false);
+}
+
+/* Drop the kick from n kernel events; returns how many are left. */
+int shim__ep_unkick(struct shim_ep *ep, struct epoll_event *ev, int n,
+		    bool *seen)
+{
+	int i, left = 0;
+
+	if (!ep->kicked)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (ev[i].data.u64 == kick_data(ep))
+			*seen = true;
+		else
+			ev[left++] = ev[i];
+	}
+	if (*seen)
+		shim__ep_kick_end(ep);
+	return left;
 }
 
 /* ---- nested sets ---- */
@@ -241,11 +314,14 @@ static int collect_kernel(struct shim_ep *ep, struct epoll_event *out,
 	}
 	/* No room: still ready next time. */
 	if (ep->kready && kroom > 0) {
+		bool kick = false;
+
 		ep->kready = false;
 		STAT_INC(shim_syscalls);
 		n = real_epoll_wait(ep->epfd, out, kroom, 0);
 		if (n < 0)
 			n = 0;
+		n = shim__ep_unkick(ep, out, n, &kick);
 	}
 	if (x)
 		n += collect_nested(ep, out + n, room - n, out, n);
@@ -325,15 +401,16 @@ static bool ep_has_ready(struct shim_ep *ep)
 }
 
 /*
- * A wait on ep that cannot go through our ring while a nested set holds
- * events the kernel cannot see: the kernel's events without blocking,
- * plus the shim's (lock held).  Returns the count; 0 when nothing is
- * ready, and the caller makes the real wait.
+ * A wait on ep that cannot go through our ring while a nested set or an
+ * emulated member (bytes pulled before a release) holds events the kernel
+ * cannot see: the kernel's events without blocking, plus the shim's (lock
+ * held).  Returns the count; 0 when nothing is ready, and the caller makes
+ * the real wait.
  */
 int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
 			    int maxev)
 {
-	if (!shim__ep_nest_ready(ep))
+	if (!shim__ep_nest_ready(ep) && !shim__ep_emul_ready(ep))
 		return 0;
 	ep->kready = true;	/* no poll of ours may watch it: just ask */
 	return collect(ep, ev, maxev);

@@ -130,6 +130,7 @@ struct shim_fd {
 	bool hup;			/* connection dead: EPOLLHUP, EPIPE */
 	bool own_fd;			/* fd is our private dup (orphans) */
 	bool release_req;		/* hand back to the kernel */
+	struct shim_loop *move_to;	/* release_req: carry on on this ring */
 	uint8_t ring_fails;		/* transient ring errors in a row */
 
 	bool dirty;			/* on shim.dirty list */
@@ -149,6 +150,8 @@ struct shim_ep {
 	bool dead;			/* app closed it; free on poll CQE */
 	bool nobind;			/* polled or nested: kernel only */
 	bool kfirst;			/* kernel events first this time */
+	bool kicked;			/* kick_fd is in the kernel set */
+	int kick_fd;			/* wakes a kernel wait (epoll.c) */
 	struct shim_ep *dead_next;	/* waiting for the loop's cancel */
 	int nemul;			/* emulated registrations */
 	struct shim_reg *ready_head, *ready_tail;
@@ -358,6 +361,7 @@ ssize_t shim__fd_send(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 ssize_t shim__fd_send_sync(struct shim_fd *f, const struct iovec *iov,
 			   int iovcnt, int flags);
 int shim__fd_release(struct shim_fd *f);
+void shim__fd_move(struct shim_fd *f, struct shim_loop *to);
 bool shim__fd_push(struct shim_fd *f);
 int shim__fd_close(struct shim_fd *f, int fd);
 int shim__fd_shutdown(struct shim_fd *f, int how);
@@ -383,6 +387,11 @@ void shim__nest_forget(int fd);
 bool shim__ep_nest_ready(struct shim_ep *ep);
 int shim__epoll_collect_now(struct shim_ep *ep, struct epoll_event *ev,
 			    int maxev);
+/* epoll.c, waking a thread in the kernel's wait (lock held) */
+void shim__ep_kick(struct shim_ep *ep);
+void shim__ep_kick_end(struct shim_ep *ep);
+int shim__ep_unkick(struct shim_ep *ep, struct epoll_event *ev, int n,
+		    bool *seen);
 
 /* ring.c: the only file that touches io_uring memory (l's thread only) */
 enum { UD_RECV = 1, UD_SEND, UD_CANCEL, UD_EPPOLL, UD_WAKE, UD_NOP,

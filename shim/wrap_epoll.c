@@ -103,11 +103,25 @@ static void reg_add(struct shim_fd *f, struct shim_ep *ep,
 }
 
 /*
- * epoll_ctl on an fd the shim owns, lock held.  Returns 0/-errno, or 1
- * when the real call must be made (the fd was handed back).
+ * An emulated registration of ep was added or changed, maybe by a thread
+ * other than its waiter: that waiter looks again, in its ring or in the
+ * kernel's wait, as the kernel wakes its waiters on an ADD or MOD.
+ */
+static void waiter_recheck(struct shim_ep *ep)
+{
+	if (ep->loop && !shim__on_loop(ep->loop))
+		shim__ring_wake(ep->loop);
+	if (RD(shim.kwait[ep->epfd]))
+		shim__ep_kick(ep);
+}
+
+/*
+ * epoll_ctl on an fd the shim owns, lock held.  Returns 0/-errno, 1 when
+ * the real call must be made, or 2 when f changed hands with the lock
+ * dropped: look it up again (may_move: the first time only).
  */
 static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
-			struct epoll_event *ev)
+			struct epoll_event *ev, bool may_move)
 {
 	struct shim_reg *r = reg_find(f, ep);
 
@@ -119,16 +133,31 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 			return -EEXIST;
 		if (f->state == FD_DRAINING && f->nregs == SHIM_MAX_REGS)
 			return 1;
-		if (f->state == FD_ACCEL && !RD(shim.kwait[ep->epfd]))
+		if (f->state == FD_ACCEL && !RD(shim.kwait[ep->epfd])) {
 			ep_bind_here(ep, false);
-		/* Only sets of the ring that does f's I/O can emulate it. */
+			/* Nobody's yet: f's, until its first waiter's. */
+			if (!ep->loop && !ep->nobind &&
+			    shim.state == SHIM_STATE_ACTIVE)
+				WR(ep->loop, f->loop);
+		}
+		/*
+		 * Only sets of the ring that does f's I/O can emulate it.  A
+		 * socket in no set of its ring any more (a thread hand-off)
+		 * moves to the new set's ring; otherwise it goes back to the
+		 * kernel.  Either way the bytes its ring already pulled are
+		 * read first, and the new registration reports them: as
+		 * emulated, or as draining while they last.
+		 */
 		if (f->state == FD_ACCEL &&
-		    (ep->loop != f->loop || f->nregs == SHIM_MAX_REGS ||
-		     RD(shim.kwait[ep->epfd]))) {
-			shim__fd_release(f);
-			return 1;
+		    (ep->loop != f->loop || f->nregs == SHIM_MAX_REGS)) {
+			if (may_move && ep->loop && !f->nregs)
+				shim__fd_move(f, ep->loop);
+			else
+				shim__fd_release(f);
+			return 2;
 		}
 		reg_add(f, ep, ev);
+		waiter_recheck(ep);
 		return 0;
 	case EPOLL_CTL_MOD:
 		if (!r)
@@ -139,6 +168,7 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 		r->data = ev->data;
 		r->oneshot_fired = false;
 		shim__reg_ready(r);
+		waiter_recheck(ep);
 		return 0;
 	case EPOLL_CTL_DEL:
 		if (!r)
@@ -212,7 +242,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct shim_ep *ep;
 	struct shim_fd *f;
-	int ret;
+	int ret, pass;
 
 	STAT_CALL(epoll_ctl);
 	if (unlikely(shim__child_readd_pending()) && !shim__depth)
@@ -231,19 +261,26 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		return ret;
 	}
 	shim_lock();
-	ep = shim__ep_get_locked(epfd);
-	f = shim__fd_get_locked(fd);
-	if (ep && f && (f->state == FD_ACCEL || f->state == FD_DRAINING)) {
-		ret = ctl_emulated(ep, f, op, ev);
-		if (ret <= 0) {
-			shim_unlock();
-			if (ret < 0) {
-				errno = -ret;
-				return -1;
-			}
-			return 0;
+	for (pass = 0;; pass++) {
+		ep = shim__ep_get_locked(epfd);
+		f = shim__fd_get_locked(fd);
+		if (!ep || !f ||
+		    (f->state != FD_ACCEL && f->state != FD_DRAINING))
+			break;
+		ret = ctl_emulated(ep, f, op, ev, pass == 0);
+		if (ret == 2 && pass < 2)
+			continue;
+		if (ret > 0)
+			break;		/* the real call */
+		shim_unlock();
+		if (ret < 0) {
+			errno = -ret;
+			return -1;
 		}
-	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
+		return 0;
+	}
+	/* Not (or no longer) ours: a socket may be accelerated now. */
+	if (!f && ep && ev && fd >= 0 && fd < shim.nfds &&
 		   (op == EPOLL_CTL_ADD ? RD(shim.kreg[fd]) == 0 :
 		    op == EPOLL_CTL_MOD && RD(shim.kreg[fd]) == 1) &&
 		   (ep->loop || can_bind()) && !RD(shim.kwait[epfd]) &&
@@ -295,6 +332,29 @@ static void ep_unbind(struct shim_ep *ep)
 }
 
 /*
+ * The first thread to wait on a set bound by others (threads that only
+ * added to it) takes it over: members in no other set move to its ring,
+ * the others go back to the kernel (lock held, dropped meanwhile).
+ */
+static void ep_adopt(struct shim_ep *ep, struct shim_loop *l)
+{
+	int fd;
+
+	WR(ep->loop, l);
+	for (fd = 0; fd < shim.nfds && ep->nemul > 0; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		if (!f || f->state != FD_ACCEL || f->loop == l ||
+		    !reg_find(f, ep))
+			continue;
+		if (f->nregs == 1)
+			shim__fd_move(f, l);
+		else
+			shim__fd_release(f);
+	}
+}
+
+/*
  * A thread about to block in the kernel's epoll_wait on epfd: until it
  * returns, sockets added to that set stay in the kernel set, where it can
  * see them (lock held).
@@ -339,7 +399,9 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		shim_unlock();
 		return INT_MIN;
 	}
-	if (ep->loop && ep->loop != l) {
+	if (ep->loop && ep->loop != l && l && !ep->waited && !ep->nobind) {
+		ep_adopt(ep, l);
+	} else if (ep->loop && ep->loop != l) {
 		/* Another thread's ring emulates it: give the members back. */
 		if (ep->nemul)
 			ep_unbind(ep);
@@ -401,65 +463,153 @@ static struct timespec *ms_to_ts(int ms, struct timespec *ts)
 	return ts;
 }
 
+/*
+ * After a kernel wait on epfd: drop a kick (epoll.c) from its events.
+ * True when the kick was all it returned: wait again.
+ */
+static bool kick_only(int epfd, struct epoll_event *ev, int *n)
+{
+	struct shim_ep *ep;
+	bool seen = false;
+
+	if (*n <= 0 || shim__depth || epfd < 0 || epfd >= shim.nfds ||
+	    !shim.eps)
+		return false;
+	ep = RD(shim.eps[epfd]);
+	if (!ep || !RD(ep->kicked))
+		return false;
+	shim_lock();
+	ep = shim.eps[epfd];
+	if (ep)
+		*n = shim__ep_unkick(ep, ev, *n, &seen);
+	shim_unlock();
+	return seen && !*n;
+}
+
+/*
+ * When a wait of ts that starts now ends (only needed, and only taken,
+ * for a finite wait that is not a poll).
+ */
+static void wait_end(const struct timespec *ts, struct timespec *end)
+{
+	if (!ts || (!ts->tv_sec && !ts->tv_nsec))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, end);
+	end->tv_sec += ts->tv_sec;
+	end->tv_nsec += ts->tv_nsec;
+	if (end->tv_nsec >= 1000000000L) {
+		end->tv_sec++;
+		end->tv_nsec -= 1000000000L;
+	}
+}
+
+/* What is left of a wait ending at end (0 when past). */
+static struct timespec *wait_left(const struct timespec *end,
+				  struct timespec *left)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left->tv_sec = end->tv_sec - now.tv_sec;
+	left->tv_nsec = end->tv_nsec - now.tv_nsec;
+	if (left->tv_nsec < 0) {
+		left->tv_sec--;
+		left->tv_nsec += 1000000000L;
+	}
+	if (left->tv_sec < 0)
+		left->tv_sec = left->tv_nsec = 0;
+	return left;
+}
+
+static int ts_to_ms(const struct timespec *ts)
+{
+	if (ts->tv_sec >= INT_MAX / 1000)
+		return INT_MAX;
+	return ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+}
+
 SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev,
 			   int timeout)
 {
-	struct timespec ts;
-	bool kwaited = false;
+	struct timespec ts, end;
+	bool kwaited;
 	int ret;
 
 	STAT_CALL(epoll_wait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), NULL,
-			  &kwaited);
-	if (ret != INT_MIN)
-		return ret_libc(ret);
-	shim__flush_before_block();
-	STAT_INC(passthrough);
-	ret = REAL(epoll_wait)(epfd, ev, maxev, timeout);
-	kwait_end(epfd, kwaited);
-	return ret;
+	wait_end(ms_to_ts(timeout, &ts), &end);
+	for (;;) {
+		kwaited = false;
+		ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts),
+				  NULL, &kwaited);
+		if (ret != INT_MIN)
+			return ret_libc(ret);
+		shim__flush_before_block();
+		STAT_INC(passthrough);
+		ret = REAL(epoll_wait)(epfd, ev, maxev, timeout);
+		kwait_end(epfd, kwaited);
+		if (!kick_only(epfd, ev, &ret))
+			return ret;
+		if (timeout > 0)
+			timeout = ts_to_ms(wait_left(&end, &ts));
+	}
 }
 
 SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev,
 			    int timeout, const sigset_t *sigmask)
 {
-	struct timespec ts;
-	bool kwaited = false;
+	struct timespec ts, end;
+	bool kwaited;
 	int ret;
 
 	STAT_CALL(epoll_pwait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), sigmask,
-			  &kwaited);
-	if (ret != INT_MIN)
-		return ret_libc(ret);
-	shim__flush_before_block();
-	STAT_INC(passthrough);
-	ret = REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
-	kwait_end(epfd, kwaited);
-	return ret;
+	wait_end(ms_to_ts(timeout, &ts), &end);
+	for (;;) {
+		kwaited = false;
+		ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts),
+				  sigmask, &kwaited);
+		if (ret != INT_MIN)
+			return ret_libc(ret);
+		shim__flush_before_block();
+		STAT_INC(passthrough);
+		ret = REAL(epoll_pwait)(epfd, ev, maxev, timeout, sigmask);
+		kwait_end(epfd, kwaited);
+		if (!kick_only(epfd, ev, &ret))
+			return ret;
+		if (timeout > 0)
+			timeout = ts_to_ms(wait_left(&end, &ts));
+	}
 }
 
 SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 			     const struct timespec *timeout,
 			     const sigset_t *sigmask)
 {
-	bool kwaited = false;
+	struct timespec left, end;
+	bool kwaited;
 	int ret;
 
 	STAT_CALL(epoll_pwait2);
-	if (timeout && (timeout->tv_nsec < 0 ||
-			timeout->tv_nsec >= 1000000000L || timeout->tv_sec < 0))
-		ret = INT_MIN;
-	else
+	if (timeout && (timeout->tv_nsec < 0 || timeout->tv_sec < 0 ||
+			timeout->tv_nsec >= 1000000000L)) {
+		STAT_INC(passthrough);
+		return REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+	}
+	wait_end(timeout, &end);
+	for (;;) {
+		kwaited = false;
 		ret = wait_common(epfd, ev, maxev, timeout, sigmask,
 				  &kwaited);
-	if (ret != INT_MIN)
-		return ret_libc(ret);
-	shim__flush_before_block();
-	STAT_INC(passthrough);
-	ret = REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
-	kwait_end(epfd, kwaited);
-	return ret;
+		if (ret != INT_MIN)
+			return ret_libc(ret);
+		shim__flush_before_block();
+		STAT_INC(passthrough);
+		ret = REAL(epoll_pwait2)(epfd, ev, maxev, timeout, sigmask);
+		kwait_end(epfd, kwaited);
+		if (!kick_only(epfd, ev, &ret))
+			return ret;
+		if (timeout && (timeout->tv_sec || timeout->tv_nsec))
+			timeout = wait_left(&end, &left);
+	}
 }
 
 /* ---- poll / select ---- */

@@ -40,6 +40,7 @@ static void fd_forget(int fd)
 	if (!ep)
 		return;
 	WR(shim.eps[fd], NULL);
+	shim__ep_kick_end(ep);
 	/* Closing an epoll fd drops its emulated registrations too. */
 	for (i = 0; i < shim.nfds && ep->nemul > 0; i++) {
 		struct shim_fd *g = shim.fds[i];

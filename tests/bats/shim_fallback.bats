@@ -19,7 +19,7 @@ SERVER_BIN=$BUILD_DIR/matching_server
 LOADGEN_BIN=$BUILD_DIR/loadgen
 SYSCTL=/proc/sys/kernel/io_uring_disabled
 CORNERS=(backpressure blocking close_flush connect dup efault eintr
-	 epoll_nested errors et fd_reuse fionread_peek fork fortify ipv6
+	 epoll_nested errors et fd_reuse fionread_peek fork fortify handoff ipv6
 	 loop_threads lt mixed_set nonblock_toggle oneshot peer_reset
 	 poll_select rdhup sendfile_order shutdown_flush signal_write threads
 	 writev_large)

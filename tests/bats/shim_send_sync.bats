@@ -93,6 +93,10 @@ kill_window_run() {
 	check_shim fortify send_sync
 }
 
+@test "handoff: shim send_sync" {
+	check_shim handoff send_sync
+}
+
 @test "ipv6: shim send_sync" {
 	check_shim ipv6 send_sync
 }

@@ -69,7 +69,7 @@ void skip(const char *why)
 
 const char *errno_name(int err)
 {
-	static char unknown[24];
+	static __thread char unknown[24];
 	const char *name;
 
 	if (err == 0)
@@ -92,8 +92,9 @@ const char *epoll_event_names(uint32_t events)
 		{ EPOLLRDHUP, "RDHUP" }, { EPOLLRDNORM, "RDNORM" },
 		{ EPOLLWRNORM, "WRNORM" },
 	};
-	static char ring[4][96];
-	static unsigned next;
+	/* Per thread: corners print from several. */
+	static __thread char ring[4][96];
+	static __thread unsigned next;
 	char *buf = ring[next++ % 4];
 	size_t used = 0;
 
@@ -115,8 +116,8 @@ const char *epoll_event_names(uint32_t events)
 
 const char *result_text(ssize_t ret)
 {
-	static char ring[4][64];
-	static unsigned next;
+	static __thread char ring[4][64];
+	static __thread unsigned next;
 	char *buf = ring[next++ % 4];
 
 	if (ret < 0)

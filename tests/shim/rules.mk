@@ -7,7 +7,7 @@
 
 SHIM_CORNERS := backpressure blocking close_flush connect dup efault eintr \
 		epoll_nested errors et fd_reuse fionread_peek fork fortify \
-		ipv6 loop_threads lt mixed_set nonblock_toggle oneshot \
+		handoff ipv6 loop_threads lt mixed_set nonblock_toggle oneshot \
 		peer_reset poll_select rdhup sendfile_order shutdown_flush \
 		signal_write threads writev_large
 SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
