@@ -18,9 +18,11 @@
  *   resethand  SIGSEGV with an SA_RESETHAND handler that just returns
  *   exit       SIGSEGV with a handler that calls _exit(42)
  *   full       the child writes until EAGAIN (the shim then has a ring
- *              send waiting for room and bytes queued behind it), aborts
+ *              send waiting for room and bytes queued behind it) and
+ *              aborts; the parent starts reading only 300 ms later
  *   thread     as full, but a second thread dereferences NULL while the
- *              loop thread is blocked on a mutex that thread holds
+ *              loop thread is blocked on a mutex that thread holds (its
+ *              ring's completions are never reaped)
  *   stuck      as full, but the parent reads nothing until the child is
  *              dead: the flush must give up (bounded) rather than hang
  *
@@ -390,6 +392,9 @@ int main(int argc, char **argv)
 	}
 	child_stats(pid);
 	hs->go = 1;
+	/* Let the crash find the ring send still waiting for room. */
+	if (!strcmp(mode, "full") || !strcmp(mode, "thread"))
+		sleep_ms(300);
 	if (!strcmp(mode, "stuck") && waitpid(pid, &status, 0) != pid)
 		die_errno("waitpid");
 	received = drain(client, &damaged);
