@@ -385,10 +385,12 @@ int shim__fd_crash_push(struct shim_fd *f)
 	if (carried) {
 		if (shim__ring_peek_send(f->loop, f, &res))
 			return CRASH_PUSH_INFLIGHT;
+		/* An error: the connection is dead, nothing more arrives. */
 		if (res < 0 && !transient(res) && res != -ECANCELED)
-			return CRASH_PUSH_DONE;		/* connection dead */
+			return CRASH_PUSH_DONE;
+		/* Short: only its own thread resends the rest. */
 		if (res < 0 || (uint32_t)res < carried)
-			return CRASH_PUSH_INFLIGHT;	/* its thread resends */
+			return CRASH_PUSH_INFLIGHT;
 	}
 	while (f->stail > f->sinfl) {
 		STAT_INC(shim_syscalls);

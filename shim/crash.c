@@ -48,12 +48,12 @@ static const int fatal_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
 
 /*
  * The application's action for each fatal signal, as it reads it back.
- * Written with seq odd (by sigaction() under sig_lock with every signal
- * blocked, or by the handler for SA_RESETHAND); the handler reads it
- * without blocking.
+ * Guarded by busy, a spinlock whose holders never block: sigaction()
+ * (under sig_lock, every signal blocked) and the handler, which gives up
+ * waiting after a bounded spin rather than hang a dying process.
  */
 struct app_action {
-	unsigned int seq;
+	int busy;
 	struct sigaction sa;
 };
 static struct app_action app[NFATAL];
@@ -121,7 +121,9 @@ static int kernel_action(int sig, const struct sigaction *sa,
 /*
  * What the kernel runs for the application's action a: our handler, with
  * a's SA_ONSTACK and SA_RESTART (the stack and syscall restarts are the
- * application's choice).  SA_NODEFER and an empty mask leave the signal
+ * application's choice; with no handler of its own, the alternate stack
+ * if the thread has one, so a stack overflow still flushes).  SA_NODEFER
+ * and an empty mask leave the signal
  * mask alone, so a guarded copy can jump back without sigprocmask.  An
  * ignored SIGFPE, SIGILL or SIGABRT stays ignored in the kernel (no EINTR
  * from a signal the application ignores); SIGSEGV and SIGBUS are always
@@ -138,58 +140,45 @@ static void kernel_install(int sig, const struct sigaction *a)
 	memset(&k, 0, sizeof(k));
 	k.sa_sigaction = crash_handler;
 	k.sa_flags = (a->sa_flags & ~OUR_FLAGS) | SA_SIGINFO | SA_NODEFER;
+	if (a->sa_handler == SIG_DFL || a->sa_handler == SIG_IGN)
+		k.sa_flags |= SA_ONSTACK;
 	sigemptyset(&k.sa_mask);
 	kernel_action(sig, &k, NULL);
 }
 
 /* ---- the application's view ---- */
 
-static void app_get(int i, struct sigaction *out)
+/* False when another holder kept it through the whole spin. */
+static bool app_lock(int i)
 {
 	int tries;
 
-	for (tries = 0; tries < 100000; tries++) {
-		unsigned int seq = __atomic_load_n(&app[i].seq,
-						   __ATOMIC_ACQUIRE);
-
-		if (seq & 1)
-			continue;
-		memcpy(out, &app[i].sa, sizeof(*out));
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&app[i].seq, __ATOMIC_RELAXED) == seq)
-			return;
-	}
-}
-
-/* Make seq odd; false when another writer kept it (bounded spin). */
-static bool app_write_begin(int i)
-{
-	int tries;
-
-	for (tries = 0; tries < 100000; tries++) {
-		unsigned int seq = __atomic_load_n(&app[i].seq,
-						   __ATOMIC_RELAXED);
-
-		if (!(seq & 1) &&
-		    __atomic_compare_exchange_n(&app[i].seq, &seq, seq + 1,
-						false, __ATOMIC_ACQUIRE,
-						__ATOMIC_RELAXED))
+	for (tries = 0; tries < 1000000; tries++)
+		if (!__atomic_exchange_n(&app[i].busy, 1, __ATOMIC_ACQUIRE))
 			return true;
-	}
 	return false;
 }
 
-static void app_write_end(int i)
+static void app_unlock(int i)
 {
-	__atomic_add_fetch(&app[i].seq, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&app[i].busy, 0, __ATOMIC_RELEASE);
+}
+
+static void app_get(int i, struct sigaction *out)
+{
+	bool locked = app_lock(i);
+
+	memcpy(out, &app[i].sa, sizeof(*out));
+	if (locked)
+		app_unlock(i);
 }
 
 static void app_put(int i, const struct sigaction *sa)
 {
-	if (!app_write_begin(i))
+	if (!app_lock(i))
 		return;
 	memcpy(&app[i].sa, sa, sizeof(*sa));
-	app_write_end(i);
+	app_unlock(i);
 }
 
 /* The part of a mask the kernel keeps: 64 signals, less KILL and STOP. */
@@ -231,11 +220,11 @@ static void app_set(int i, const struct sigaction *act)
 /* SA_RESETHAND: the action becomes SIG_DFL on delivery (flags stay). */
 static void app_reset(int i, const struct sigaction *was)
 {
-	if (!app_write_begin(i))
+	if (!app_lock(i))
 		return;
 	if (app[i].sa.sa_handler == was->sa_handler)
 		app[i].sa.sa_handler = SIG_DFL;
-	app_write_end(i);
+	app_unlock(i);
 }
 
 /* Every signal blocked: a handler calling sigaction() cannot deadlock. */
@@ -252,6 +241,19 @@ static void sig_lock_drop(const sigset_t *saved)
 {
 	pthread_mutex_unlock(&sig_lock);
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/*
+ * Fork child: another thread may have held sig_lock, or been writing an
+ * action, when the process forked.
+ */
+static void crash_atfork_child(void)
+{
+	size_t i;
+
+	pthread_mutex_init(&sig_lock, NULL);
+	for (i = 0; i < NFATAL; i++)
+		app[i].busy = 0;
 }
 
 /*
@@ -277,16 +279,30 @@ void shim__crash_arm(void)
 	}
 	WR(armed, true);
 	sig_lock_drop(&saved);
+	pthread_atfork(NULL, NULL, crash_atfork_child);
 	shim__safecopy_enable();
 }
 
-SHIM_EXPORT int sigaction(int sig, const struct sigaction *act,
-			  struct sigaction *old)
+/*
+ * Called before our constructor (a sanitizer runtime that the shim
+ * brought into a program built without it installs its handlers from its
+ * own start-up): glibc's own functions, and no TSan entry hook, which
+ * would run before TSan can.
+ */
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
+extern __sighandler_t bsd_signal(int, __sighandler_t);
+#define EARLY_SAFE	__attribute__((no_sanitize("thread")))
+
+SHIM_EXPORT EARLY_SAFE int sigaction(int sig, const struct sigaction *act,
+				     struct sigaction *old)
 {
 	struct sigaction a, prev;
 	sigset_t saved;
-	int i = slot_of(sig), ret = 0;
+	int i, ret = 0;
 
+	if (unlikely(!real_sigaction))
+		return __sigaction(sig, act, old);
+	i = slot_of(sig);
 	STAT_CALL(sigaction);
 	if (i < 0)
 		return REAL(sigaction)(sig, act, old);
@@ -307,13 +323,16 @@ SHIM_EXPORT int sigaction(int sig, const struct sigaction *act,
 	return ret;
 }
 
-SHIM_EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
+SHIM_EXPORT EARLY_SAFE __sighandler_t signal(int sig, __sighandler_t handler)
 {
 	struct sigaction a, prev;
 	__sighandler_t ret;
 	sigset_t saved;
-	int i = slot_of(sig);
+	int i;
 
+	if (unlikely(!real_signal))
+		return bsd_signal(sig, handler);
+	i = slot_of(sig);
 	STAT_CALL(signal);
 	if (i < 0 || handler == SIG_ERR)
 		return REAL(signal)(sig, handler);
@@ -401,8 +420,8 @@ static bool crash_flush(bool hold)
 {
 	uint64_t deadline = now_ms() + CRASH_FLUSH_MS;
 	struct pollfd pfd[CRASH_POLL_MAX];
-	bool locked = false;
-	int left = 0, n;
+	bool locked = false, done = false;
+	int left = -1, n;
 
 	if (shim__depth || !RD(shim.ring_made) || getpid() != shim.pid)
 		return false;
@@ -416,7 +435,8 @@ static bool crash_flush(bool hold)
 		if (shim__loop && !shim__loop->dead)
 			shim__ring_crash_kick(shim__loop);
 		left = push_round(pfd, &n);
-		if ((!left && shim__drain_idle()) || now_ms() >= deadline)
+		done = !left && shim__drain_idle();
+		if (done || now_ms() >= deadline)
 			break;
 		/* A loop thread in its wait runs its completions itself. */
 		for (l = shim.loops; l; l = l->next)
@@ -426,9 +446,12 @@ static bool crash_flush(bool hold)
 		locked = false;
 		real_poll(pfd, n, CRASH_TICK_MS);
 	}
-	if (left)
-		shim__log(LOG_WARN, "uringshim: fatal signal: %d sockets "
-			  "still hold queued bytes after %d ms\n", left,
+	if (!done && left < 0)
+		shim__log(LOG_WARN, "uringshim: fatal signal: shim lock busy "
+			  "for %d ms, nothing flushed\n", CRASH_FLUSH_MS);
+	else if (!done)
+		shim__log(LOG_WARN, "uringshim: fatal signal: %d sockets still "
+			  "hold queued bytes after %d ms\n", left,
 			  CRASH_FLUSH_MS);
 	if (locked && !hold) {
 		shim_unlock();

@@ -183,6 +183,13 @@ crash_check() {
 
 @test "sigaction_view: shim default, adaptive0, send_sync" {
 	local s
+
+	# TSan answers sigaction() from a table of its own (flags and masks
+	# as given, handlers run with every signal blocked): the plain
+	# transcript is TSan's, not the kernel's the shim reproduces.
+	! nm -D "$CORNER_DIR/sigaction_view" 2>/dev/null |
+		grep -q '__tsan_init' ||
+		skip "TSan build: its own sigaction semantics are the plain run's"
 	for s in default adaptive0 send_sync; do
 		check_shim sigaction_view "$s"
 	done

@@ -56,17 +56,17 @@
 #define SEED		0xc4a5
 #define WAIT_GO_MS	20000
 
-/* Shared with the child: the child says when it has written. */
+/* Shared with the child (atomics): the child says when it has written. */
 struct handshake {
-	volatile int written;	/* child: bytes accepted, then ready */
-	volatile uint64_t sent;
-	volatile int go;	/* parent: crash now */
+	int written;		/* child: sent is final */
+	uint64_t sent;		/* bytes the child's writes accepted */
+	int go;			/* parent: crash now */
 };
 
 static struct handshake *hs;
 static int report_fd = -1;	/* the app's handler reports here */
 static pthread_mutex_t hold = PTHREAD_MUTEX_INITIALIZER;
-static volatile int held;	/* the crasher thread holds hold */
+static int held;		/* the crasher thread holds hold */
 
 /*
  * Sanitizer builds: their own fatal-signal handlers would end the child
@@ -93,11 +93,18 @@ static void sleep_ms(int ms)
 }
 
 /* Spin (no interposed call: no flush point) until *flag is set. */
-static bool wait_flag(volatile int *flag)
+static bool wait_flag(int *flag)
 {
-	for (int i = 0; i < WAIT_GO_MS && !*flag; i++)
+	for (int i = 0; i < WAIT_GO_MS && !__atomic_load_n(flag,
+							   __ATOMIC_ACQUIRE);
+	     i++)
 		sleep_ms(1);
-	return *flag;
+	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+static void set_flag(int *flag)
+{
+	__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
 }
 
 /*
@@ -110,9 +117,11 @@ static void report(char c)
 		_exit(5);
 }
 
-/* ---- the crashes ---- */
+/* ---- the crashes (UBSan would stop them first: the CPU must) ---- */
 
-static void crash_segv(void)
+#define NO_UBSAN __attribute__((no_sanitize("undefined")))
+
+NO_UBSAN static void crash_segv(void)
 {
 	volatile int *volatile p = NULL;
 
@@ -132,7 +141,7 @@ static void crash_bus(void)
 	(void)p[0];		/* the file is empty: SIGBUS */
 }
 
-static void crash_fpe(void)
+NO_UBSAN static void crash_fpe(void)
 {
 	volatile int one = 1, zero = 0;
 	volatile int x = one / zero;
@@ -206,10 +215,10 @@ static void *crasher(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&hold);
-	held = 1;
+	set_flag(&held);
 	if (!wait_flag(&hs->go))
 		_exit(3);
-	sleep_ms(50);		/* the loop thread is blocked on hold by now */
+	sleep_ms(50);	/* the loop thread is blocked on hold by now */
 	crash_segv();
 	return NULL;
 }
@@ -254,7 +263,7 @@ static void child(int fd, const char *mode)
 		}
 	}
 	hs->sent = sent;
-	hs->written = 1;
+	set_flag(&hs->written);
 	if (!strcmp(mode, "thread")) {
 		pthread_mutex_lock(&hold);	/* the crasher holds it */
 		_exit(3);
@@ -391,7 +400,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	child_stats(pid);
-	hs->go = 1;
+	set_flag(&hs->go);
 	/* Let the crash find the ring send still waiting for room. */
 	if (!strcmp(mode, "full") || !strcmp(mode, "thread"))
 		sleep_ms(300);
