@@ -115,6 +115,11 @@ crash_check() {
 	grep -qx 'child: exit 42' "$out"
 }
 
+@test "crash recover: a handler that longjmps out of a fault, then abort()" {
+	crash_check recover URINGSHIM_ADAPTIVE=0
+	grep -qx 'app handler: H' "$out"
+}
+
 @test "crash full: ring send waiting for room and bytes behind it" {
 	crash_check full URINGSHIM_ADAPTIVE=0
 }

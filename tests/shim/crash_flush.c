@@ -17,6 +17,8 @@
  *   reraise    abort() with a handler that logs, sets SIG_DFL and raises
  *   resethand  SIGSEGV with an SA_RESETHAND handler that just returns
  *   exit       SIGSEGV with a handler that calls _exit(42)
+ *   recover    a SIGSEGV handler that siglongjmps out of a fault the
+ *              child survives (before it writes), then abort()
  *   full       the child writes until EAGAIN (the shim then has a ring
  *              send waiting for room and bytes queued behind it) and
  *              aborts; the parent starts reading only 300 ms later
@@ -40,6 +42,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +187,22 @@ static void on_segv_return(int sig)
 	report(cur.sa_handler == SIG_DFL ? 'H' : 'h');
 }
 
+static sigjmp_buf recover_jmp;
+
+static void on_segv_recover(int sig)
+{
+	(void)sig;
+	report('H');
+	siglongjmp(recover_jmp, 1);
+}
+
+/* A fault the handler takes the child out of. */
+__attribute__((noinline)) static void survive_fault(void)
+{
+	if (!sigsetjmp(recover_jmp, 1))
+		crash_segv();
+}
+
 static void on_segv_exit(int sig)
 {
 	(void)sig;
@@ -251,6 +270,9 @@ static void child(int fd, const char *mode)
 		install(SIGSEGV, on_segv_return, SA_RESETHAND);
 	} else if (!strcmp(mode, "exit")) {
 		install(SIGSEGV, on_segv_exit, 0);
+	} else if (!strcmp(mode, "recover")) {
+		install(SIGSEGV, on_segv_recover, 0);
+		survive_fault();
 	}
 	if (fills(mode)) {
 		sent = fill_until_eagain(fd, SEED);
@@ -271,7 +293,7 @@ static void child(int fd, const char *mode)
 	if (!wait_flag(&hs->go))
 		_exit(3);
 	if (!strcmp(mode, "abort") || !strcmp(mode, "reraise") ||
-	    fills(mode))
+	    !strcmp(mode, "recover") || fills(mode))
 		abort();
 	else if (!strcmp(mode, "bus"))
 		crash_bus();
@@ -354,7 +376,8 @@ static int expected_sig(const char *mode)
 	if (!strcmp(mode, "ill"))
 		return SIGILL;
 	if (!strcmp(mode, "abort") || !strcmp(mode, "reraise") ||
-	    !strcmp(mode, "full") || !strcmp(mode, "stuck"))
+	    !strcmp(mode, "recover") || !strcmp(mode, "full") ||
+	    !strcmp(mode, "stuck"))
 		return SIGABRT;
 	return SIGSEGV;
 }
