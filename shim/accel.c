@@ -70,7 +70,7 @@ struct shim_fd *shim__accel_try(int fd, struct shim_loop *l, bool checked)
 		free(f);
 		return NULL;
 	}
-	shim__safecopy_install();
+	shim__crash_arm();
 	f->fd = fd;
 	f->state = FD_ACCEL;
 	f->loop = l;
@@ -365,6 +365,65 @@ bool shim__fd_push(struct shim_fd *f)
 		shim__fd_notify(f);
 	}
 	return moved;
+}
+
+/*
+ * A fatal signal is about to end the process (crash.c): move f's queued
+ * bytes into the kernel with plain non-blocking sends.  Bytes a ring send
+ * carries stay with it; those queued behind it go once its completion is
+ * in the CQ, read there but not consumed: if the process lives on, the
+ * loop thread dispatches it as usual and finds the queue consistent (the
+ * bytes pushed here are cut out behind the ring send).  Never waits,
+ * allocates or submits.  Lock held, any thread.
+ */
+static bool transient(int res);
+
+int shim__fd_crash_push(struct shim_fd *f)
+{
+	uint32_t carried = f->sinfl - f->shead;
+	ssize_t n = 0;
+	int res;
+
+	if (f->hup || f->stail == f->shead)
+		return CRASH_PUSH_DONE;
+	if (!f->send_inflight) {
+		shim__fd_push(f);
+		if (f->stail > f->shead && !f->hup)
+			return CRASH_PUSH_FULL;
+		if (f->shut_wr_pending && !f->hup) {
+			f->shut_wr_pending = false;
+			STAT_INC(shim_syscalls);
+			real_shutdown(f->fd, SHUT_WR);
+		}
+		return CRASH_PUSH_DONE;
+	}
+	/* A POLLOUT wait (sinfl == shead) carries no bytes. */
+	if (carried) {
+		if (shim__ring_peek_send(f->loop, f, &res))
+			return CRASH_PUSH_INFLIGHT;
+		/* An error: the connection is dead, nothing more arrives. */
+		if (res < 0 && !transient(res) && res != -ECANCELED)
+			return CRASH_PUSH_DONE;
+		/* Short: only its own thread resends the rest. */
+		if (res < 0 || (uint32_t)res < carried)
+			return CRASH_PUSH_INFLIGHT;
+	}
+	while (f->stail > f->sinfl) {
+		STAT_INC(shim_syscalls);
+		n = real_send(f->fd, f->sbuf + f->sinfl, f->stail - f->sinfl,
+			      MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		memmove(f->sbuf + f->sinfl, f->sbuf + f->sinfl + n,
+			f->stail - f->sinfl - n);
+		f->stail -= n;
+		queued_add(f, -(int64_t)n);
+		STAT_ADD(bytes_sent, n);
+	}
+	if (f->stail > f->sinfl && n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return CRASH_PUSH_FULL;
+	return CRASH_PUSH_DONE;
 }
 
 /* A send f cannot take: its pending error (reported once), or EPIPE. */

@@ -139,6 +139,18 @@ int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr)
 	return 0;
 }
 
+/* Has the drainer nothing left to send?  Never blocks (crash.c). */
+bool shim__drain_idle(void)
+{
+	bool idle;
+
+	if (pthread_mutex_trylock(&drain_lock))
+		return false;
+	idle = !jobs_busy;
+	pthread_mutex_unlock(&drain_lock);
+	return idle;
+}
+
 /* At exit: give the drainer a bounded moment to finish. */
 void shim__drain_wait(int seconds)
 {

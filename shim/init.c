@@ -199,8 +199,12 @@ static void atfork_child(void)
 	char reason[sizeof(shim__stats->reason)];
 
 	memcpy(reason, shim__stats->reason, sizeof(reason));
-	pthread_mutex_init(&shim.lock, NULL);
-	shim__depth = 0;
+	/*
+	 * Taken in prepare by this thread, the child's only one: release it.
+	 * A re-init would leave TSan believing the parent's owner still holds
+	 * it, and report the child's next other thread to take it.
+	 */
+	shim_unlock();
 	pthread_cond_init(&shim.cond, NULL);
 	cached_tid = 0;
 	shim.pid = getpid();

@@ -421,8 +421,24 @@ void shim__ring_turn(struct shim_loop *l, unsigned int wait_nr,
 		     const struct timespec *ts);
 
 /* safecopy.c */
-void shim__safecopy_install(void);
+void shim__safecopy_enable(void);
+void shim__safecopy_catch(void);
 bool shim__copy(void *dst, const void *src, size_t n);
+
+/* crash.c: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) */
+void shim__crash_arm(void);
+bool shim__crash_in_handler(void);
+void shim__crash_flush(void);
+
+/*
+ * The crash flush's hooks into the fd, ring and drainer layers: push
+ * without waiting, allocating or consuming a completion (lock held).
+ */
+enum { CRASH_PUSH_DONE, CRASH_PUSH_FULL, CRASH_PUSH_INFLIGHT };
+int shim__fd_crash_push(struct shim_fd *f);
+int shim__ring_peek_send(struct shim_loop *l, struct shim_fd *f, int *res);
+void shim__ring_crash_kick(struct shim_loop *l);
+bool shim__drain_idle(void);
 
 /* drain.c */
 int shim__drain_handoff(struct shim_fd *f, int fd, bool shut_wr);

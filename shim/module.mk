@@ -5,7 +5,7 @@ SHIM_SRCS	:= shim/real.c shim/init.c shim/log.c shim/stats.c \
 		   shim/fdtab.c shim/accel.c shim/ring.c shim/loop.c \
 		   shim/epoll.c \
 		   shim/wrap_io.c shim/wrap_fd.c shim/wrap_epoll.c \
-		   shim/drain.c shim/safecopy.c
+		   shim/drain.c shim/safecopy.c shim/crash.c
 SHIM_OBJS	:= $(SHIM_SRCS:%.c=$(BUILD)/%.o)
 SHIM_LIB	:= $(BUILD)/liburingshim.so
 SHIM_STAT	:= $(BUILD)/uringshim-stat

@@ -621,6 +621,47 @@ void shim__ring_turn(struct shim_loop *l, unsigned int wait_nr,
 	shim__ring_reap(l);
 }
 
+/*
+ * Crash flush (crash.c): has f's ring send completed, and with what
+ * result?  Reads l's CQ without consuming anything, so l's thread still
+ * dispatches the completion if the process lives on.  Any thread, lock
+ * held: l's thread consumes completions only under the lock, so the head
+ * cannot move meanwhile.  Returns 0 with *res set, or -ENOENT.
+ */
+int shim__ring_peek_send(struct shim_loop *l, struct shim_fd *f, int *res)
+{
+	uint64_t send = ud_make(f, UD_SEND), fault = ud_make(f, UD_FAULT_SEND);
+	struct io_uring_cqe *cqe;
+	unsigned int head;
+
+	if (l->dead)
+		return -ENOENT;
+	io_uring_for_each_cqe(&l->ring, head, cqe) {
+		if (cqe->user_data == send) {
+			*res = cqe->res;
+			return 0;
+		}
+		if (cqe->user_data == fault) {
+			*res = -fault_errno;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * Crash flush on l's own thread, which was not inside the shim: submit
+ * what was prepared and run the ring's deferred work (DEFER_TASKRUN),
+ * consuming no completion.
+ */
+void shim__ring_crash_kick(struct shim_loop *l)
+{
+	STAT_INC(enters);
+	STAT_ADD(sqes, l->pending_sqes);
+	l->pending_sqes = 0;
+	io_uring_submit_and_get_events(&l->ring);
+}
+
 /* Wake l's thread out of its ring wait (any thread, lock held). */
 void shim__ring_wake(struct shim_loop *l)
 {

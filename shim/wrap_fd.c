@@ -375,6 +375,11 @@ static void flush_for_exec(void)
 
 	if (getpid() != shim.pid)
 		return;
+	if (shim__crash_in_handler()) {
+		/* An app's fatal-signal handler exits: no ring machinery. */
+		shim__crash_flush();
+		return;
+	}
 	if (l && syscall(SYS_gettid) == l->tid)
 		shim__flush_all_sync(50);
 	shim__flush_others();
