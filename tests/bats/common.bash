@@ -30,3 +30,195 @@ wait_listening() {
 	[[ $line == "listening on "* ]] || return 1
 	LISTEN_PORT=${line##*:}
 }
+
+# ---- Was the shim on? ----
+#
+# A run under the shim that gives the same bytes as a plain run proves
+# nothing when the shim passed every call through: a seccomp profile that
+# denies io_uring, kernel.io_uring_disabled or an old kernel make it fall
+# back quietly, and the test then compares plain with plain. So every test
+# that claims the shim reads the shim's own counters (uringshim-stat --json
+# on the process's stats file) and asserts one of:
+#   assert_accelerated      its sockets went through the ring;
+#   assert_not_accelerated  the shim was loaded and, as the test expects,
+#                           took no socket (blocking sockets, RECV=direct);
+#   assert_passthrough      io_uring was refused and the shim fell back.
+# The stats file is removed when its process exits: read it before, or
+# keep it (tests/shim/conform.c links it when CONFORM_KEEP_STATS is set).
+
+SHIM_STAT=$BUILD_DIR/uringshim-stat
+URING_PROBE=$BUILD_DIR/tests/uring_probe
+# Held by shim_fallback.bats while it sets kernel.io_uring_disabled=2.
+SYSCTL_LOCK=/tmp/uringshim-io_uring_disabled.lock
+
+# uring_refused - when this process tree cannot use io_uring as the shim
+# needs it, print why and return 0; return 1 when it can. Asks
+# tests/uring_probe each time (a concurrent shim_fallback.bats may flip
+# io_uring_disabled for a few seconds; while it holds its lock, io_uring
+# counts as refused).
+uring_refused() {
+	local out status=0
+
+	[ -x "$URING_PROBE" ] ||
+		fail "$URING_PROBE not built (make test builds it)"
+	out=$("$URING_PROBE" 2>&1) || status=$?
+	case $status in
+	0)	;;
+	77)	echo "$out"; return 0 ;;
+	*)	fail "$URING_PROBE exit $status: $out" ;;
+	esac
+	if [ -e "$SYSCTL_LOCK" ] && ! flock -n "$SYSCTL_LOCK" true; then
+		echo "kernel.io_uring_disabled is being toggled by another run"
+		return 0
+	fi
+	return 1
+}
+
+# require_io_uring - skip the test, saying why, where io_uring is refused.
+require_io_uring() {
+	local why
+
+	if why=$(uring_refused); then
+		skip "$why"
+	fi
+}
+
+# shim_stats_json PID [DIR] - `uringshim-stat --json` of PID, its stats
+# file in DIR (default $URINGSHIM_STATS_DIR, else /dev/shm). Fails, saying
+# why, when there is none.
+shim_stats_json() {
+	local dir=${2:-${URINGSHIM_STATS_DIR:-/dev/shm}} out
+
+	[ -x "$SHIM_STAT" ] ||
+		fail "$SHIM_STAT not built: cannot tell whether the shim was on"
+	out=$(timeout 10 "$SHIM_STAT" --json -d "$dir" "$1" 2>&1) ||
+		fail "no shim stats for process $1 in $dir ($out): the shim" \
+		     "was not loaded there, or its stats were turned off"
+	echo "$out"
+}
+
+# stats_pids DIR - the PIDs that have (or kept) a stats file in DIR.
+stats_pids() {
+	local f
+
+	for f in "$1"/uringshim.*; do
+		[ -e "$f" ] && echo "${f##*.}"
+	done
+}
+
+# shim_stats_sum [-d DIR] PID... - one line summing the processes:
+# "states accel_total enters bytes_recv bytes_sent", states being the
+# comma-separated "pid:state(reason)" of each (sets STATS_LINE, STATES,
+# ACCEL, ENTERS, RECV, SENT).
+shim_stats_sum() {
+	local dir=${URINGSHIM_STATS_DIR:-/dev/shm} pid all=
+
+	if [ "$1" = -d ]; then
+		dir=$2
+		shift 2
+	fi
+	[ $# -gt 0 ] || fail "no process to read the shim's stats of"
+	for pid in "$@"; do
+		all+=$(shim_stats_json "$pid" "$dir") || return 1
+		all+=$'\n'
+	done
+	STATS_LINE=$(jq -rs '[
+		(map("\(.pid):\(.state)" +
+		     (if .reason != "" then "(\(.reason))" else "" end))
+		 | join(",") | gsub(" "; "_")),
+		(map(.accel_total) | add), (map(.enters) | add),
+		(map(.bytes_recv) | add), (map(.bytes_sent) | add)]
+		| map(tostring) | join(" ")' <<<"$all") ||
+		fail "unreadable shim stats: $all"
+	read -r STATES ACCEL ENTERS RECV SENT <<<"$STATS_LINE"
+}
+
+# stats_text - the figures of the last shim_stats_sum, for messages.
+stats_text() {
+	echo "$STATES: accel_total=$ACCEL enters=$ENTERS bytes_recv=$RECV" \
+	     "bytes_sent=$SENT"
+}
+
+# require_stats_active - after shim_stats_sum: at least one process ran
+# the shim active (it had a ring). Where all fell back to passthrough
+# because io_uring is refused here (tests/uring_probe agrees), skip the
+# test, saying so; anything else is a failure.
+require_stats_active() {
+	local why
+
+	[[ ",$STATES" != *:active* ]] || return 0
+	if [[ ",$STATES" == *:passthrough* ]] && why=$(uring_refused); then
+		skip "$why: the shim ran in passthrough, so the run proves nothing"
+	fi
+	fail "the shim was not active: $(stats_text)"
+}
+
+# assert_accelerated [-d DIR] [--traffic] PID... - the processes ran the
+# shim active and their sockets went through the ring: at least one
+# socket accelerated and one io_uring_enter in all, and with --traffic
+# bytes received through the ring. Skips where io_uring is refused
+# (require_stats_active).
+assert_accelerated() {
+	local args=() traffic=0
+
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-d)		args=(-d "$2"); shift 2 ;;
+		--traffic)	traffic=1; shift ;;
+		*)		break ;;
+		esac
+	done
+	shim_stats_sum "${args[@]}" "$@" || return 1
+	echo "shim stats: $(stats_text)"
+	require_stats_active
+	[ "$ACCEL" -gt 0 ] && [ "$ENTERS" -gt 0 ] ||
+		fail "no socket went through the ring: $(stats_text)"
+	[ "$traffic" = 0 ] || [ "$RECV" -gt 0 ] ||
+		fail "no byte was received through the ring: $(stats_text)"
+}
+
+# assert_not_accelerated [-d DIR] [--state STATE] PID... - the shim was
+# loaded (its stats exist, in STATE when given) and took no socket: no
+# socket accelerated, no byte through the ring. With --state active it
+# skips where io_uring is refused (require_stats_active): the shim's
+# choice to leave the sockets alone is then not under test.
+assert_not_accelerated() {
+	local args=() state=
+
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-d)		args=(-d "$2"); shift 2 ;;
+		--state)	state=$2; shift 2 ;;
+		*)		break ;;
+		esac
+	done
+	shim_stats_sum "${args[@]}" "$@" || return 1
+	echo "shim stats: $(stats_text)"
+	[ "$state" != active ] || require_stats_active
+	[ "$ACCEL" -eq 0 ] && [ "$RECV" -eq 0 ] ||
+		fail "sockets were accelerated, none expected: $(stats_text)"
+	if [ -n "$state" ] &&
+	   tr ',' '\n' <<<"$STATES" | grep -qvE ":$state(\(|$)"; then
+		fail "not every process in state $state: $(stats_text)"
+	fi
+}
+
+# assert_passthrough [-d DIR] PID... - io_uring was refused and the shim
+# fell back: every process in state passthrough saying io_uring is
+# unavailable, no ring entered, no socket accelerated.
+assert_passthrough() {
+	local args=()
+
+	if [ "$1" = -d ]; then
+		args=(-d "$2")
+		shift 2
+	fi
+	shim_stats_sum "${args[@]}" "$@" || return 1
+	echo "shim stats: $(stats_text)"
+	if tr ',' '\n' <<<"$STATES" |
+	   grep -qv ':passthrough(io_uring_unavailable'; then
+		fail "not in passthrough for want of io_uring: $(stats_text)"
+	fi
+	[ "$ACCEL" -eq 0 ] && [ "$ENTERS" -eq 0 ] ||
+		fail "the ring was used while io_uring was refused: $(stats_text)"
+}

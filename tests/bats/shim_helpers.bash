@@ -9,7 +9,6 @@
 load helpers
 
 SHIM_LIB=$BUILD_DIR/liburingshim.so
-SHIM_STAT=$BUILD_DIR/uringshim-stat
 LOADGEN_BIN=$BUILD_DIR/loadgen
 # A command the server runs under (e.g. deny_uring --), empty by default.
 SHIM_WRAP=()
@@ -67,10 +66,4 @@ stat_field() {
 # ring_fds PID - how many io_uring fds the process holds.
 ring_fds() {
 	ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'io_uring' || true
-}
-
-# require_io_uring - skip when this machine refuses io_uring.
-require_io_uring() {
-	[ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" \
-		= 0 ] || skip "io_uring disabled by sysctl"
 }
