@@ -52,20 +52,22 @@ URING_PROBE=$BUILD_DIR/tests/uring_probe
 SYSCTL_LOCK=/tmp/uringshim-io_uring_disabled.lock
 
 # uring_refused - when this process tree cannot use io_uring as the shim
-# needs it, print why and return 0; return 1 when it can. Asks
-# tests/uring_probe each time (a concurrent shim_fallback.bats may flip
-# io_uring_disabled for a few seconds; while it holds its lock, io_uring
-# counts as refused).
+# needs it, print why and return 0; return 1 when it can, 2 (saying why)
+# when the probe cannot tell. Asks tests/uring_probe each time (a
+# concurrent shim_fallback.bats may flip io_uring_disabled for a few
+# seconds; while it holds its lock, io_uring counts as refused).
 uring_refused() {
 	local out status=0
 
-	[ -x "$URING_PROBE" ] ||
-		fail "$URING_PROBE not built (make test builds it)"
+	if [ ! -x "$URING_PROBE" ]; then
+		echo "$URING_PROBE not built (make test builds it)"
+		return 2
+	fi
 	out=$("$URING_PROBE" 2>&1) || status=$?
 	case $status in
 	0)	;;
 	77)	echo "$out"; return 0 ;;
-	*)	fail "$URING_PROBE exit $status: $out" ;;
+	*)	echo "$URING_PROBE exit $status: $out"; return 2 ;;
 	esac
 	if [ -e "$SYSCTL_LOCK" ] && ! flock -n "$SYSCTL_LOCK" true; then
 		echo "kernel.io_uring_disabled is being toggled by another run"
@@ -76,11 +78,13 @@ uring_refused() {
 
 # require_io_uring - skip the test, saying why, where io_uring is refused.
 require_io_uring() {
-	local why
+	local why status=0
 
-	if why=$(uring_refused); then
-		skip "$why"
-	fi
+	why=$(uring_refused) || status=$?
+	case $status in
+	0)	skip "$why" ;;
+	2)	fail "$why"; return 1 ;;
+	esac
 }
 
 # shim_stats_json PID [DIR] - `uringshim-stat --json` of PID, its stats
@@ -89,12 +93,33 @@ require_io_uring() {
 shim_stats_json() {
 	local dir=${2:-${URINGSHIM_STATS_DIR:-/dev/shm}} out
 
-	[ -x "$SHIM_STAT" ] ||
+	if [ ! -x "$SHIM_STAT" ]; then
 		fail "$SHIM_STAT not built: cannot tell whether the shim was on"
-	out=$(timeout 10 "$SHIM_STAT" --json -d "$dir" "$1" 2>&1) ||
+		return 1
+	fi
+	if ! out=$(timeout 10 "$SHIM_STAT" --json -d "$dir" "$1" 2>&1); then
 		fail "no shim stats for process $1 in $dir ($out): the shim" \
 		     "was not loaded there, or its stats were turned off"
+		return 1
+	fi
 	echo "$out"
+}
+
+# keep_stats PID [DIR] - link the live stats file of PID (in DIR, default
+# $URINGSHIM_STATS_DIR or /dev/shm) into $BATS_TEST_TMPDIR/kept-stats, so
+# the counters, final ones included, can be read after PID exits (the
+# shim removes its file then; the link keeps it). Prints that directory.
+keep_stats() {
+	local dir=${2:-${URINGSHIM_STATS_DIR:-/dev/shm}}
+	local kept=$BATS_TEST_TMPDIR/kept-stats
+
+	mkdir -p "$kept"
+	if ! ln -f "$dir/uringshim.$1" "$kept/uringshim.$1"; then
+		fail "process $1 has no stats file in $dir (was the shim" \
+		     "loaded there?)"
+		return 1
+	fi
+	echo "$kept"
 }
 
 # stats_pids DIR - the PIDs that have (or kept) a stats file in DIR.
@@ -106,31 +131,38 @@ stats_pids() {
 	done
 }
 
-# shim_stats_sum [-d DIR] PID... - one line summing the processes:
-# "states accel_total enters bytes_recv bytes_sent", states being the
-# comma-separated "pid:state(reason)" of each (sets STATS_LINE, STATES,
-# ACCEL, ENTERS, RECV, SENT).
+# shim_stats_sum [-d DIR | -j] ARG... - the stats of the processes ARG
+# (PIDs, stats files in DIR; with -j, files holding a saved
+# `uringshim-stat --json`) summed: sets STATES (the comma-separated
+# "pid:state(reason)" of each, blanks as _), ACCEL, ENTERS, RECV and SENT
+# (accel_total, enters, bytes_recv, bytes_sent).
 shim_stats_sum() {
-	local dir=${URINGSHIM_STATS_DIR:-/dev/shm} pid all=
+	local dir=${URINGSHIM_STATS_DIR:-/dev/shm} saved=0 arg all="" line
 
-	if [ "$1" = -d ]; then
-		dir=$2
-		shift 2
-	fi
-	[ $# -gt 0 ] || fail "no process to read the shim's stats of"
-	for pid in "$@"; do
-		all+=$(shim_stats_json "$pid" "$dir") || return 1
+	case ${1:-} in
+	-d)	dir=$2; shift 2 ;;
+	-j)	saved=1; shift ;;
+	esac
+	[ $# -gt 0 ] ||
+		{ fail "no process to read the shim's stats of"; return 1; }
+	for arg in "$@"; do
+		if [ "$saved" = 1 ]; then
+			all+=$(cat "$arg") ||
+				{ fail "no saved stats $arg"; return 1; }
+		else
+			all+=$(shim_stats_json "$arg" "$dir") || return 1
+		fi
 		all+=$'\n'
 	done
-	STATS_LINE=$(jq -rs '[
+	line=$(jq -rs '[
 		(map("\(.pid):\(.state)" +
 		     (if .reason != "" then "(\(.reason))" else "" end))
 		 | join(",") | gsub(" "; "_")),
 		(map(.accel_total) | add), (map(.enters) | add),
 		(map(.bytes_recv) | add), (map(.bytes_sent) | add)]
 		| map(tostring) | join(" ")' <<<"$all") ||
-		fail "unreadable shim stats: $all"
-	read -r STATES ACCEL ENTERS RECV SENT <<<"$STATS_LINE"
+		{ fail "unreadable shim stats: $all"; return 1; }
+	read -r STATES ACCEL ENTERS RECV SENT <<<"$line"
 }
 
 # stats_text - the figures of the last shim_stats_sum, for messages.
@@ -144,40 +176,50 @@ stats_text() {
 # because io_uring is refused here (tests/uring_probe agrees), skip the
 # test, saying so; anything else is a failure.
 require_stats_active() {
-	local why
+	local why status=0
 
 	[[ ",$STATES" != *:active* ]] || return 0
-	if [[ ",$STATES" == *:passthrough* ]] && why=$(uring_refused); then
-		skip "$why: the shim ran in passthrough, so the run proves nothing"
+	if [[ ",$STATES" == *:passthrough* ]]; then
+		why=$(uring_refused) || status=$?
+		why+=": the shim ran in passthrough, so the run proves nothing"
+		[ "$status" != 0 ] || skip "$why"
+		[ "$status" != 2 ] || fail "$why"
 	fi
 	fail "the shim was not active: $(stats_text)"
+	return 1
 }
 
-# assert_accelerated [-d DIR] [--traffic] PID... - the processes ran the
-# shim active and their sockets went through the ring: at least one
-# socket accelerated and one io_uring_enter in all, and with --traffic
-# bytes received through the ring. Skips where io_uring is refused
-# (require_stats_active).
+# assert_accelerated [-d DIR | -j] [--traffic] ARG... - the processes
+# (as shim_stats_sum reads them) ran the shim active and their sockets
+# went through the ring: at least one socket accelerated and one
+# io_uring_enter in all, and with --traffic bytes received through the
+# ring. Skips where io_uring is refused (require_stats_active). Leaves
+# the sums in ACCEL, ENTERS, RECV, SENT.
 assert_accelerated() {
 	local args=() traffic=0
 
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-d)		args=(-d "$2"); shift 2 ;;
+		-j)		args=(-j); shift ;;
 		--traffic)	traffic=1; shift ;;
 		*)		break ;;
 		esac
 	done
 	shim_stats_sum "${args[@]}" "$@" || return 1
 	echo "shim stats: $(stats_text)"
-	require_stats_active
-	[ "$ACCEL" -gt 0 ] && [ "$ENTERS" -gt 0 ] ||
+	require_stats_active || return 1
+	if [ "$ACCEL" -eq 0 ] || [ "$ENTERS" -eq 0 ]; then
 		fail "no socket went through the ring: $(stats_text)"
-	[ "$traffic" = 0 ] || [ "$RECV" -gt 0 ] ||
+		return 1
+	fi
+	if [ "$traffic" = 1 ] && [ "$RECV" -eq 0 ]; then
 		fail "no byte was received through the ring: $(stats_text)"
+		return 1
+	fi
 }
 
-# assert_not_accelerated [-d DIR] [--state STATE] PID... - the shim was
+# assert_not_accelerated [-d DIR | -j] [--state STATE] ARG... - the shim was
 # loaded (its stats exist, in STATE when given) and took no socket: no
 # socket accelerated, no byte through the ring. With --state active it
 # skips where io_uring is refused (require_stats_active): the shim's
@@ -188,37 +230,47 @@ assert_not_accelerated() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-d)		args=(-d "$2"); shift 2 ;;
+		-j)		args=(-j); shift ;;
 		--state)	state=$2; shift 2 ;;
 		*)		break ;;
 		esac
 	done
 	shim_stats_sum "${args[@]}" "$@" || return 1
 	echo "shim stats: $(stats_text)"
-	[ "$state" != active ] || require_stats_active
-	[ "$ACCEL" -eq 0 ] && [ "$RECV" -eq 0 ] ||
+	if [ "$state" = active ]; then
+		require_stats_active || return 1
+	fi
+	if [ "$ACCEL" -ne 0 ] || [ "$RECV" -ne 0 ]; then
 		fail "sockets were accelerated, none expected: $(stats_text)"
+		return 1
+	fi
 	if [ -n "$state" ] &&
 	   tr ',' '\n' <<<"$STATES" | grep -qvE ":$state(\(|$)"; then
 		fail "not every process in state $state: $(stats_text)"
+		return 1
 	fi
 }
 
-# assert_passthrough [-d DIR] PID... - io_uring was refused and the shim
-# fell back: every process in state passthrough saying io_uring is
+# assert_passthrough [-d DIR | -j] ARG... - io_uring was refused and the
+# shim fell back: every process in state passthrough saying io_uring is
 # unavailable, no ring entered, no socket accelerated.
 assert_passthrough() {
 	local args=()
 
-	if [ "$1" = -d ]; then
-		args=(-d "$2")
-		shift 2
-	fi
+	case $1 in
+	-d)	args=(-d "$2"); shift 2 ;;
+	-j)	args=(-j); shift ;;
+	esac
 	shim_stats_sum "${args[@]}" "$@" || return 1
 	echo "shim stats: $(stats_text)"
 	if tr ',' '\n' <<<"$STATES" |
 	   grep -qv ':passthrough(io_uring_unavailable'; then
 		fail "not in passthrough for want of io_uring: $(stats_text)"
+		return 1
 	fi
-	[ "$ACCEL" -eq 0 ] && [ "$ENTERS" -eq 0 ] ||
-		fail "the ring was used while io_uring was refused: $(stats_text)"
+	if [ "$ACCEL" -ne 0 ] || [ "$ENTERS" -ne 0 ]; then
+		fail "the ring was used while io_uring was refused:" \
+		     "$(stats_text)"
+		return 1
+	fi
 }

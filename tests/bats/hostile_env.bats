@@ -28,13 +28,20 @@ teardown() {
 }
 
 # serve_with ENV=VALUE... - the shimmed server with that environment must
-# serve a verified load and exit 0 on SIGTERM; sets err (its stderr).
+# serve a verified load through the ring (the bad values fall back to the
+# defaults, which accelerate) and exit 0 on SIGTERM; sets err (its
+# stderr). Where the environment moves or turns off the stats (STATS_DIR,
+# STATS) there is nothing to read them from: only the serving is checked.
 serve_with() {
 	local out=$BATS_TEST_TMPDIR/ms.out status=0
+	local stats=$BATS_TEST_TMPDIR/stats
 	err=$BATS_TEST_TMPDIR/ms.err
 	rm -f "$out" "$err"
-	env LD_PRELOAD="$SHIM_LIB" "$@" "$BUILD_DIR/matching_server" \
-		--port 0 --quiet >"$out" 2>"$err" 3>&- &
+	mkdir -p "$stats"
+	# The test's own URINGSHIM_STATS_DIR, if any, comes later and wins.
+	env LD_PRELOAD="$SHIM_LIB" URINGSHIM_STATS_DIR="$stats" "$@" \
+		"$BUILD_DIR/matching_server" --port 0 --quiet \
+		>"$out" 2>"$err" 3>&- &
 	local pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 	wait_listening "$out" "$pid" ||
@@ -43,6 +50,8 @@ serve_with() {
 		--port "$LISTEN_PORT" --connections 4 --inflight 4 \
 		--orders 200 --deterministic --quiet
 	[ "$status" -eq 0 ] || fail "with $(echo "$@" | head -c 80): loadgen failed: $output"
+	[[ " $* " == *" URINGSHIM_STATS"[=_]* ]] ||
+		assert_accelerated --traffic -d "$stats" "$pid"
 	kill -TERM "$pid"
 	wait "$pid" || status=$?
 	[ "$status" -eq 0 ] || fail "with $(echo "$@" | head -c 80): server exit $status"
