@@ -1,7 +1,8 @@
 # bench/module.mk - build rules for bench/ (filled in by its owner).
 
 # ---- loadgen and hist (C rules; owner: load generator) ----
-LOADGEN_OBJS	:= $(BUILD)/bench/loadgen.o $(BUILD)/bench/hist.o
+LOADGEN_SRCS	:= $(wildcard bench/loadgen/*.c)
+LOADGEN_OBJS	:= $(LOADGEN_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/bench/hist.o
 
 PROGRAMS	+= $(BUILD)/loadgen
 TEST_PROGS	+= $(BUILD)/tests/hist_accuracy
