@@ -36,6 +36,12 @@ $(BUILD)/tests/unit/frame_parser: $(BUILD)/tests/unit/frame_parser.o \
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# The framing helpers of protocol.h, on their own (no server, no engine).
+TEST_PROGS += $(BUILD)/tests/unit/proto_frames
+$(BUILD)/tests/unit/proto_frames: $(BUILD)/tests/unit/proto_frames.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # make bench-book: in-process matching throughput (not a test).
 .PHONY: bench-book
 bench-book: $(BUILD)/book_bench

@@ -145,8 +145,7 @@ struct conn {
 	unsigned local;		/* index among its worker's traders */
 	struct worker *w;
 
-	uint8_t carry[MSG_MAX_SIZE];	/* a partial frame between reads */
-	unsigned carry_len;
+	struct proto_reader reader;	/* a frame cut by a read */
 	uint64_t hash;
 
 	uint8_t *tx;

@@ -59,26 +59,6 @@ static void on_accepted(struct conn *c, const uint8_t *p)
 	fifo_pop(c);
 }
 
-static const char *reject_name(unsigned reason)
-{
-	static const char *const names[] = {
-		[REJ_UNKNOWN_SYMBOL] = "unknown symbol",
-		[REJ_BAD_PRICE] = "bad price",
-		[REJ_BAD_QTY] = "bad quantity",
-		[REJ_DUPLICATE_ID] = "duplicate id",
-		[REJ_UNKNOWN_ORDER] = "unknown order",
-		[REJ_MALFORMED] = "malformed",
-		[REJ_NOT_LOGGED_IN] = "not logged in",
-		[REJ_BAD_SIDE] = "bad side",
-		[REJ_BAD_TYPE] = "bad type",
-		[REJ_CAPACITY] = "capacity",
-	};
-
-	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
-		return names[reason];
-	return "unknown reason";
-}
-
 static void on_rejected(struct conn *c, const uint8_t *p)
 {
 	struct msg_rejected m;
@@ -107,7 +87,8 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 		/* Every order we send is valid; only capacity may refuse. */
 		if (m.reason != REJ_CAPACITY)
 			conn_error(c, "order %" PRIu64 " rejected: %s (%u)",
-				   e->id, reject_name(m.reason), m.reason);
+				   e->id, proto_reject_name(m.reason),
+				   m.reason);
 		order_finish(c, o);
 		break;
 	case REQ_CANCEL:
@@ -134,7 +115,7 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 			conn_error(c, "%s of %" PRIu64 " rejected: %s (%u), "
 				   "yet the order is open",
 				   e->kind == REQ_REPLACE ? "replace" :
-				   "cancel", e->id, reject_name(m.reason),
+				   "cancel", e->id, proto_reject_name(m.reason),
 				   m.reason);
 		if (e->kind == REQ_REPLACE)
 			st->replace_rejected++;
@@ -152,7 +133,7 @@ static void on_rejected(struct conn *c, const uint8_t *p)
 		    m.reason != REJ_UNKNOWN_ORDER)
 			conn_error(c, "unexpected Rejected (type %c: %s) "
 				   "for the barrier", m.ref_type,
-				   reject_name(m.reason));
+				   proto_reject_name(m.reason));
 		if (c->state == CS_MD_FINAL) {
 			fifo_pop(c);
 			conn_set_done(c);
@@ -395,30 +376,32 @@ static bool conn_message(struct conn *c, const uint8_t *p, uint8_t type,
 	return c->state != CS_DONE && c->state != CS_FAILED;
 }
 
-/* Parses whole frames out of @buf; keeps a trailing partial one. */
+/*
+ * conn_input - handle the frames of one read; a frame cut by the read's
+ * end waits in the connection's reader for the next one.
+ */
 void conn_input(struct conn *c, const uint8_t *buf, size_t len)
 {
-	size_t off = 0;
+	const uint8_t *frame;
+	int n;
 
-	while (len - off >= sizeof(struct msg_hdr)) {
-		struct msg_hdr hdr;
-		unsigned size;
-
-		memcpy(&hdr, buf + off, sizeof(hdr));
-		size = proto_msg_size(hdr.type);
-		if (!size || hdr.len != size || hdr.flags) {
-			conn_fail(c, "bad frame: type %#x len %u",
-				  hdr.type, hdr.len);
-			return;
-		}
-		if (len - off < size)
+	while ((n = proto_read_frame(&c->reader, &buf, &len, PROTO_TO_CLIENT,
+				     &frame)) > 0) {
+		/* The reserved flags byte: a server sends 0. */
+		if (frame[3]) {
+			n = -1;
 			break;
-		if (!conn_message(c, buf + off, hdr.type, size))
+		}
+		if (!conn_message(c, frame, frame[2], (unsigned)n))
 			return;
-		off += size;
 	}
-	c->carry_len = (unsigned)(len - off);
-	memcpy(c->carry, buf + off, c->carry_len);
+	if (n < 0) {
+		struct msg_hdr hdr;
+
+		memcpy(&hdr, frame, sizeof(hdr));
+		conn_fail(c, "bad frame: type %#x len %u flags %#x", hdr.type,
+			  hdr.len, hdr.flags);
+	}
 }
 
 /* ===== run-wide checks ===== */

@@ -168,10 +168,8 @@ static void conn_read(struct conn *c)
 	uint8_t *buf = w->rxbuf;
 	ssize_t n;
 
-	memcpy(buf, c->carry, c->carry_len);
 	do {
-		n = recv(c->fd, buf + c->carry_len,
-			 RXBUF_SIZE - c->carry_len, MSG_DONTWAIT);
+		n = recv(c->fd, buf, RXBUF_SIZE, MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
@@ -185,7 +183,7 @@ static void conn_read(struct conn *c)
 	w->last_rx_ns = w->now;
 	if (c->role == ROLE_TRADER)
 		w->st.bytes_in += (uint64_t)n;
-	conn_input(c, buf, c->carry_len + (size_t)n);
+	conn_input(c, buf, (size_t)n);
 }
 
 static void conn_update_events(struct conn *c, bool want_out)
