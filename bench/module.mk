@@ -9,7 +9,7 @@ TEST_PROGS	+= $(BUILD)/tests/hist_accuracy
 
 $(BUILD)/loadgen: $(LOADGEN_OBJS)
 	$(quiet) LD $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -ljansson -lm
 
 $(BUILD)/tests/hist_accuracy: $(BUILD)/tests/unit/hist_accuracy.o \
 			      $(BUILD)/bench/hist.o

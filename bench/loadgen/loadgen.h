@@ -86,6 +86,7 @@ struct options {
 	bool deterministic;
 	uint64_t seed;
 	const char *json_path;
+	const char *label;	/* free text copied to the JSON */
 	unsigned symbols;
 	unsigned symbol_base;
 	unsigned mix[MIX_KINDS];

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "loadgen.h"
 
 static const char *const mix_names[MIX_KINDS] = {
@@ -47,13 +49,15 @@ static void usage(FILE *out)
 "  --deterministic     connection i trades only symbol B+i with itself;\n"
 "                      with --orders and a fresh server the digest is\n"
 "                      reproducible (closed loop only)\n"
-"  --seed S            PRNG seed (1)\n"
+"  --seed S            PRNG seed, 0..2^63-1 (1)\n"
 "  --subscribers S     extra connections subscribed to every traded\n"
 "                      symbol that only read market data (0)\n"
 "  --threads T         worker threads (1)\n"
 "  --cpu LIST          pin worker t to the t-th CPU of LIST (e.g. 1 or 2,3)\n"
 "  --stall-timeout S   fail when the server answers nothing for S s (10)\n"
 "  --json FILE         write every figure as JSON\n"
+"  --label TEXT        free text (UTF-8) stored as \"label\" in the JSON,\n"
+"                      e.g. the condition a harness measures\n"
 "  --quiet             no progress lines\n"
 "exit status: 0 ok, 1 verification errors or a failed run, 2 bad usage\n",
 		MAX_CONNECTIONS);
@@ -145,12 +149,24 @@ static void parse_cpus(const char *list)
 		die("--cpu: empty list");
 }
 
+/* JSON strings are UTF-8: refuse a label that is not, rather than mangle. */
+static void parse_label(const char *text)
+{
+	json_t *s = json_string(text);
+
+	if (!s)
+		die("--label: not valid UTF-8");
+	json_decref(s);
+	opt.label = text;
+}
+
 void parse_args(int argc, char **argv)
 {
 	enum {
 		O_HOST = 256, O_PORT, O_CONN, O_INFLIGHT, O_DURATION, O_ORDERS,
 		O_RATE, O_DET, O_SEED, O_JSON, O_MIX, O_SYMBOLS, O_BASE,
-		O_MAXOPEN, O_SUBS, O_THREADS, O_CPU, O_STALL, O_QUIET, O_HELP,
+		O_MAXOPEN, O_SUBS, O_THREADS, O_CPU, O_STALL, O_QUIET, O_LABEL,
+		O_HELP,
 	};
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, O_HOST },
@@ -172,6 +188,7 @@ void parse_args(int argc, char **argv)
 		{ "cpu", required_argument, NULL, O_CPU },
 		{ "stall-timeout", required_argument, NULL, O_STALL },
 		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "label", required_argument, NULL, O_LABEL },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -202,7 +219,7 @@ void parse_args(int argc, char **argv)
 		case O_RATE: opt.rate = parse_double("--rate", optarg); break;
 		case O_DET: opt.deterministic = true; break;
 		case O_SEED:
-			opt.seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+			opt.seed = parse_u64("--seed", optarg, 0, INT64_MAX);
 			break;
 		case O_JSON: opt.json_path = optarg; break;
 		case O_MIX: parse_mix(optarg); break;
@@ -231,6 +248,7 @@ void parse_args(int argc, char **argv)
 			opt.stall_s = parse_double("--stall-timeout", optarg);
 			break;
 		case O_QUIET: opt.quiet = true; break;
+		case O_LABEL: parse_label(optarg); break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}

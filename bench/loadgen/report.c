@@ -3,7 +3,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "loadgen.h"
 
@@ -117,60 +120,118 @@ void print_summary(const struct totals *tot)
 	fflush(stdout);
 }
 
-int write_json(const struct totals *tot)
+/* @x rounded to @decimals places: the JSON shows what was measured. */
+static double places(double x, int decimals)
+{
+	double scale = pow(10, decimals);
+
+	return round(x * scale) / scale;
+}
+
+static json_int_t count(uint64_t n)
+{
+	return n > INT64_MAX ? INT64_MAX : (json_int_t)n;
+}
+
+static json_t *latency_json(const struct totals *tot)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+		"p50", places(tot->lat_ns[0] / 1e3, 3),
+		"p90", places(tot->lat_ns[1] / 1e3, 3),
+		"p99", places(tot->lat_ns[2] / 1e3, 3),
+		"p99_9", places(tot->lat_ns[3] / 1e3, 3),
+		"p99_99", places(tot->lat_ns[4] / 1e3, 3),
+		"max", places(tot->lat_ns[5] / 1e3, 3),
+		"mean", places(hist_mean(&tot->st.lat) / 1e3, 3));
+}
+
+/* Every figure of the run, as one JSON object; NULL when out of memory. */
+static json_t *totals_json(const struct totals *tot)
 {
 	const struct stats *st = &tot->st;
-	FILE *f = fopen(opt.json_path, "w");
+	char digest[17];
+	json_t *root;
 
+	snprintf(digest, sizeof(digest), "%016" PRIx64, tot->digest);
+	root = json_pack("{s:I, s:I, s:f, s:o, s:s?, s:b, s:s?}",
+		"requests", count(st->requests),
+		"errors", count(st->errors),
+		"throughput", places(tot->throughput, 1),
+		"latency_us", latency_json(tot),
+		"digest", opt.orders ? digest : NULL,
+		"digest_reproducible", digest_reproducible(),
+		"label", opt.label);
+	if (!root)
+		return NULL;
+	if (json_object_update_new(root, json_pack(
+		"{s:I, s:I, s:I, s:I, s:s, s:f, s:b, s:I, s:I, s:I}",
+		"connections", count(opt.connections),
+		"subscribers", count(opt.subscribers),
+		"threads", count(opt.threads),
+		"inflight", count(opt.inflight),
+		"mode", opt.rate ? "open" : "closed",
+		"rate", places(opt.rate, 1),
+		"deterministic", opt.deterministic,
+		"seed", count(opt.seed),
+		"orders_per_connection", count(opt.orders),
+		"unsent", count(tot->unsent))) ||
+	    json_object_update_new(root, json_pack(
+		"{s:f, s:f, s:I, s:I, s:I, s:I, s:I}",
+		"duration_s", places(tot->duration_s, 6),
+		"wall_s", places(tot->wall_s, 6),
+		"bytes_in", count(st->bytes_in),
+		"bytes_out", count(st->bytes_out),
+		"md_bytes", count(st->md_bytes),
+		"md_messages", count(st->md_messages),
+		"trades", count(st->trades))) ||
+	    json_object_set_new(root, "sent", json_pack(
+		"{s:I, s:I, s:I, s:I, s:I}",
+		"new", count(st->sent[REQ_NEW]),
+		"market", count(st->sent[REQ_MARKET]),
+		"cancel", count(st->sent[REQ_CANCEL]),
+		"replace", count(st->sent[REQ_REPLACE]),
+		"cleanup_cancel", count(st->sent[REQ_CLEANUP]))) ||
+	    json_object_set_new(root, "outcomes", json_pack(
+		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"filled", count(st->filled),
+		"canceled", count(st->canceled),
+		"ioc_canceled", count(st->ioc_canceled),
+		"rejected", count(st->rejected),
+		"replaced", count(st->replaced),
+		"cancel_rejected", count(st->cancel_rejected),
+		"replace_rejected", count(st->replace_rejected)))) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/*
+ * write_json - every figure to opt.json_path, through libjansson so that
+ * any string (a --label) is escaped. Returns 0, or -1 after a message.
+ */
+int write_json(const struct totals *tot)
+{
+	/* 15 digits: enough for the rounded figures, no binary noise. */
+	size_t flags = JSON_INDENT(2) | JSON_REAL_PRECISION(15);
+	json_t *root = totals_json(tot);
+	FILE *f;
+	int err;
+
+	if (!root) {
+		fprintf(stderr, "loadgen: out of memory for the JSON\n");
+		return -1;
+	}
+	f = fopen(opt.json_path, "w");
 	if (!f) {
 		fprintf(stderr, "loadgen: %s: %s\n", opt.json_path,
 			strerror(errno));
+		json_decref(root);
 		return -1;
 	}
-	fprintf(f, "{\n  \"requests\": %" PRIu64 ",\n  \"errors\": %" PRIu64
-		",\n  \"throughput\": %.1f,\n", st->requests, st->errors,
-		tot->throughput);
-	fprintf(f, "  \"latency_us\": {\"p50\": %.3f, \"p90\": %.3f, "
-		"\"p99\": %.3f, \"p99_9\": %.3f, \"p99_99\": %.3f, "
-		"\"max\": %.3f, \"mean\": %.3f},\n",
-		tot->lat_ns[0] / 1e3, tot->lat_ns[1] / 1e3,
-		tot->lat_ns[2] / 1e3, tot->lat_ns[3] / 1e3,
-		tot->lat_ns[4] / 1e3, tot->lat_ns[5] / 1e3,
-		hist_mean(&st->lat) / 1e3);
-	if (opt.orders)
-		fprintf(f, "  \"digest\": \"%016" PRIx64 "\",\n", tot->digest);
-	else
-		fprintf(f, "  \"digest\": null,\n");
-	fprintf(f, "  \"digest_reproducible\": %s,\n",
-		digest_reproducible() ? "true" : "false");
-	fprintf(f, "  \"connections\": %u,\n  \"subscribers\": %u,\n"
-		"  \"threads\": %u,\n  \"inflight\": %u,\n"
-		"  \"mode\": \"%s\",\n  \"rate\": %.1f,\n"
-		"  \"deterministic\": %s,\n  \"seed\": %" PRIu64 ",\n"
-		"  \"orders_per_connection\": %" PRIu64 ",\n"
-		"  \"unsent\": %" PRIu64 ",\n",
-		opt.connections, opt.subscribers, opt.threads, opt.inflight,
-		opt.rate ? "open" : "closed", opt.rate,
-		opt.deterministic ? "true" : "false", opt.seed, opt.orders,
-		tot->unsent);
-	fprintf(f, "  \"duration_s\": %.6f,\n  \"wall_s\": %.6f,\n"
-		"  \"bytes_in\": %" PRIu64 ",\n  \"bytes_out\": %" PRIu64
-		",\n  \"md_bytes\": %" PRIu64 ",\n  \"md_messages\": %" PRIu64
-		",\n  \"trades\": %" PRIu64 ",\n", tot->duration_s,
-		tot->wall_s, st->bytes_in, st->bytes_out, st->md_bytes,
-		st->md_messages, st->trades);
-	fprintf(f, "  \"sent\": {\"new\": %" PRIu64 ", \"market\": %" PRIu64
-		", \"cancel\": %" PRIu64 ", \"replace\": %" PRIu64
-		", \"cleanup_cancel\": %" PRIu64 "},\n", st->sent[REQ_NEW],
-		st->sent[REQ_MARKET], st->sent[REQ_CANCEL],
-		st->sent[REQ_REPLACE], st->sent[REQ_CLEANUP]);
-	fprintf(f, "  \"outcomes\": {\"filled\": %" PRIu64 ", \"canceled\": %"
-		PRIu64 ", \"ioc_canceled\": %" PRIu64 ", \"rejected\": %"
-		PRIu64 ", \"replaced\": %" PRIu64 ", \"cancel_rejected\": %"
-		PRIu64 ", \"replace_rejected\": %" PRIu64 "}\n}\n",
-		st->filled, st->canceled, st->ioc_canceled, st->rejected,
-		st->replaced, st->cancel_rejected, st->replace_rejected);
-	if (fclose(f)) {
+	err = json_dumpf(root, f, flags) || fputc('\n', f) == EOF;
+	json_decref(root);
+	if (fclose(f) || err) {
 		fprintf(stderr, "loadgen: %s: %s\n", opt.json_path,
 			strerror(errno));
 		return -1;

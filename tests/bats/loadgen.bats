@@ -104,6 +104,34 @@ teardown() {
 	assert_success
 }
 
+@test "loadgen: a --label with quotes, backslashes and control characters round-trips through the JSON" {
+	start_server --quiet
+	# Every control character, quote, backslash, slash, DEL, non-ASCII
+	# up to 4 UTF-8 bytes; python passes it as one argv string.
+	run timeout -k 2 30 python3 - "$LOADGEN_BIN" "$SERVER_PORT" \
+		"$BATS_TEST_TMPDIR/label.json" <<'PY'
+import json, subprocess, sys
+loadgen, port, path = sys.argv[1:]
+label = 'q"uo\\te\\"/' + "".join(map(chr, range(1, 32))) + "\x7f é € \U0001d11e"
+subprocess.run([loadgen, "--port", port, "--quiet", "--orders", "5",
+                "--json", path, "--label", label],
+               check=True, stdout=subprocess.DEVNULL, timeout=25)
+got = json.load(open(path))["label"]
+print("same" if got == label else "differs: %r != %r" % (got, label))
+PY
+	assert_success
+	assert_output same
+	# Without --label the key is there, as null.
+	run loadgen --orders 5 --json "$BATS_TEST_TMPDIR/nolabel.json"
+	assert_success
+	run json_get "$BATS_TEST_TMPDIR/nolabel.json" label
+	assert_output None
+	# JSON strings are UTF-8: other bytes are refused, not mangled.
+	run "$LOADGEN_BIN" --port 1 --label $'bad \xff byte'
+	assert_equal "$status" 2
+	assert_output --partial 'not valid UTF-8'
+}
+
 @test "loadgen: subscribers count market data bytes, reproducibly" {
 	start_server --quiet
 	run loadgen --deterministic --connections 3 --inflight 2 --orders 300 \
