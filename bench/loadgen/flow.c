@@ -40,8 +40,7 @@ struct inflight *fifo_push(struct conn *c, uint8_t kind,
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
 	e->sent_ns = sent_ns;
-	if (!sent_ns)
-		c->unstamped++;
+	c->unflushed++;
 	c->fifo_count++;
 	c->w->fifo_total++;
 	return e;

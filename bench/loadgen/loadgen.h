@@ -94,6 +94,7 @@ struct options {
 	unsigned max_open;
 	double stall_s;
 	bool quiet;
+	bool spin;		/* poll without ever sleeping */
 	int cpus[MAX_THREADS];
 	unsigned ncpus;
 };
@@ -131,7 +132,9 @@ struct stats {
 	uint64_t passive_fills;		/* resting-side executions */
 	uint64_t bytes_in, bytes_out, md_bytes, md_messages;
 	uint64_t errors;
+	uint64_t sleeping_waits;	/* waits that may sleep (not --spin) */
 	struct hist lat;
+	struct hist send_lag;		/* open loop: write time - intended */
 };
 
 struct worker;
@@ -154,7 +157,7 @@ struct conn {
 
 	struct inflight *fifo;	/* a ring; grows for the final cancels */
 	unsigned fifo_cap, fifo_head, fifo_count;
-	unsigned unstamped;	/* newest entries lacking sent_ns */
+	unsigned unflushed;	/* newest entries not yet written */
 
 	struct order *orders;
 	uint32_t orders_cap, orders_hw, orders_used, free_head;
@@ -203,6 +206,8 @@ struct worker {
 	uint64_t sched_next;		/* open loop: next event index */
 	uint64_t sched_events;		/* open loop: total, 0 = unbounded */
 	_Atomic uint64_t progress;
+	uint64_t cpu_ns;		/* this thread's CPU time over the run */
+	uint64_t voluntary_switches;	/* and its sleeps, as the kernel saw */
 	struct stats st;
 };
 
@@ -212,7 +217,9 @@ struct run_state {
 	_Atomic bool interrupted;	/* SIGINT: stop sending, finish */
 	_Atomic uint64_t errors;
 	_Atomic unsigned traders_left;
-	_Atomic unsigned workers_done;
+	unsigned workers_done;		/* under done_lock */
+	pthread_mutex_t done_lock;
+	pthread_cond_t done_cond;	/* a worker finished */
 	pthread_barrier_t ready;
 	pthread_barrier_t go;
 	uint64_t t_start;
@@ -278,6 +285,9 @@ struct totals {
 	uint64_t unsent;	/* open loop: due by the end but never sent */
 	double duration_s, wall_s, throughput;
 	uint64_t lat_ns[6];	/* p50 p90 p99 p99.9 p99.99 max */
+	uint64_t lag_ns[6];	/* the same of send_lag */
+	double cpu_s;		/* worker threads' CPU time over the run */
+	uint64_t voluntary_switches;
 };
 
 /* ===== main.c ===== */

@@ -99,21 +99,31 @@ static void raise_fd_limit(void)
 		die("setrlimit: %s", strerror(errno));
 }
 
-/* Sleeps until every worker is done, printing progress once a second. */
+/*
+ * monitor - wait until every worker is done, printing progress once a
+ * second. It wakes only for those lines, so that it hardly disturbs a
+ * worker sharing its CPU.
+ */
 static void monitor(void)
 {
 	bool show = !opt.quiet && (!opt.orders ? opt.duration_s > 3 : true);
 	uint64_t last = 0, last_t = run.t_start;
 	uint64_t next = run.t_start + 1000000000;
-	struct timespec tick = { .tv_nsec = 20000000 };
 
-	while (atomic_load(&run.workers_done) < opt.threads) {
-		uint64_t now = now_ns(), done = 0;
+	pthread_mutex_lock(&run.done_lock);
+	while (run.workers_done < opt.threads) {
+		struct timespec at = {
+			.tv_sec = (time_t)(next / 1000000000),
+			.tv_nsec = (long)(next % 1000000000),
+		};
+		uint64_t now, done = 0;
 		unsigned t;
 
-		nanosleep(&tick, NULL);
-		if (now < next)
+		if (pthread_cond_timedwait(&run.done_cond, &run.done_lock,
+					   &at) != ETIMEDOUT)
 			continue;
+		pthread_mutex_unlock(&run.done_lock);
+		now = now_ns();
 		next += 1000000000;
 		for (t = 0; t < opt.threads; t++)
 			done += atomic_load_explicit(&run.workers[t].progress,
@@ -128,7 +138,22 @@ static void monitor(void)
 				(uint64_t)atomic_load(&run.errors));
 		last = done;
 		last_t = now;
+		pthread_mutex_lock(&run.done_lock);
 	}
+	pthread_mutex_unlock(&run.done_lock);
+}
+
+/* The monitor's deadlines are CLOCK_MONOTONIC, like now_ns(). */
+static void done_signal_init(void)
+{
+	pthread_condattr_t attr;
+
+	if (pthread_condattr_init(&attr) ||
+	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) ||
+	    pthread_cond_init(&run.done_cond, &attr) ||
+	    pthread_mutex_init(&run.done_lock, NULL))
+		die("pthread_cond_init failed");
+	pthread_condattr_destroy(&attr);
 }
 
 int main(int argc, char **argv)
@@ -143,6 +168,7 @@ int main(int argc, char **argv)
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&run.err_lock, NULL);
+	done_signal_init();
 	if (opt.ncpus) {
 		cpu_set_t set;
 

@@ -55,6 +55,9 @@ static void usage(FILE *out)
 "  --threads T         worker threads (1)\n"
 "  --cpu LIST          pin worker t to the t-th CPU of LIST (e.g. 1 or 2,3)\n"
 "  --stall-timeout S   fail when the server answers nothing for S s (10)\n"
+"  --spin              never sleep: poll epoll without a timeout (and pace\n"
+"                      the open loop) in a busy loop, as a latency-critical\n"
+"                      client does; each worker thread burns a whole CPU\n"
 "  --json FILE         write every figure as JSON\n"
 "  --label TEXT        free text (UTF-8) stored as \"label\" in the JSON,\n"
 "                      e.g. the condition a harness measures\n"
@@ -166,7 +169,7 @@ void parse_args(int argc, char **argv)
 		O_HOST = 256, O_PORT, O_CONN, O_INFLIGHT, O_DURATION, O_ORDERS,
 		O_RATE, O_DET, O_SEED, O_JSON, O_MIX, O_SYMBOLS, O_BASE,
 		O_MAXOPEN, O_SUBS, O_THREADS, O_CPU, O_STALL, O_QUIET, O_LABEL,
-		O_HELP,
+		O_SPIN, O_HELP,
 	};
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, O_HOST },
@@ -189,6 +192,7 @@ void parse_args(int argc, char **argv)
 		{ "stall-timeout", required_argument, NULL, O_STALL },
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "label", required_argument, NULL, O_LABEL },
+		{ "spin", no_argument, NULL, O_SPIN },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -249,6 +253,7 @@ void parse_args(int argc, char **argv)
 			break;
 		case O_QUIET: opt.quiet = true; break;
 		case O_LABEL: parse_label(optarg); break;
+		case O_SPIN: opt.spin = true; break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}

@@ -31,22 +31,37 @@ static void stats_add(struct stats *dst, const struct stats *src)
 	dst->md_bytes += src->md_bytes;
 	dst->md_messages += src->md_messages;
 	dst->errors += src->errors;
+	dst->sleeping_waits += src->sleeping_waits;
 	hist_merge(&dst->lat, &src->lat);
+	hist_merge(&dst->send_lag, &src->send_lag);
+}
+
+/* p50 p90 p99 p99.9 p99.99 and max of @h into @ns[6]. */
+static void percentiles(const struct hist *h, uint64_t ns[6])
+{
+	static const double pcts[5] = { 50, 90, 99, 99.9, 99.99 };
+	unsigned i;
+
+	for (i = 0; i < 5; i++)
+		ns[i] = hist_percentile(h, pcts[i]);
+	ns[5] = h->count ? h->max : 0;
 }
 
 void totals_compute(struct totals *tot, uint64_t t_wall_end)
 {
-	static const double pcts[5] = { 50, 90, 99, 99.9, 99.99 };
 	uint64_t end = run.t_start;
 	unsigned t, i;
 
 	memset(tot, 0, sizeof(*tot));
 	hist_init(&tot->st.lat);
+	hist_init(&tot->st.send_lag);
 	tot->digest = 0xcbf29ce484222325ull;
 	for (t = 0; t < opt.threads; t++) {
 		struct worker *w = &run.workers[t];
 
 		stats_add(&tot->st, &w->st);
+		tot->cpu_s += w->cpu_ns / 1e9;
+		tot->voluntary_switches += w->voluntary_switches;
 		if (w->last_response_ns > end)
 			end = w->last_response_ns;
 		if (opt.rate && !opt.orders && w->ntraders) {
@@ -70,9 +85,8 @@ void totals_compute(struct totals *tot, uint64_t t_wall_end)
 	tot->wall_s = (double)(t_wall_end - run.t_start) / 1e9;
 	tot->throughput = tot->duration_s > 0 ?
 			  (double)tot->st.requests / tot->duration_s : 0;
-	for (i = 0; i < 5; i++)
-		tot->lat_ns[i] = hist_percentile(&tot->st.lat, pcts[i]);
-	tot->lat_ns[5] = tot->st.lat.count ? tot->st.lat.max : 0;
+	percentiles(&tot->st.lat, tot->lat_ns);
+	percentiles(&tot->st.send_lag, tot->lag_ns);
 }
 
 static bool digest_reproducible(void)
@@ -85,18 +99,24 @@ void print_summary(const struct totals *tot)
 	const struct stats *st = &tot->st;
 
 	printf("loadgen: %s loop, %u connections x %u in flight%s, "
-	       "%u subscribers, %u threads%s\n",
+	       "%u subscribers, %u threads%s%s\n",
 	       opt.rate ? "open" : "closed", opt.connections, opt.inflight,
 	       opt.rate ? " max" : "", opt.subscribers, opt.threads,
-	       opt.deterministic ? ", deterministic" : "");
+	       opt.deterministic ? ", deterministic" : "",
+	       opt.spin ? ", spinning" : "");
 	printf("requests   %" PRIu64 " in %.3f s = %.0f req/s "
 	       "(new %" PRIu64 " market %" PRIu64 " cancel %" PRIu64
 	       " replace %" PRIu64 ")\n", st->requests, tot->duration_s,
 	       tot->throughput, st->sent[REQ_NEW], st->sent[REQ_MARKET],
 	       st->sent[REQ_CANCEL], st->sent[REQ_REPLACE]);
-	if (opt.rate)
+	if (opt.rate) {
 		printf("rate       %.0f req/s asked, %" PRIu64 " due but never "
 		       "sent (the window was full)\n", opt.rate, tot->unsent);
+		printf("send lag   us p50 %.1f p99 %.1f p99.9 %.1f max %.1f "
+		       "(write time - intended time)\n", tot->lag_ns[0] / 1e3,
+		       tot->lag_ns[2] / 1e3, tot->lag_ns[3] / 1e3,
+		       tot->lag_ns[5] / 1e3);
+	}
 	printf("latency us p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f "
 	       "p99.99 %.1f max %.1f mean %.1f\n",
 	       tot->lat_ns[0] / 1e3, tot->lat_ns[1] / 1e3,
@@ -111,6 +131,10 @@ void print_summary(const struct totals *tot)
 	printf("trades     %" PRIu64 "\n", st->trades);
 	printf("bytes      in %" PRIu64 " out %" PRIu64 " md %" PRIu64 "\n",
 	       st->bytes_in, st->bytes_out, st->md_bytes);
+	printf("cpu        %.3f s in %.3f s = %.2f cores busy, %" PRIu64
+	       " sleeps (voluntary switches)\n", tot->cpu_s, tot->wall_s,
+	       tot->wall_s > 0 ? tot->cpu_s / tot->wall_s : 0,
+	       tot->voluntary_switches);
 	printf("errors     %" PRIu64 "\n", st->errors);
 	if (opt.orders && !digest_reproducible())
 		printf("note       the digest is not reproducible: that needs "
@@ -133,16 +157,17 @@ static json_int_t count(uint64_t n)
 	return n > INT64_MAX ? INT64_MAX : (json_int_t)n;
 }
 
-static json_t *latency_json(const struct totals *tot)
+/* Percentiles in microseconds, to the nanosecond. */
+static json_t *latency_json(const uint64_t ns[6], const struct hist *h)
 {
 	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-		"p50", places(tot->lat_ns[0] / 1e3, 3),
-		"p90", places(tot->lat_ns[1] / 1e3, 3),
-		"p99", places(tot->lat_ns[2] / 1e3, 3),
-		"p99_9", places(tot->lat_ns[3] / 1e3, 3),
-		"p99_99", places(tot->lat_ns[4] / 1e3, 3),
-		"max", places(tot->lat_ns[5] / 1e3, 3),
-		"mean", places(hist_mean(&tot->st.lat) / 1e3, 3));
+		"p50", places(ns[0] / 1e3, 3),
+		"p90", places(ns[1] / 1e3, 3),
+		"p99", places(ns[2] / 1e3, 3),
+		"p99_9", places(ns[3] / 1e3, 3),
+		"p99_99", places(ns[4] / 1e3, 3),
+		"max", places(ns[5] / 1e3, 3),
+		"mean", places(hist_mean(h) / 1e3, 3));
 }
 
 /* Every figure of the run, as one JSON object; NULL when out of memory. */
@@ -157,7 +182,7 @@ static json_t *totals_json(const struct totals *tot)
 		"requests", count(st->requests),
 		"errors", count(st->errors),
 		"throughput", places(tot->throughput, 1),
-		"latency_us", latency_json(tot),
+		"latency_us", latency_json(tot->lat_ns, &st->lat),
 		"digest", opt.orders ? digest : NULL,
 		"digest_reproducible", digest_reproducible(),
 		"label", opt.label);
@@ -184,6 +209,17 @@ static json_t *totals_json(const struct totals *tot)
 		"md_bytes", count(st->md_bytes),
 		"md_messages", count(st->md_messages),
 		"trades", count(st->trades))) ||
+	    json_object_update_new(root, json_pack(
+		"{s:b, s:o, s:f, s:f, s:I, s:I}",
+		"spin", opt.spin,
+		"send_lag_us", opt.rate ? latency_json(tot->lag_ns,
+						       &st->send_lag) :
+					  json_null(),
+		"cpu_s", places(tot->cpu_s, 6),
+		"cpu_busy", places(tot->wall_s > 0 ? tot->cpu_s / tot->wall_s :
+						     0, 3),
+		"voluntary_switches", count(tot->voluntary_switches),
+		"sleeping_waits", count(st->sleeping_waits))) ||
 	    json_object_set_new(root, "sent", json_pack(
 		"{s:I, s:I, s:I, s:I, s:I}",
 		"new", count(st->sent[REQ_NEW]),

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -200,6 +202,28 @@ static void conn_update_events(struct conn *c, bool want_out)
 		conn_fail(c, "epoll_ctl: %s", strerror(errno));
 }
 
+/*
+ * The requests queued since the last write go out now: a closed-loop
+ * request's latency counts from here; an open-loop one counts from its
+ * intended time, and how late this write is for it is the send lag.
+ */
+static void conn_stamp(struct conn *c)
+{
+	unsigned i, first = c->fifo_count - c->unflushed;
+	uint64_t now = now_ns();
+
+	for (i = first; i < c->fifo_count; i++) {
+		struct inflight *e = &c->fifo[(c->fifo_head + i) % c->fifo_cap];
+
+		if (!e->sent_ns)
+			e->sent_ns = now;
+		else if (e->kind <= REQ_MARKET)
+			hist_record(&c->w->st.send_lag, now > e->sent_ns ?
+						       now - e->sent_ns : 0);
+	}
+	c->unflushed = 0;
+}
+
 /* One write of everything queued; the rest waits for EPOLLOUT. */
 static void conn_flush(struct conn *c)
 {
@@ -208,14 +232,8 @@ static void conn_flush(struct conn *c)
 	c->dirty = false;
 	if (c->fd < 0)
 		return;
-	if (c->unstamped) {
-		uint64_t now = now_ns();
-		unsigned i, first = c->fifo_count - c->unstamped;
-
-		for (i = first; i < c->fifo_count; i++)
-			c->fifo[(c->fifo_head + i) % c->fifo_cap].sent_ns = now;
-		c->unstamped = 0;
-	}
+	if (c->unflushed)
+		conn_stamp(c);
 	while (c->tx_off < c->tx_len) {
 		n = send(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off,
 			 MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -369,6 +387,23 @@ static void worker_schedule(struct worker *w)
 static _Atomic bool no_epoll_pwait2;
 
 /*
+ * --spin: poll until something is ready or the timeout passes, never
+ * sleeping, as a latency-critical client does on a core of its own: no
+ * wake-up (scheduler, interrupt) stands between a response and its read.
+ */
+static int worker_spin(struct worker *w, struct epoll_event *events,
+		       uint64_t timeout_ns)
+{
+	uint64_t deadline = now_ns() + timeout_ns;
+	int n;
+
+	do
+		n = epoll_wait(w->epfd, events, EPOLL_BATCH, 0);
+	while (!n && now_ns() < deadline);
+	return n;
+}
+
+/*
  * A millisecond wait would distort an open loop's schedule: there, wait
  * with nanosecond precision when the kernel allows it.
  */
@@ -381,6 +416,10 @@ static int worker_wait(struct worker *w, struct epoll_event *events,
 	};
 	int n;
 
+	if (opt.spin)
+		return worker_spin(w, events, timeout_ns);
+	if (timeout_ns)
+		w->st.sleeping_waits++;
 	if (opt.rate && !atomic_load_explicit(&no_epoll_pwait2,
 					      memory_order_relaxed)) {
 		n = epoll_pwait2(w->epfd, events, EPOLL_BATCH, &ts, NULL);
@@ -515,9 +554,25 @@ static bool worker_finished(struct worker *w)
 	return !w->active;
 }
 
+/* This thread's CPU time and voluntary context switches so far. */
+static void thread_usage(uint64_t *cpu_ns, uint64_t *voluntary)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru)) {
+		*cpu_ns = *voluntary = 0;
+		return;
+	}
+	*cpu_ns = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
+		  1000000000ull + (uint64_t)(ru.ru_utime.tv_usec +
+					     ru.ru_stime.tv_usec) * 1000;
+	*voluntary = (uint64_t)ru.ru_nvcsw;
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	uint64_t cpu0, vol0;
 	unsigned i;
 
 	if (opt.ncpus) {
@@ -528,6 +583,13 @@ void *worker_main(void *arg)
 		if (sched_setaffinity(0, sizeof(set), &set))
 			perror("loadgen: sched_setaffinity");
 	}
+	/*
+	 * The kernel may defer a sleeping thread's wake-up by its timer
+	 * slack (50 us by default), which would make every open-loop send
+	 * late by up to that much: ask for none.
+	 */
+	if (opt.rate && !opt.spin && prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0))
+		perror("loadgen: PR_SET_TIMERSLACK");
 	w->now = w->last_rx_ns = now_ns();
 	worker_loop(w, worker_all_ready);
 	pthread_barrier_wait(&run.ready);
@@ -535,6 +597,7 @@ void *worker_main(void *arg)
 	if (atomic_load(&run.abort))
 		goto out;
 
+	thread_usage(&cpu0, &vol0);
 	w->now = w->last_rx_ns = now_ns();
 	for (i = 0; i < w->ntraders; i++) {
 		struct conn *c = &w->traders[i];
@@ -549,9 +612,15 @@ void *worker_main(void *arg)
 		w->subs[i].state = CS_RUNNING;
 	worker_flush(w);
 	worker_loop(w, worker_finished);
+	thread_usage(&w->cpu_ns, &w->voluntary_switches);
+	w->cpu_ns -= cpu0;
+	w->voluntary_switches -= vol0;
 out:
 	atomic_store(&w->progress, w->st.requests);
-	atomic_fetch_add(&run.workers_done, 1);
+	pthread_mutex_lock(&run.done_lock);
+	run.workers_done++;
+	pthread_cond_signal(&run.done_cond);
+	pthread_mutex_unlock(&run.done_lock);
 	return NULL;
 }
 
@@ -626,6 +695,7 @@ void workers_create(void)
 				w->sched_events = opt.orders * w->ntraders;
 		}
 		hist_init(&w->st.lat);
+		hist_init(&w->st.send_lag);
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		w->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (w->epfd < 0 || w->kickfd < 0 ||
