@@ -1,14 +1,15 @@
 # bench/module.mk - build rules for bench/ (filled in by its owner).
 
 # ---- loadgen and hist (C rules; owner: load generator) ----
-LOADGEN_OBJS	:= $(BUILD)/bench/loadgen.o $(BUILD)/bench/hist.o
+LOADGEN_SRCS	:= $(wildcard bench/loadgen/*.c)
+LOADGEN_OBJS	:= $(LOADGEN_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/bench/hist.o
 
 PROGRAMS	+= $(BUILD)/loadgen
 TEST_PROGS	+= $(BUILD)/tests/hist_accuracy
 
 $(BUILD)/loadgen: $(LOADGEN_OBJS)
 	$(quiet) LD $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -ljansson -lm
 
 $(BUILD)/tests/hist_accuracy: $(BUILD)/tests/unit/hist_accuracy.o \
 			      $(BUILD)/bench/hist.o

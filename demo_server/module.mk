@@ -20,6 +20,12 @@ $(BUILD)/tests/proto_client: $(BUILD)/tests/tools/proto_client.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# The framing helpers of protocol.h, on their own (no server, no engine).
+TEST_PROGS += $(BUILD)/tests/unit/proto_frames
+$(BUILD)/tests/unit/proto_frames: $(BUILD)/tests/unit/proto_frames.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # Unit tests (tests/unit/), one program per feature, linked with the engine.
 SERVER_UNIT_TESTS := book_match book_million engine_determinism
 TEST_PROGS += $(SERVER_UNIT_TESTS:%=$(BUILD)/tests/unit/%)

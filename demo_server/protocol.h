@@ -10,7 +10,9 @@
 #define DEMO_PROTOCOL_H
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PROTO_VERSION 1
 
@@ -237,6 +239,147 @@ static inline int proto_inbound_type(uint8_t type)
 	return type == MSG_HELLO || type == MSG_NEW_ORDER ||
 	       type == MSG_CANCEL || type == MSG_REPLACE ||
 	       type == MSG_SUBSCRIBE;
+}
+
+/* proto_reject_name - the REJ_* name without its prefix, or "?". */
+static inline const char *proto_reject_name(unsigned reason)
+{
+	static const char *const names[] = {
+		[REJ_UNKNOWN_SYMBOL]	= "UNKNOWN_SYMBOL",
+		[REJ_BAD_PRICE]		= "BAD_PRICE",
+		[REJ_BAD_QTY]		= "BAD_QTY",
+		[REJ_DUPLICATE_ID]	= "DUPLICATE_ID",
+		[REJ_UNKNOWN_ORDER]	= "UNKNOWN_ORDER",
+		[REJ_MALFORMED]		= "MALFORMED",
+		[REJ_NOT_LOGGED_IN]	= "NOT_LOGGED_IN",
+		[REJ_BAD_SIDE]		= "BAD_SIDE",
+		[REJ_BAD_TYPE]		= "BAD_TYPE",
+		[REJ_CAPACITY]		= "CAPACITY",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "?";
+}
+
+/* ===== framing ===== */
+
+/* Which way a stream flows: it decides which types are valid in it. */
+enum proto_dir { PROTO_TO_SERVER, PROTO_TO_CLIENT };
+
+/*
+ * proto_frame_len - judge the 4-byte header at @hdr (any alignment) of a
+ * stream flowing @dir. Returns the length of its frame, or 0 when the
+ * frame is malformed: a type that does not flow that way, or a length
+ * other than its type's size. The flags byte is not judged here.
+ */
+static inline unsigned proto_frame_len(const void *hdr, enum proto_dir dir)
+{
+	struct msg_hdr h;
+
+	memcpy(&h, hdr, sizeof(h));
+	if (proto_inbound_type(h.type) != (dir == PROTO_TO_SERVER))
+		return 0;
+	return h.len == proto_msg_size(h.type) ? h.len : 0;
+}
+
+/*
+ * proto_next_frame - the frame at the start of the contiguous bytes
+ * [@buf, @buf + @len). Returns its length when it is all there, 0 when
+ * more bytes are needed (not even a header, or only part of the frame),
+ * -1 when its header is malformed. A bad header is reported as soon as
+ * its 4 bytes are in, without waiting for the rest of the frame.
+ */
+static inline int proto_next_frame(const void *buf, size_t len,
+				   enum proto_dir dir)
+{
+	unsigned need;
+
+	if (len < sizeof(struct msg_hdr))
+		return 0;
+	need = proto_frame_len(buf, dir);
+	if (!need)
+		return -1;
+	return len >= need ? (int)need : 0;
+}
+
+/* A frame cut by a read boundary, kept until the next read completes it. */
+struct proto_reader {
+	unsigned char partial[MSG_MAX_SIZE];
+	unsigned partial_len;
+};
+
+/*
+ * proto_read_frame - cut a stream that arrives in reads of any size into
+ * whole frames, without copying those that lie inside one read.
+ *
+ * *@data and *@len are the unread rest of the current read; each call
+ * advances them past what it consumes. Returns the length of the next
+ * whole frame, with *@frame pointing at it: into the read, or into @r
+ * for a frame that straddled two reads (valid until the next call).
+ * Returns 0 when the read is used up, with any incomplete frame kept in
+ * @r, and -1 for a malformed header, with *@frame at that header (its
+ * type byte is (*@frame)[2]); after -1 the stream cannot be resumed.
+ */
+static inline int proto_read_frame(struct proto_reader *r,
+				   const unsigned char **data, size_t *len,
+				   enum proto_dir dir,
+				   const unsigned char **frame)
+{
+	const unsigned char *p = *data;
+	size_t n = *len, take;
+	unsigned need;
+	int res;
+
+	if (r->partial_len) {
+		/* The header first, to judge it before the body comes. */
+		if (r->partial_len < sizeof(struct msg_hdr)) {
+			take = sizeof(struct msg_hdr) - r->partial_len;
+			take = take < n ? take : n;
+			memcpy(r->partial + r->partial_len, p, take);
+			r->partial_len += take;
+			p += take;
+			n -= take;
+		}
+		need = r->partial_len < sizeof(struct msg_hdr) ? 0 :
+		       proto_frame_len(r->partial, dir);
+		if (r->partial_len >= sizeof(struct msg_hdr) && !need) {
+			*data = p;
+			*len = n;
+			*frame = r->partial;
+			return -1;
+		}
+		if (need) {
+			take = need - r->partial_len;
+			take = take < n ? take : n;
+			memcpy(r->partial + r->partial_len, p, take);
+			r->partial_len += take;
+			p += take;
+			n -= take;
+		}
+		*data = p;
+		*len = n;
+		if (!need || r->partial_len < need)
+			return 0;
+		r->partial_len = 0;
+		*frame = r->partial;
+		return (int)need;
+	}
+	res = proto_next_frame(p, n, dir);
+	if (res) {
+		*frame = p;
+		if (res > 0) {
+			*data = p + res;
+			*len = n - (size_t)res;
+		}
+		return res;
+	}
+	/* Less than a frame left: keep it for the next read. */
+	memcpy(r->partial, p, n);
+	r->partial_len = (unsigned)n;
+	*data = p + n;
+	*len = 0;
+	return 0;
 }
 
 #endif

@@ -167,75 +167,21 @@ static void conn_dispatch(struct conn *conn, const void *frame, unsigned len)
 	}
 }
 
-/* Length of the frame starting with this header, or 0 if malformed. */
-static unsigned frame_len(const unsigned char *hdr)
-{
-	struct msg_hdr h;
-
-	memcpy(&h, hdr, sizeof(h));
-	if (!proto_inbound_type(h.type) || h.len != proto_msg_size(h.type))
-		return 0;
-	return h.len;
-}
-
 void conn_input(struct conn *conn, const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	unsigned need;
+	const unsigned char *p = data, *frame;
+	int n;
 
 	if (conn->closing || conn->dead)
 		return;
-
-	/* Complete a frame split by the previous read. */
-	if (conn->partial_len) {
-		if (conn->partial_len < sizeof(struct msg_hdr)) {
-			size_t take = sizeof(struct msg_hdr) -
-				      conn->partial_len;
-
-			take = take < len ? take : len;
-			memcpy(conn->partial + conn->partial_len, p, take);
-			conn->partial_len += take;
-			p += take;
-			len -= take;
-			if (conn->partial_len < sizeof(struct msg_hdr))
-				return;
-		}
-		need = frame_len(conn->partial);
-		if (!need) {
-			conn_malformed(conn, conn->partial[2]);
+	while ((n = proto_read_frame(&conn->reader, &p, &len, PROTO_TO_SERVER,
+				     &frame)) > 0) {
+		conn_dispatch(conn, frame, (unsigned)n);
+		if (conn->closing || conn->dead)
 			return;
-		}
-		if (conn->partial_len + len < need) {
-			memcpy(conn->partial + conn->partial_len, p, len);
-			conn->partial_len += len;
-			return;
-		}
-		memcpy(conn->partial + conn->partial_len, p,
-		       need - conn->partial_len);
-		p += need - conn->partial_len;
-		len -= need - conn->partial_len;
-		conn->partial_len = 0;
-		conn_dispatch(conn, conn->partial, need);
 	}
-
-	/* Whole frames straight from the caller's buffer. */
-	while (len >= sizeof(struct msg_hdr) && !conn->closing &&
-	       !conn->dead) {
-		need = frame_len(p);
-		if (!need) {
-			conn_malformed(conn, p[2]);
-			return;
-		}
-		if (len < need)
-			break;
-		conn_dispatch(conn, p, need);
-		p += need;
-		len -= need;
-	}
-	if (len && !conn->closing && !conn->dead) {
-		memcpy(conn->partial, p, len);
-		conn->partial_len = len;
-	}
+	if (n < 0)
+		conn_malformed(conn, frame[2]);
 }
 
 void conn_eof(struct conn *conn)

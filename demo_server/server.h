@@ -60,8 +60,7 @@ struct conn {
 	void *backend;		/* the I/O backend's per-connection state */
 	uint32_t backend_flags;	/* and some bits of it, free for its use */
 
-	unsigned char partial[MSG_MAX_SIZE];	/* an incomplete frame */
-	unsigned partial_len;
+	struct proto_reader reader;	/* keeps a frame cut by a read */
 
 	unsigned char *out;	/* queued output: out[out_head, out_tail) */
 	size_t out_head;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs_for() {
 	case "$1" in
-	build)	echo gcc make liburing-dev libseccomp-dev pkg-config ;;
+	build)	echo gcc make liburing-dev libseccomp-dev libjansson-dev pkg-config ;;
 	test)	echo bats bats-assert bats-support clang valgrind iproute2 \
 		     gnuplot-nox python3 \
 		     linux-perf procps psmisc man-db ;;

@@ -147,9 +147,34 @@ static inline struct shim_stats_slot *stat_slot(void)
 #define STAT_CALL(name)	STAT_INC(calls[SHIM_ID_##name])
 
 /* ---- safecopy.c ---- */
-void shim__safecopy_install(void);
+/* The fault handler is in the kernel (crash.c): guard copies from now. */
+void shim__safecopy_enable(void);
+/* From the SIGSEGV/SIGBUS handler: a guarded copy faulted?  Jump back. */
+void shim__safecopy_catch(void);
 /* memcpy that returns false instead of faulting on a bad pointer. */
 bool shim__copy(void *dst, const void *src, size_t n);
+
+/* ---- crash.c: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) ---- */
+/* The first accelerated socket: from now on the shim owns them. */
+void shim__crash_arm(void);
+/* Inside an application's fatal-signal handler (this thread)? */
+bool shim__crash_in_handler(void);
+/* Push queued bytes out before a death (bounded); see crash.c. */
+void shim__crash_flush(void);
+/*
+ * The flush itself lives with the sockets (fd.c); init.c fills this in.
+ * It waits until deadline_ms at most and returns with the shim's process
+ * lock held when hold is set and it could take it (released by unhold).
+ */
+struct crash_ops {
+	bool (*flush)(uint64_t deadline_ms, bool hold);
+	void (*unhold)(void);
+};
+extern const struct crash_ops *shim__crash_ops;
+/* sigaction/signal as the application sees them (wrap_sig.c). */
+int shim__sig_action(int sig, const struct sigaction *act,
+		     struct sigaction *old);
+__sighandler_t shim__sig_signal(int sig, __sighandler_t handler);
 
 /* ---- TSan: announce our locks (see DESIGN.md, "Locks") ---- */
 #if defined(__SANITIZE_THREAD__)

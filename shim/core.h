@@ -271,6 +271,8 @@ void loop_on_wake(struct ring *r, const struct ring_cqe *c);
  */
 int drain_handoff(int fd, const char *buf, size_t len, bool shut_wr);
 void drain_wait(int seconds);
+/* Nothing handed over is still being sent (never blocks: a crash). */
+bool drain_idle(void);
 void drain_atfork_prepare(void);
 void drain_atfork_parent(void);
 void drain_forget_child(void);
@@ -432,6 +434,9 @@ void fd_on_recv(struct ring *r, const struct ring_cqe *c);
 void fd_on_send(struct ring *r, const struct ring_cqe *c);
 void fd_on_cancel(struct ring *r, const struct ring_cqe *c);
 void fd_on_err_events(struct ring *r, const struct ring_cqe *c);
+/* crash.c's flush (init.c's table): see fd.c, "fatal signals". */
+bool fd_crash_flush(uint64_t deadline_ms, bool hold);
+void fd_crash_unhold(void);
 /* Ring buffers held at a wait point become the socket's own copy. */
 void fd_spill_holding(struct loop *l);
 

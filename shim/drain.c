@@ -173,6 +173,17 @@ int drain_handoff(int fd, const char *buf, size_t len, bool shut_wr)
 	return 0;
 }
 
+bool drain_idle(void)
+{
+	bool idle;
+
+	if (pthread_mutex_trylock(&drain_lock))
+		return false;
+	idle = !jobs_busy;
+	pthread_mutex_unlock(&drain_lock);
+	return idle;
+}
+
 void drain_wait(int seconds)
 {
 	struct timespec ts;

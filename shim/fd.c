@@ -110,7 +110,7 @@ struct sfd *fd_accel(int fd, struct loop *l, bool checked)
 		sfd_free(f);
 		return NULL;
 	}
-	shim__safecopy_install();
+	shim__crash_arm();
 	f->fd = fd;
 	f->state = FD_ACCEL;
 	f->peek_off = -1;
@@ -1798,4 +1798,171 @@ bool fd_inq(int fd, int *n)
 	}
 	fd_unlock(f);
 	return ours;
+}
+
+/* ---- fatal signals (crash.c's flush) ---- */
+
+enum { CRASH_PUSH_DONE, CRASH_PUSH_FULL, CRASH_PUSH_INFLIGHT };
+#define CRASH_TICK_MS	5
+#define CRASH_POLL_MAX	64
+
+/*
+ * A fatal signal is about to end the process: move f's queued bytes into
+ * the kernel with plain non-blocking sends.  Bytes a ring send carries
+ * stay with it; those queued behind it go once its completion is in the
+ * CQ, read there but not consumed: if the process lives on, the loop
+ * thread dispatches it as usual and finds the queue consistent (the
+ * bytes pushed here are cut out behind the ring send).  Never waits,
+ * allocates or submits.  f locked, any thread.
+ */
+static int crash_push(struct sfd *f)
+{
+	uint32_t carried = f->sinfl - f->shead;
+	ssize_t n = 0;
+	int res;
+
+	if (f->hup || f->stail == f->shead)
+		return CRASH_PUSH_DONE;
+	if (!f->send_inflight) {
+		fd_push(f);
+		if (f->stail > f->shead && !f->hup)
+			return CRASH_PUSH_FULL;
+		if (f->shut_wr_pending && !f->hup) {
+			f->shut_wr_pending = false;
+			STAT_INC(shim_syscalls);
+			real_shutdown(f->fd, SHUT_WR);
+		}
+		return CRASH_PUSH_DONE;
+	}
+	/* A POLLOUT wait (sinfl == shead) carries no bytes. */
+	if (carried) {
+		if (ring_peek(&f->loop->ring, UD_SEND, f, &res))
+			return CRASH_PUSH_INFLIGHT;
+		/* An error: the connection is dead, nothing more arrives. */
+		if (res < 0 && !transient(res) && res != -ECANCELED)
+			return CRASH_PUSH_DONE;
+		/* Short: only its own thread resends the rest. */
+		if (res < 0 || (uint32_t)res < carried)
+			return CRASH_PUSH_INFLIGHT;
+	}
+	while (f->stail > f->sinfl) {
+		STAT_INC(shim_syscalls);
+		n = real_send(f->fd, f->sbuf + f->sinfl, f->stail - f->sinfl,
+			      MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		memmove(f->sbuf + f->sinfl, f->sbuf + f->sinfl + n,
+			f->stail - f->sinfl - n);
+		f->stail -= n;
+		queued_sub(f, n);
+		STAT_ADD(bytes_sent, n);
+	}
+	if (f->stail > f->sinfl && n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return CRASH_PUSH_FULL;
+	return CRASH_PUSH_DONE;
+}
+
+/* m, giving up at deadline: the holder is another thread, never waiting. */
+static bool crash_trylock(pthread_mutex_t *m, uint64_t deadline_ms)
+{
+	shim__depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	while (pthread_mutex_trylock(m)) {
+		if (mono_ns() / 1000000 >= deadline_ms) {
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			shim__depth--;
+			return false;
+		}
+		nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
+	}
+	tsan_acquire(m);
+	return true;
+}
+
+/* One round over l's sockets (l locked); returns how many still wait. */
+static int crash_round(struct loop *l, struct pollfd *pfd, int *npfd)
+{
+	unsigned int c, i;
+	int left = 0;
+
+	for (c = 0; l->queued && c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = RD(shim__fdtab[c]);
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			int fd = c * FDTAB_CHUNK + i, r;
+			struct sfd *f = RD(chunk[i].f);
+
+			if (!f || f->fd != fd || f->loop != l ||
+			    f->state != FD_ACCEL)
+				continue;
+			r = crash_push(f);
+			if (r == CRASH_PUSH_DONE)
+				continue;
+			left++;
+			if (r == CRASH_PUSH_FULL && *npfd < CRASH_POLL_MAX)
+				pfd[(*npfd)++] = (struct pollfd){
+					.fd = fd, .events = POLLOUT };
+		}
+	}
+	return left;
+}
+
+/*
+ * Push every queued byte of every loop into the kernel, until deadline at
+ * most.  Only from a thread that was not inside the shim: its state is
+ * consistent then.  Nothing here allocates, frees or consumes a
+ * completion (the crash may have come from inside malloc, and the process
+ * may yet live on: a raise() taken for abort()); another loop's ring is
+ * only read.  Returns true with shim.lock held when hold is set.
+ */
+bool fd_crash_flush(uint64_t deadline_ms, bool hold)
+{
+	struct pollfd pfd[CRASH_POLL_MAX];
+	int left = -1, n;
+
+	if (!RD(shim.ring_made) || getpid() != shim.pid)
+		return false;
+	for (;;) {
+		bool done;
+		struct loop *l;
+
+		if (!crash_trylock(&shim.lock, deadline_ms))
+			break;
+		left = 0;
+		n = 0;
+		for (l = shim.loops; l; l = l->next) {
+			if (!crash_trylock(&l->lock, deadline_ms)) {
+				left++;
+				continue;
+			}
+			if (loop_is_mine(l))
+				ring_enter(&l->ring, 0, NULL, NULL);
+			left += crash_round(l, pfd, &n);
+			if (!loop_is_mine(l) && loop_has_work(l))
+				loop_wake(l);
+			loop_unlock(l);
+		}
+		done = !left && drain_idle();
+		if (done || mono_ns() / 1000000 >= deadline_ms) {
+			if (!done)
+				shim__log(LOG_WARN, "uringshim: fatal signal: "
+					  "%d sockets still hold queued bytes\n",
+					  left);
+			if (hold)
+				return true;
+			shim_unlock();
+			return false;
+		}
+		shim_unlock();
+		real_poll(pfd, n, CRASH_TICK_MS);
+	}
+	shim__log(LOG_WARN, "uringshim: fatal signal: shim lock busy, "
+		  "nothing flushed\n");
+	return false;
+}
+
+void fd_crash_unhold(void)
+{
+	shim_unlock();
 }

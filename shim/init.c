@@ -215,6 +215,11 @@ static const struct loop_ops loop_table = {
 	.thread_exit = thread_exit,
 };
 
+static const struct crash_ops crash_table = {
+	.flush = fd_crash_flush,
+	.unhold = fd_crash_unhold,
+};
+
 /* ---- fork ---- */
 
 /*
@@ -249,8 +254,12 @@ static void atfork_child(void)
 	char reason[sizeof(shim__stats->reason)];
 
 	memcpy(reason, shim__stats->reason, sizeof(reason));
-	pthread_mutex_init(&shim.lock, NULL);
-	shim__depth = 0;
+	/*
+	 * Taken in prepare by this thread, the child's only one: release it.
+	 * A re-init would leave TSan believing the parent's owner still holds
+	 * it, and report the child's next other thread to take it.
+	 */
+	shim_unlock();
 	cached_tid = 0;
 	shim.pid = getpid();
 	shim__stats_reopen_child();	/* the exec lock too */
@@ -281,6 +290,7 @@ static void init_once_fn(void)
 	shim.send_budget = shim__cfg.send_max_total;
 	shim__loop_ops = &loop_table;
 	shim__ring_ops = &ring_table;
+	shim__crash_ops = &crash_table;
 	shim__log_open(getenv("URINGSHIM_LOG"));
 	warn_unknown_vars();
 	shim__stats_open();

@@ -3,10 +3,12 @@
 
 # In layer order (DESIGN.md): each file calls only those before it.
 SHIM_SRCS	:= shim/real.c shim/log.c shim/stats.c shim/safecopy.c \
+		   shim/crash.c \
 		   shim/ring.c \
 		   shim/fdtab.c shim/loop.c shim/drain.c shim/ready.c \
 		   shim/fd.c shim/epoll.c shim/wait.c \
 		   shim/wrap_io.c shim/wrap_fd.c shim/wrap_epoll.c \
+		   shim/wrap_sig.c \
 		   shim/init.c
 SHIM_OBJS	:= $(SHIM_SRCS:%.c=$(BUILD)/%.o)
 SHIM_LIB	:= $(BUILD)/liburingshim.so

@@ -472,6 +472,21 @@ int ring_enter(struct ring *r, unsigned int wait_nr,
 	return ret;
 }
 
+int ring_peek(struct ring *r, int kind, void *token, int *res)
+{
+	uint64_t want = ud_make(token, kind);
+	struct io_uring_cqe *cqe;
+	unsigned int head;
+
+	io_uring_for_each_cqe(&r->uring, head, cqe) {
+		if ((cqe->user_data & ~UD_FAULT) != want)
+			continue;
+		*res = (cqe->user_data & UD_FAULT) ? -fault_errno : cqe->res;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int ring_reap(struct ring *r)
 {
 	struct io_uring_cqe *cqe;

@@ -113,6 +113,11 @@ void ring_buf_release(struct ring *r, int bid);
  */
 int ring_enter(struct ring *r, unsigned int wait_nr,
 	       const struct timespec *ts, const sigset_t *sigmask);
+/*
+ * The result of a posted, not yet reaped completion of (kind, token),
+ * without consuming it: 0 with *res set, or -ENOENT.
+ */
+int ring_peek(struct ring *r, int kind, void *token, int *res);
 /* Dispatch every posted completion; returns how many. */
 int ring_reap(struct ring *r);
 /* Would ring_enter(r, 0, ..) have anything to do in the kernel? */

@@ -4,105 +4,41 @@
  *
  * The kernel answers a bad buffer with EFAULT; the shim copies into and
  * out of its own buffers in user space, where a bad pointer would fault.
- * Copies run under a per-thread jump buffer that a SIGSEGV/SIGBUS handler
- * (installed once, when the first socket is accelerated) jumps back to;
- * any other fault is passed to the handler that was there before, or
- * re-raised with the default action.  SA_NODEFER keeps the signal mask
- * untouched, so the jump needs no sigprocmask (sigsetjmp(.., 0)).
+ * Copies run under a per-thread jump buffer that the shim's SIGSEGV/SIGBUS
+ * handler (crash.c, in the kernel from the first accelerated socket on)
+ * jumps back to; any other fault is a crash, and crash.c treats it as one.
+ * That handler leaves the signal mask untouched (SA_NODEFER, empty mask),
+ * so the jump needs no sigprocmask (sigsetjmp(.., 0)).
  */
 #include <setjmp.h>
 #include <string.h>
 
 #include "base.h"
 
-#ifdef SHIM_TSAN
-#include <dlfcn.h>
-#include <gnu/lib-names.h>
-#endif
-
 /* volatile: the stores around memcpy must not be merged away. */
 static __thread sigjmp_buf *volatile copy_jmp;
-static struct sigaction prev_segv, prev_bus;
-static bool installed;
+static bool enabled;
 
-#ifdef SHIM_TSAN
-/*
- * TSan builds only.  TSan's sigaction gives the kernel its own wrapper,
- * which runs our handler with every signal blocked and TSan's per-thread
- * ignore counters cleared, restoring both only when the handler returns.
- * Ours never returns from a caught fault, so SIGSEGV stayed blocked (the
- * next bad buffer killed the process) and TSan's counters unbalanced.
- * libc's own sigaction, found past TSan, makes the kernel run the handler
- * directly, as in production; siglongjmp, which TSan wraps, still unwinds
- * TSan's shadow stack to the sigsetjmp.
- */
-static int set_action(int sig, const struct sigaction *sa,
-		      struct sigaction *old)
+void shim__safecopy_enable(void)
 {
-	static int (*libc_sigaction)(int, const struct sigaction *,
-				     struct sigaction *);
-	void *libc;
-
-	if (!libc_sigaction) {
-		libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
-		if (libc)
-			libc_sigaction = dlsym(libc, "sigaction");
-	}
-	if (!libc_sigaction)
-		return sigaction(sig, sa, old);
-	return libc_sigaction(sig, sa, old);
+	__atomic_store_n(&enabled, true, __ATOMIC_RELEASE);
 }
-#else
-#define set_action sigaction
-#endif
 
-static void fault_handler(int sig, siginfo_t *si, void *uc)
+void shim__safecopy_catch(void)
 {
 	sigjmp_buf *j = copy_jmp;
-	struct sigaction *prev = sig == SIGSEGV ? &prev_segv : &prev_bus;
 
 	if (j) {
 		copy_jmp = NULL;
 		siglongjmp(*j, 1);
 	}
-	if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
-		prev->sa_sigaction(sig, si, uc);
-	} else if (prev->sa_handler == SIG_DFL) {
-		/* Returning re-runs the faulting instruction: default dies. */
-		set_action(sig, prev, NULL);
-	} else if (prev->sa_handler != SIG_IGN) {
-		prev->sa_handler(sig);
-	}
 }
 
-static void install_once(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = fault_handler;
-	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
-	sigemptyset(&sa.sa_mask);
-	set_action(SIGSEGV, &sa, &prev_segv);
-	set_action(SIGBUS, &sa, &prev_bus);
-	__atomic_store_n(&installed, true, __ATOMIC_RELEASE);
-}
-
-/* Once per process, when the first socket is accelerated. */
-void shim__safecopy_install(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
-		pthread_once(&once, install_once);
-}
-
-/* memcpy that returns false (having copied an unknown part) on a fault. */
 bool shim__copy(void *dst, const void *src, size_t n)
 {
 	sigjmp_buf j;
 
-	if (!__atomic_load_n(&installed, __ATOMIC_RELAXED))
+	if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED))
 		return memcpy(dst, src, n), true;
 	if (sigsetjmp(j, 0))
 		return false;

@@ -262,6 +262,11 @@ static void flush_for_exit(void)
 
 	if (getpid() != shim.pid)
 		return;
+	if (shim__crash_in_handler()) {
+		/* An app's fatal-signal handler exits: no ring machinery. */
+		shim__crash_flush();
+		return;
+	}
 	if (l && syscall(SYS_gettid) == l->tid)
 		loop_flush_sync(50);
 	loop_flush_others();

@@ -14,5 +14,14 @@ $(TEST_LIST): FORCE
 
 .PHONY: FORCE
 FORCE:
+
+# Can this machine give the shim a ring? The suites ask it before they
+# call a test that needed the ring a skip (tests/bats/common.bash).
+URING_PROBE := $(BUILD)/tests/uring_probe
+TEST_SUPPORT += $(URING_PROBE)
+$(URING_PROBE): $(BUILD)/tests/tools/uring_probe.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -luring
+
 include tests/shim/rules.mk
 include tests/fuzz/rules.mk

@@ -9,10 +9,12 @@
  * re-executes itself under build/liburingshim.so (found next to the
  * build tree it lives in) and checks both cases; it also checks that the
  * shim really accelerated the socket before the epoll fd was polled.
- * Exit 0 pass, 1 fail, 77 when the library or io_uring is missing.
+ * Exit 0 pass, 1 fail (nothing accelerated although io_uring works here
+ * is a failure too), 77 when the library is missing or io_uring refused.
  */
 #include <errno.h>
 #include <limits.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int failures;
@@ -126,6 +129,18 @@ static long accelerated(void)
 	return n;
 }
 
+/* Why this process cannot set up a ring (0: it can), the shim aside. */
+static int uring_refused(void)
+{
+	struct io_uring_params p = { 0 };
+	long fd = syscall(__NR_io_uring_setup, 4, &p);
+
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char self[PATH_MAX], lib[PATH_MAX + 32], *slash;
@@ -154,7 +169,15 @@ int main(int argc, char **argv)
 	}
 	polled();
 	if (accelerated() < 1) {
-		printf("io_uring not usable here: nothing accelerated\n");
+		int why = uring_refused();
+
+		if (!why) {
+			printf("FAIL nothing accelerated, though io_uring "
+			       "works here\n");
+			return 1;
+		}
+		printf("io_uring refused here (%s): nothing accelerated\n",
+		       strerror(why));
 		return failures ? 1 : 77;
 	}
 	nested();

@@ -8,6 +8,7 @@
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 load 'ab_helpers'
+load 'common'
 
 setup_file() {
 	ab_require_binaries || return 0
@@ -97,6 +98,19 @@ print(len(d["digests"]))'
 	if [ "$ncond" -gt 1 ]; then
 		assert_output 2
 	fi
+}
+
+@test "ab: the shim condition ran the shim, serving through the ring" {
+	needs_binaries
+	local rep f saved=()
+	# The stats bench/ab saved during each measured window of "shim".
+	for rep in 1 2; do
+		f=$(ab_json "$QUICK_OUT/raw/c16-r$rep-shim.json" \
+			'print(d["shim_stats_file"] or "")')
+		[ -n "$f" ] || fail "c16 rep $rep of shim: no shim stats saved"
+		saved+=("$QUICK_OUT/raw/$f")
+	done
+	assert_accelerated -j --traffic "${saved[@]}"
 }
 
 @test "ab: the plots are PNG files" {

@@ -28,13 +28,21 @@ teardown() {
 }
 
 # serve_with ENV=VALUE... - the shimmed server with that environment must
-# serve a verified load and exit 0 on SIGTERM; sets err (its stderr).
+# serve a verified load and exit 0 on SIGTERM; sets err (its stderr). It
+# must serve through the ring (bad values fall back to the defaults, which
+# accelerate), except where the test is about files, not the ring
+# (claim_ring=0), or the environment moves or turns off the stats
+# (STATS_DIR, STATS): there is nothing to read them from then.
 serve_with() {
 	local out=$BATS_TEST_TMPDIR/ms.out status=0
+	local stats=$BATS_TEST_TMPDIR/serve-stats
 	err=$BATS_TEST_TMPDIR/ms.err
 	rm -f "$out" "$err"
-	env LD_PRELOAD="$SHIM_LIB" "$@" "$BUILD_DIR/matching_server" \
-		--port 0 --quiet >"$out" 2>"$err" 3>&- &
+	mkdir -p "$stats"
+	# The test's own URINGSHIM_STATS_DIR, if any, comes later and wins.
+	env LD_PRELOAD="$SHIM_LIB" URINGSHIM_STATS_DIR="$stats" "$@" \
+		"$BUILD_DIR/matching_server" --port 0 --quiet \
+		>"$out" 2>"$err" 3>&- &
 	local pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 	wait_listening "$out" "$pid" ||
@@ -43,6 +51,10 @@ serve_with() {
 		--port "$LISTEN_PORT" --connections 4 --inflight 4 \
 		--orders 200 --deterministic --quiet
 	[ "$status" -eq 0 ] || fail "with $(echo "$@" | head -c 80): loadgen failed: $output"
+	if [ "${claim_ring:-1}" = 1 ] &&
+	   [[ " $* " != *" URINGSHIM_STATS"[=_]* ]]; then
+		assert_accelerated --traffic -d "$stats" "$pid"
+	fi
 	kill -TERM "$pid"
 	wait "$pid" || status=$?
 	[ "$status" -eq 0 ] || fail "with $(echo "$@" | head -c 80): server exit $status"
@@ -115,7 +127,7 @@ assert_warned() {
 }
 
 @test "hostile: a log path that is a symlink is never followed" {
-	local d=$BATS_TEST_TMPDIR
+	local d=$BATS_TEST_TMPDIR claim_ring=0
 	echo precious >"$d/target"
 	ln -s "$d/target" "$d/link"
 	ln -s "$d/absent" "$d/dangling"
@@ -127,14 +139,14 @@ assert_warned() {
 }
 
 @test "hostile: an existing log file is appended to, never truncated" {
-	local d=$BATS_TEST_TMPDIR
+	local d=$BATS_TEST_TMPDIR claim_ring=0
 	echo "first line" >"$d/existing.log"
 	serve_with URINGSHIM_LOG="$d/existing.log" URINGSHIM_LOG_LEVEL=3
 	assert_equal "$(head -n 1 "$d/existing.log")" "first line"
 }
 
 @test "hostile: the shim creates its log and stats files mode 0600" {
-	local d=$BATS_TEST_TMPDIR
+	local d=$BATS_TEST_TMPDIR claim_ring=0
 	mkdir "$d/stats"
 	serve_with URINGSHIM_LOG="$d/new.log" URINGSHIM_LOG_LEVEL=3
 	assert_equal "$(stat -c %a "$d/new.log")" 600

@@ -30,8 +30,11 @@ teardown() {
 
 # vg_run MODE [VALGRIND OPTION...] [-- ENV=VALUE...] - the server under
 # valgrind serves a verified load, then exits 0 on SIGTERM; sets digest.
+# Under mode shim, VG_ACCEL says what its stats must show before the stop:
+# "ring" (sockets went through the ring, the default) or "none" (the shim
+# active, no socket taken).
 vg_run() {
-	local mode=$1 vgopts=() envs=() out err status=0
+	local mode=$1 vgopts=() envs=() out err status=0 srv
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do vgopts+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
@@ -56,9 +59,15 @@ vg_run() {
 		--orders 300 --deterministic --quiet
 	[ "$status" -eq 0 ] || fail "loadgen: $output"
 	digest=$(sed -n 's/^digest: //p' <<<"$output")
-	# SIGTERM to the server itself (timeout's child), then timeout exits
-	# with the server's status.
-	kill -TERM "$(cat /proc/"$pid"/task/*/children | tr -d ' ')"
+	# The server itself is timeout's child (valgrind runs it in-process).
+	srv=$(cat /proc/"$pid"/task/*/children | tr -d ' ')
+	if [ "$mode" = shim ] && [ "${VG_ACCEL:-ring}" = none ]; then
+		assert_not_accelerated --state active "$srv"
+	elif [ "$mode" = shim ]; then
+		assert_accelerated --traffic "$srv"
+	fi
+	# SIGTERM to the server, then timeout exits with the server's status.
+	kill -TERM "$srv"
 	wait "$pid" || status=$?
 	[ "$status" -eq 0 ] || { cat "$err"; fail "valgrind exit $status"; }
 }
@@ -78,6 +87,6 @@ vg_run() {
 @test "memcheck: shim with URINGSHIM_RECV=direct (no socket accelerated): fully clean" {
 	vg_run plain
 	local want=$digest
-	vg_run shim -- URINGSHIM_RECV=direct URINGSHIM_ADAPTIVE=0
+	VG_ACCEL=none vg_run shim -- URINGSHIM_RECV=direct URINGSHIM_ADAPTIVE=0
 	assert_equal "$digest" "$want"
 }

@@ -12,7 +12,6 @@ load common
 # Absolute (BUILD_DIR): nginx and redis change directory before the loader
 # would look.
 SHIM_LIB=$BUILD_DIR/liburingshim.so
-SHIM_STAT=$BUILD_DIR/uringshim-stat
 
 # require_cmd CMD... - skip the test when a tool is missing.
 require_cmd() {
@@ -130,12 +129,11 @@ start_real() {
 	assert_preload_as "$mode" "$started_pid"
 }
 
-# assert_served_as MODE PID - PID survived and, under mode shim, used the
-# ring.
+# assert_served_as MODE PID - PID survived and, under mode shim, served
+# through the ring (common.bash's assert_accelerated).
 assert_served_as() {
 	assert_alive "$2"
-	[ "$1" = shim ] && assert_ring_used "$2"
-	return 0
+	[ "$1" != shim ] || assert_accelerated --traffic "$2"
 }
 
 # shim_stat_field PID FIELD - one numeric field of `uringshim-stat --json`,
@@ -161,18 +159,6 @@ if v is not None:
     print(v)' "$2"
 }
 
-# assert_ring_used PID - the stats tool reports the shim active in PID and
-# at least one io_uring_enter (the shim did not silently pass through).
-assert_ring_used() {
-	local state n
-	[ -x "$SHIM_STAT" ] || return 0
-	state=$(shim_stat_field "$1" state)
-	[ "$state" = active ] ||
-		fail "process $1: uringshim-stat state '$state' ($(shim_stat_field "$1" reason)), not active"
-	n=$(shim_stat_field "$1" enters)
-	[ "${n:-0}" -gt 0 ] ||
-		fail "process $1: uringshim-stat shows no io_uring_enter"
-}
 
 # children_of PID - the direct children of PID (nginx workers).
 children_of() {

@@ -72,7 +72,9 @@ start_nginx() {
 	done
 }
 
-# finish_nginx - master and workers alive, nothing alarming logged.
+# finish_nginx - master and workers alive, nothing alarming logged; under
+# the shim the workers served through the ring (counted over both: which
+# worker takes the connections is the kernel's choice).
 finish_nginx() {
 	local p
 	assert_alive "$nginx_pid"
@@ -81,6 +83,8 @@ finish_nginx() {
 	done
 	! grep -E '\[(alert|emerg|crit)\]' "$BATS_TEST_TMPDIR/error.log" ||
 		fail "nginx logged alerts"
+	# shellcheck disable=SC2086 # one PID a word
+	[ "$mode" = plain ] || assert_accelerated --traffic $workers
 }
 
 fetch() {
@@ -152,20 +156,16 @@ check_wrk() {
 }
 
 @test "nginx shim: the workers serve through the ring" {
-	local p state reason used=0 why=""
-	[ -x "$SHIM_STAT" ] || skip "uringshim-stat not built"
+	local p
 	start_nginx shim
 	timeout 60 wrk -t 2 -c 16 -d 1s "http://127.0.0.1:$port/mid.bin" \
 		>/dev/null
-	for p in $workers; do
-		state=$(shim_stat_field "$p" state)
-		reason=$(shim_stat_field "$p" reason)
-		why="$why worker $p: $state ($reason);"
-		[ "$state" = active ] &&
-			[ "$(shim_stat_field "$p" enters)" -gt 0 ] && used=1
-	done
 	finish_nginx
-	[ $used -eq 1 ] || fail "no worker entered io_uring:$why"
+	# Each worker runs the shim, whether or not it took a connection.
+	for p in $workers; do
+		[ "$(shim_stat_field "$p" state)" = active ] ||
+			fail "worker $p: $(shim_stats_json "$p")"
+	done
 }
 
 # check_signals - SIGUSR1 (reopen logs: a handled signal, so epoll_wait

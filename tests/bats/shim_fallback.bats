@@ -8,7 +8,8 @@
 # exactly one stderr line naming "uringshim" and "passthrough", and serve
 # the demo server's traffic with the same outcome digest as without the
 # shim; every conformance program must print its plain transcript (and at
-# most one such line: the ring is made lazily, maybe never). When
+# most one such line: the ring is made lazily, maybe never). Each process's
+# stats must say passthrough for want of io_uring, nothing accelerated. When
 # /proc/sys/kernel/io_uring_disabled is writable the same holds with it set
 # to 2 (restored in teardown, always; the window is kept to a few seconds
 # because the setting is machine-wide; URINGSHIM_TEST_NO_SYSCTL=1 skips it).
@@ -19,7 +20,7 @@ SERVER_BIN=$BUILD_DIR/matching_server
 LOADGEN_BIN=$BUILD_DIR/loadgen
 SYSCTL=/proc/sys/kernel/io_uring_disabled
 CORNERS=(backpressure blocking close_flush connect dup efault eintr
-	 epoll_nested errors et fd_reuse fionread_peek fork fortify ipv6
+	 epoll_nested errors et fd_reuse fionread_peek fork fortify handoff ipv6
 	 loop_threads lt mixed_set nonblock_toggle oneshot peer_reset
 	 poll_select rdhup sendfile_order shutdown_flush signal_write threads
 	 writev_large)
@@ -73,7 +74,8 @@ stop_server() {
 
 # server_digest PREFIX... - the loadgen outcome digest of a fresh server
 # started with PREFIX; a deterministic run, so it depends only on what the
-# server did.
+# server did. A server under the shim (its stats file in BATS_TEST_TMPDIR)
+# has the file kept for after it exits: KEPT is that directory.
 server_digest() {
 	start_server_with "$@"
 	run timeout -k 2 60 "$LOADGEN_BIN" --host 127.0.0.1 \
@@ -88,6 +90,9 @@ server_digest() {
 	assert_line --regexp '^errors +0$'
 	DIGEST=$(grep '^digest: ' <<<"$output")
 	[ -n "$DIGEST" ] || fail "no digest line: $output"
+	if [ -e "$BATS_TEST_TMPDIR/uringshim.$SERVER_PID" ]; then
+		KEPT=$(keep_stats "$SERVER_PID" "$BATS_TEST_TMPDIR")
+	fi
 	stop_server
 }
 
@@ -114,12 +119,14 @@ server_falls_back() {
 	[ "$DIGEST" = "$plain" ] ||
 		fail "digest without io_uring: $DIGEST, plain: $plain"
 	one_passthrough_line "$SERVER_ERR"
+	assert_passthrough -d "$KEPT" "$SERVER_PID"
 }
 
 # corners_fall_back PREFIX... - every conformance program, under the shim
-# with PREFIX in front, prints its plain transcript, exits 0 and prints one
-# passthrough line at most. All corners run; the failures are listed
-# together.
+# with PREFIX in front, prints its plain transcript, exits 0, prints one
+# passthrough line at most, and its stats say passthrough for want of
+# io_uring with no socket accelerated. All corners run; the failures are
+# listed together.
 corners_fall_back() {
 	local corner plain out lines bad=()
 
@@ -140,6 +147,8 @@ corners_fall_back() {
 		# prints no line, but never more than one (threads, fork).
 		lines=$(passthrough_lines "$out.err")
 		[ "$lines" -le 1 ] || bad+=("$corner ($lines fallback lines)")
+		(assert_passthrough -d "$out.stats" "$(corner_pid "$out")") ||
+			bad+=("$corner (stats: not passthrough)")
 	done
 	[ ${#bad[@]} -eq 0 ] ||
 		fail "not equivalent without io_uring: ${bad[*]}"
@@ -184,7 +193,7 @@ print("io_uring_setup", fd, err)'
 }
 
 @test "io_uring_disabled=2: server and two corners fall back" {
-	local plain sysctl_lock
+	local plain sysctl_lock out
 
 	[ -w "$SYSCTL" ] || skip "$SYSCTL not writable"
 	[ "${URINGSHIM_TEST_NO_SYSCTL:-0}" = 1 ] &&
@@ -215,9 +224,12 @@ print("io_uring_setup", fd, err)'
 
 	[ "$DIGEST" = "$plain" ] || fail "digest $DIGEST, plain $plain"
 	one_passthrough_line "$SERVER_ERR"
+	assert_passthrough -d "$KEPT" "$SERVER_PID"
 	for corner in errors lt; do
-		compare_transcripts "$BATS_FILE_TMPDIR/$corner.plain" \
-			"$BATS_TEST_TMPDIR/$corner.disabled" "$corner"
-		one_passthrough_line "$BATS_TEST_TMPDIR/$corner.disabled.err"
+		out=$BATS_TEST_TMPDIR/$corner.disabled
+		compare_transcripts "$BATS_FILE_TMPDIR/$corner.plain" "$out" \
+			"$corner"
+		one_passthrough_line "$out.err"
+		assert_passthrough -d "$out.stats" "$(corner_pid "$out")"
 	done
 }

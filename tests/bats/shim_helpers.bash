@@ -9,7 +9,6 @@
 load helpers
 
 SHIM_LIB=$BUILD_DIR/liburingshim.so
-SHIM_STAT=$BUILD_DIR/uringshim-stat
 LOADGEN_BIN=$BUILD_DIR/loadgen
 # A command the server runs under (e.g. deny_uring --), empty by default.
 SHIM_WRAP=()
@@ -40,9 +39,12 @@ loadgen_digest() {
 }
 
 # digest_of ENV... -- CONNS ORDERS [SERVER ARGS...] - fresh server, one
-# deterministic run, stop; prints the digest.
+# deterministic run, stop; sets DIGEST. A server under the shim (ENV sets
+# LD_PRELOAD) must first show that it served through the ring, or, with
+# SHIM_EXPECT=none, that the shim was active and took no socket. Call it
+# directly, not in $(...): where io_uring is refused it skips the test.
 digest_of() {
-	local envs=() conns orders d
+	local envs=() conns orders
 
 	while [ "$1" != "--" ]; do
 		envs+=("$1")
@@ -51,12 +53,19 @@ digest_of() {
 	shift
 	conns=$1 orders=$2
 	shift 2
+	DIGEST=
 	shim_server "${envs[@]}" -- "$@" || return 1
-	d=$(loadgen_digest "$conns" "$orders") || return 1
+	DIGEST=$(loadgen_digest "$conns" "$orders") || return 1
+	if [[ " ${envs[*]} " == *" LD_PRELOAD="* ]]; then
+		if [ "${SHIM_EXPECT:-ring}" = none ]; then
+			assert_not_accelerated --state active "$SERVER_PID"
+		else
+			assert_accelerated --traffic "$SERVER_PID"
+		fi
+	fi
 	stop_server INT
 	[ "$SERVER_STATUS" -eq 0 ] || { echo "server exit $SERVER_STATUS" >&2
 					return 1; }
-	echo "$d"
 }
 
 # stat_field PID NAME - one counter from uringshim-stat.
@@ -67,10 +76,4 @@ stat_field() {
 # ring_fds PID - how many io_uring fds the process holds.
 ring_fds() {
 	ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'io_uring' || true
-}
-
-# require_io_uring - skip when this machine refuses io_uring.
-require_io_uring() {
-	[ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" \
-		= 0 ] || skip "io_uring disabled by sysctl"
 }

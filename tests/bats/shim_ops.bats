@@ -74,6 +74,8 @@ teardown() {
 	[ -x "$LOADGEN_BIN" ] || return 0
 	run loadgen_digest 2 100
 	assert_success
+	# The defaults really are in use: the sockets go through the ring.
+	assert_accelerated --traffic "$SERVER_PID"
 }
 
 @test "log: created 0600, never follows a symlink nor clobbers others" {
@@ -107,6 +109,8 @@ teardown() {
 	stop_server INT
 	shim_server LD_PRELOAD="$SHIM_LIB" URINGSHIM_KILLFILE="$kf" --
 	loadgen_digest 4 100 >/dev/null
+	# Something to switch off: the sockets went through the ring.
+	assert_accelerated --traffic "$SERVER_PID"
 	touch "$kf"
 	d=$(loadgen_digest 4 400)
 	run stat_field "$SERVER_PID" state
@@ -123,14 +127,14 @@ teardown() {
 
 	[ -x "$deny" ] || skip "deny_uring not built"
 	[ -x "$LOADGEN_BIN" ] || skip "loadgen not built"
-	plain=$(digest_of -- 4 300)
+	digest_of -- 4 300
+	plain=$DIGEST
 	SHIM_WRAP=("$deny" --)
 	shim_server LD_PRELOAD="$SHIM_LIB" --
 	SHIM_WRAP=()
 	d=$(loadgen_digest 4 300)
 	[ "$d" = "$plain" ]
-	run stat_field "$SERVER_PID" state
-	assert_output passthrough
+	assert_passthrough "$SERVER_PID"
 	run stat_field "$SERVER_PID" reason
 	assert_output --partial 'Operation not permitted'
 	[ "$(grep -c 'uringshim: io_uring unavailable (Operation not permitted): passthrough' "$SERVER_LOG")" -eq 1 ]
@@ -139,13 +143,17 @@ teardown() {
 
 @test "fork: the child never touches the parent's ring" {
 	require_io_uring
-	local out
+	local out kept=$BATS_TEST_TMPDIR/kept
 
+	mkdir "$kept"
 	out=$(LD_PRELOAD="$SHIM_LIB" URINGSHIM_LOG=stderr \
-		URINGSHIM_LOG_LEVEL=2 timeout 30 \
+		URINGSHIM_LOG_LEVEL=2 CONFORM_KEEP_STATS="$kept" timeout 30 \
 		"$BUILD_DIR/tests/shim/fork" 2>&1) || { echo "$out"; false; }
 	echo "$out"
 	grep -q PASS <<<"$out"
+	# The parent's sockets went through its ring.
+	# shellcheck disable=SC2046 # one PID a line
+	assert_accelerated -d "$kept" $(stats_pids "$kept")
 }
 
 @test "rings per thread: each worker's epoll loop runs a ring of its own" {

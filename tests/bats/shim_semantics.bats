@@ -192,6 +192,19 @@ load shim_semantics_helpers
 	check_shim fortify recv_single
 }
 
+@test "handoff: plain" {
+	check_plain handoff
+}
+@test "handoff: shim default" {
+	check_shim handoff default
+}
+@test "handoff: shim adaptive0" {
+	check_shim handoff adaptive0
+}
+@test "handoff: shim recv_single" {
+	check_shim handoff recv_single
+}
+
 @test "ipv6: plain" {
 	check_plain ipv6
 }

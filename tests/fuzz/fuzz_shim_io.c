@@ -21,11 +21,18 @@
  * exactly the next bytes the app's writes accepted. At the end of each input
  * both directions are drained through epoll_wait, so nothing may be lost,
  * duplicated or reordered across inputs either. Any mismatch aborts.
+ *
+ * Fuzzing a shim that passes everything through would prove nothing, so
+ * before the first input the target reads the shim's own stats: the
+ * connection must be accelerated, and a first exchange must have gone
+ * through the ring both ways. Where io_uring is refused (seccomp, an old
+ * kernel) it exits 77 saying so; any other fallback is a failure.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/io_uring.h>
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,10 +43,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../shim/stats.h"
 
 static int (*shim_accept4)(int, struct sockaddr *, socklen_t *, int);
 static ssize_t (*shim_read)(int, void *, size_t);
@@ -54,6 +65,8 @@ static int (*shim_epoll_wait)(int, struct epoll_event *, int, int);
 static int (*shim_ioctl)(int, unsigned long, ...);
 
 static int app_fd, peer_fd, epfd;
+/* The shim's stats file of this process, mapped (its name already gone). */
+static const struct shim_stats_file *stats;
 
 /* The model: the bytes in flight each way, by stream offset. */
 #define STREAM_CAP (1 << 22)
@@ -103,7 +116,6 @@ static void load_shim(const char *argv0)
 			sizeof(path) - strlen(path) - 1);
 		lib = path;
 	}
-	setenv("URINGSHIM_STATS", "0", 1);
 	setenv("URINGSHIM_ADAPTIVE", "0", 1);	/* always the ring path */
 	h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
@@ -150,45 +162,103 @@ static void connect_pair(void)
 		die("epoll through the shim");
 }
 
-/* Does this process hold an io_uring fd (the shim made its ring)? */
-static bool have_ring(void)
+/*
+ * stats_dir_make - point the shim's stats file at a fresh directory of our
+ * own (before the shim is loaded), so that map_stats can take it away at
+ * once: no file is left behind, however the fuzzer ends.
+ */
+static char stats_dir[] = "/tmp/fuzz_shim_io.XXXXXX";
+
+static void stats_dir_make(void)
 {
-	char path[64], target[64];
-
-	for (int fd = 0; fd < 1024; fd++) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		n = readlink(path, target, sizeof(target) - 1);
-		if (n > 0) {
-			target[n] = '\0';
-			if (strstr(target, "io_uring"))
-				return true;
-		}
-	}
-	return false;
+	if (!mkdtemp(stats_dir))
+		die("mkdtemp");
+	setenv("URINGSHIM_STATS_DIR", stats_dir, 1);
 }
 
-static void app_wait(int ms);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* Map the shim's stats file read-only, then remove it and the directory. */
+static void map_stats(void)
 {
-	const char *off = getenv("URINGSHIM_DISABLE");
+	char path[sizeof(stats_dir) + 32];
+	void *map = MAP_FAILED;
+	int fd;
 
-	(void)argc;
-	load_shim((*argv)[0]);
-	to_app = malloc(STREAM_CAP);
-	to_peer = malloc(STREAM_CAP);
-	if (!to_app || !to_peer)
-		die("malloc");
-	connect_pair();
-	/* The fuzzing is only worth it if the ring path is really taken. */
-	app_wait(10);
-	if (!(off && !strcmp(off, "1")) && !have_ring()) {
-		fprintf(stderr, "fuzz_shim_io: the shim made no ring\n");
+	snprintf(path, sizeof(path), "%s/uringshim.%d", stats_dir,
+		 (int)getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		map = mmap(NULL, sizeof(*stats), PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+	}
+	unlink(path);
+	rmdir(stats_dir);
+	if (map == MAP_FAILED) {
+		fprintf(stderr, "fuzz_shim_io: no stats file %s from the "
+			"shim\n", path);
 		exit(1);
 	}
+	stats = map;
+	if (stats->magic != SHIM_STATS_MAGIC ||
+	    stats->version != SHIM_STATS_VERSION ||
+	    stats->size != sizeof(*stats)) {
+		fprintf(stderr, "fuzz_shim_io: %s is not a stats file of this "
+			"layout\n", path);
+		exit(1);
+	}
+}
+
+/* Can this process tree set up a ring at all? (the shim aside) */
+static int uring_refused(void)
+{
+	struct io_uring_params p;
+	long fd;
+
+	memset(&p, 0, sizeof(p));
+	fd = syscall(__NR_io_uring_setup, 4, &p);
+	if (fd < 0)
+		return errno;
+	close(fd);
 	return 0;
+}
+
+/*
+ * check_through_ring - the shim is active and took the connection: it
+ * was accelerated, the ring was entered, and the first exchange went
+ * through it both ways. Exit 77 where io_uring is refused, 1 otherwise.
+ */
+static void check_through_ring(void)
+{
+	uint64_t accel = 0, enters = 0, recvd = 0, sent = 0;
+	uint32_t state = __atomic_load_n(&stats->state, __ATOMIC_ACQUIRE);
+	int refused;
+
+	for (int i = 0; i < SHIM_STATS_SLOTS; i++) {
+		accel += stats->slot[i].accel_total;
+		enters += stats->slot[i].enters;
+		recvd += stats->slot[i].bytes_recv;
+		sent += stats->slot[i].bytes_sent;
+	}
+	fprintf(stderr, "fuzz_shim_io: shim state %u (%.*s), accel_total "
+		"%llu, enters %llu, bytes_recv %llu, bytes_sent %llu\n", state,
+		(int)sizeof(stats->reason), stats->reason,
+		(unsigned long long)accel, (unsigned long long)enters,
+		(unsigned long long)recvd, (unsigned long long)sent);
+	if (state != SHIM_STATE_ACTIVE) {
+		refused = uring_refused();
+		if (state == SHIM_STATE_PASSTHROUGH && refused) {
+			printf("skip fuzz_shim_io: io_uring refused here (%s): "
+			       "the shim runs in passthrough, nothing to "
+			       "fuzz\n", strerror(refused));
+			exit(77);
+		}
+		fprintf(stderr, "fuzz_shim_io: the shim is not active\n");
+		exit(1);
+	}
+	if (!accel || !enters || !recvd || !sent) {
+		fprintf(stderr, "fuzz_shim_io: the connection did not go "
+			"through the ring\n");
+		exit(1);
+	}
 }
 
 static uint8_t stream_byte(uint64_t off, unsigned salt)
@@ -395,6 +465,29 @@ static void drain(void)
 			peer_read();
 		}
 	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *off = getenv("URINGSHIM_DISABLE");
+
+	(void)argc;
+	stats_dir_make();
+	load_shim((*argv)[0]);
+	map_stats();
+	to_app = malloc(STREAM_CAP);
+	to_peer = malloc(STREAM_CAP);
+	if (!to_app || !to_peer)
+		die("malloc");
+	connect_pair();
+	/* A first exchange each way, then: did it take the ring path? */
+	app_wait(10);
+	peer_write(64, 1);
+	app_write(0, 64, 1);
+	drain();
+	if (!(off && !strcmp(off, "1")))
+		check_through_ring();
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

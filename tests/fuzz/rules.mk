@@ -28,7 +28,7 @@ $(FUZZ_DIR)/fuzz_frames: tests/fuzz/fuzz_frames.c demo_server/server.c \
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 
 # Drives $(BUILD)/liburingshim.so, dlopen()ed at run time.
-$(FUZZ_DIR)/fuzz_shim_io: tests/fuzz/fuzz_shim_io.c | $(SHIM_LIB)
+$(FUZZ_DIR)/fuzz_shim_io: tests/fuzz/fuzz_shim_io.c shim/stats.h | $(SHIM_LIB)
 	$(quiet) FUZZCC $@
 	$(Q)mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< -ldl

@@ -67,9 +67,36 @@ void skip(const char *why)
 	exit(77);
 }
 
+/*
+ * keep_shim_stats - with CONFORM_KEEP_STATS=dir, link the shim's stats
+ * file of this process into dir under the same name, so the suite can
+ * read this run's counters (did the sockets go through the ring?) after
+ * the process is gone: the shim removes its file at exit, but the link
+ * keeps the inode, and the shim's shared mapping counts into it to the
+ * end. A constructor of the program runs after the preloaded shim's,
+ * which made the file. Without the shim (or with URINGSHIM_STATS=0)
+ * there is no file and nothing is linked; the suite says so.
+ */
+__attribute__((constructor)) static void keep_shim_stats(void)
+{
+	const char *keep = getenv("CONFORM_KEEP_STATS");
+	const char *dir = getenv("URINGSHIM_STATS_DIR");
+	char from[512], to[512];
+
+	if (!keep || !*keep)
+		return;
+	if (!dir || !*dir)
+		dir = "/dev/shm";
+	snprintf(from, sizeof(from), "%s/uringshim.%d", dir, (int)getpid());
+	snprintf(to, sizeof(to), "%s/uringshim.%d", keep, (int)getpid());
+	if (link(from, to) && errno != ENOENT)
+		fprintf(stderr, "conform: cannot keep %s as %s: %s\n", from,
+			to, strerror(errno));
+}
+
 const char *errno_name(int err)
 {
-	static char unknown[24];
+	static __thread char unknown[24];
 	const char *name;
 
 	if (err == 0)
@@ -92,8 +119,9 @@ const char *epoll_event_names(uint32_t events)
 		{ EPOLLRDHUP, "RDHUP" }, { EPOLLRDNORM, "RDNORM" },
 		{ EPOLLWRNORM, "WRNORM" },
 	};
-	static char ring[4][96];
-	static unsigned next;
+	/* Per thread: corners print from several. */
+	static __thread char ring[4][96];
+	static __thread unsigned next;
 	char *buf = ring[next++ % 4];
 	size_t used = 0;
 
@@ -115,8 +143,8 @@ const char *epoll_event_names(uint32_t events)
 
 const char *result_text(ssize_t ret)
 {
-	static char ring[4][64];
-	static unsigned next;
+	static __thread char ring[4][64];
+	static __thread unsigned next;
 	char *buf = ring[next++ % 4];
 
 	if (ret < 0)

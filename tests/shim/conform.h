@@ -34,7 +34,7 @@ __attribute__((noreturn)) void skip(const char *why);
 
 /* "EAGAIN" for EAGAIN, "0" for 0: stable names for transcripts. */
 const char *errno_name(int err);
-/* "IN|OUT|RDHUP": an epoll event mask as text (rotating static buffers). */
+/* "IN|OUT|RDHUP": an epoll event mask as text (per-thread buffers). */
 const char *epoll_event_names(uint32_t events);
 /* "ret=5" or "ret=-1 EAGAIN" for a call's result, using the current errno. */
 const char *result_text(ssize_t ret);

@@ -7,7 +7,7 @@
 
 SHIM_CORNERS := backpressure blocking close_flush connect dup efault eintr \
 		epoll_nested errors et fd_reuse fionread_peek fork fortify \
-		ipv6 loop_threads lt mixed_set nonblock_toggle oneshot \
+		handoff ipv6 loop_threads lt mixed_set nonblock_toggle oneshot \
 		peer_reset poll_select rdhup sendfile_order shutdown_flush \
 		signal_write threads writev_large
 SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
@@ -17,9 +17,13 @@ DENY_URING := $(BUILD)/tests/deny_uring
 EXEC_STATS := $(BUILD)/tests/shim/exec_stats
 # Writes, then SIGKILL: what arrives (shim_send_sync.bats).
 KILL_WINDOW := $(BUILD)/tests/shim/kill_window
+# Writes, then a fatal signal: what arrives; the fatal signals' actions
+# as the application sees them (shim_crash.bats).
+CRASH_FLUSH := $(BUILD)/tests/shim/crash_flush \
+	       $(BUILD)/tests/shim/sigaction_view
 
 TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS) \
-		$(KILL_WINDOW)
+		$(KILL_WINDOW) $(CRASH_FLUSH)
 
 $(SHIM_CORNER_BINS): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o \
 		     $(CONFORM_OBJ)
@@ -34,6 +38,10 @@ $(KILL_WINDOW): $(BUILD)/tests/shim/kill_window.o $(CONFORM_OBJ)
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+$(CRASH_FLUSH): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o $(CONFORM_OBJ)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(DENY_URING): $(BUILD)/tests/tools/deny_uring.o
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lseccomp
@@ -41,4 +49,4 @@ $(DENY_URING): $(BUILD)/tests/tools/deny_uring.o
 # Build just these: `make shim-conform`.
 .PHONY: shim-conform
 shim-conform: $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS) \
-	      $(KILL_WINDOW)
+	      $(KILL_WINDOW) $(CRASH_FLUSH)

@@ -155,26 +155,6 @@ static void send_msg(int fd, void *msg, uint8_t type)
 
 /* ===== decoding ===== */
 
-static const char *reject_name(unsigned reason)
-{
-	static const char *const names[] = {
-		[REJ_UNKNOWN_SYMBOL] = "UNKNOWN_SYMBOL",
-		[REJ_BAD_PRICE] = "BAD_PRICE",
-		[REJ_BAD_QTY] = "BAD_QTY",
-		[REJ_DUPLICATE_ID] = "DUPLICATE_ID",
-		[REJ_UNKNOWN_ORDER] = "UNKNOWN_ORDER",
-		[REJ_MALFORMED] = "MALFORMED",
-		[REJ_NOT_LOGGED_IN] = "NOT_LOGGED_IN",
-		[REJ_BAD_SIDE] = "BAD_SIDE",
-		[REJ_BAD_TYPE] = "BAD_TYPE",
-		[REJ_CAPACITY] = "CAPACITY",
-	};
-
-	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
-		return names[reason];
-	return "?";
-}
-
 static void print_id(const char *key, uint64_t id)
 {
 	printf(" %s=%" PRIu64 ":%" PRIu64, key, id >> 32, id & 0xffffffffu);
@@ -228,7 +208,7 @@ static bool decode(const char *name, const unsigned char *frame)
 		break;
 	case MSG_REJECTED:
 		printf("rejected reason=%s ref=%c cl=%" PRIu64,
-		       reject_name(m.j.reason), printable(m.j.ref_type),
+		       proto_reject_name(m.j.reason), printable(m.j.ref_type),
 		       m.j.cl_ord_id);
 		break;
 	case MSG_EXECUTED:
@@ -268,10 +248,6 @@ static bool decode(const char *name, const unsigned char *frame)
 }
 
 /*
- * Read from c until a frame satisfying stop() (or EOF). Frames are handed
- * to fn; returns false on EOF or error (c->closed set).
- */
-/*
  * recv_or_exit - recv on c, retried after EINTR; returns the byte count,
  * 0 at EOF or -1 on an error. When the receive timeout expires it prints
  * "<name>: timeout" and exits 1: the server never answered.
@@ -290,25 +266,30 @@ static ssize_t recv_or_exit(struct client_conn *c, void *buf, size_t len)
 	return n;
 }
 
+/*
+ * Read from c, handing each frame to fn, until fn returns true for one (then
+ * true) or the connection ends (then false, c->closed set). A malformed
+ * frame prints "<name>: garbage ..." and exits 1.
+ */
 static bool read_frames(struct client_conn *c,
 			bool (*fn)(struct client_conn *, const unsigned char *,
 				   void *), void *arg)
 {
 	for (;;) {
-		while (c->len >= sizeof(struct msg_hdr)) {
-			struct msg_hdr h;
-			size_t off;
+		int len;
 
-			memcpy(&h, c->buf, sizeof(h));
-			if (h.len < sizeof(h) || h.len > MSG_MAX_SIZE ||
-			    proto_msg_size(h.type) != h.len) {
+		while ((len = proto_next_frame(c->buf, c->len,
+					       PROTO_TO_CLIENT))) {
+			size_t off = (size_t)len;
+
+			if (len < 0) {
+				struct msg_hdr h;
+
+				memcpy(&h, c->buf, sizeof(h));
 				printf("%s: garbage type=0x%02x len=%u\n",
 				       c->name, h.type, h.len);
 				exit(1);
 			}
-			if (c->len < h.len)
-				break;
-			off = h.len;
 			if (fn(c, c->buf, arg)) {
 				memmove(c->buf, c->buf + off, c->len - off);
 				c->len -= off;
