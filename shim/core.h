@@ -162,7 +162,7 @@ struct loop {
 	struct ring ring;
 	pid_t tid;
 	bool dead;			/* thread gone; reused with refs 0 */
-	int refs;			/* sockets and sets naming this loop */
+	int refs;			/* sockets naming this loop (atomic) */
 	struct loop *next;		/* shim.loops, or the reuse list */
 
 	struct sfd *dirty;		/* need SQEs at the next flush */
@@ -306,6 +306,9 @@ struct sep {
 	struct sep *dead_next;		/* waiting for the loop's cancel */
 	int nemul;			/* emulated registrations */
 	struct reg *ready_head, *ready_tail;
+	pthread_mutex_t kick_lock;	/* a leaf lock: the kick's state */
+	bool kicked;			/* an eventfd wakes its kernel wait */
+	int kick_fd;
 	struct sep *free_next;
 };
 
@@ -419,8 +422,19 @@ int fd_shutdown(int fd, int how, bool *handled);
 void fd_close_locked(struct sfd *f, int fd);
 /* f moved to this loop: take up its I/O there (f locked). */
 void fd_rearm(struct sfd *f);
-/* Hand f back to the kernel's epoll sets (f locked; waits for l). */
-int fd_release(struct sfd *f);
+/*
+ * Move a released socket (DRAINING, no registrations, nothing queued or
+ * in flight) to loop to, and take it up there with the bytes it holds.
+ * f and its loop locked on entry; returns f with to locked, or NULL with
+ * nothing locked.
+ */
+struct sfd *fd_move(struct sfd *f, struct loop *to);
+/*
+ * Hand f back to the kernel's epoll sets (f locked; waits for its loop,
+ * dropping the lock).  Returns true when f is still the fd's, on the
+ * same loop, afterwards.
+ */
+bool fd_release(struct sfd *f);
 /* Every accelerated socket of l back to the kernel (l's thread). */
 void fd_release_loop(struct loop *l);
 /* Thread exit: queued bytes out or to the drainer (l locked). */
@@ -452,8 +466,13 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 	    const struct timespec *ts, const sigset_t *sigmask,
 	    bool *handled, bool *kwaited);
-/* After the real wait: n events (or -1). */
-void ep_wait_done(int epfd, bool kwaited, int n);
+/*
+ * After the real wait: the shim's kick events are taken out of ev[0..n)
+ * (returns how many are left) and *again is set when only a kick ended
+ * the wait (wait again: the shim now sees what the kick announced).
+ */
+int ep_wait_done(int epfd, bool kwaited, struct epoll_event *ev, int n,
+		 bool *again);
 /* fd is closing or being replaced: forget what we knew of it. */
 void ep_forget_fd(int fd);
 /* An epoll fd is polled: kernel readiness only; true when one of its

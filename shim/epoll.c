@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -131,6 +132,89 @@ static uint8_t kwait_of(int epfd)
 	struct fdslot *s = fdtab_peek(epfd);
 
 	return s ? RD(s->kwait) : 0;
+}
+
+/* ---- kicks: a thread blocked in the kernel's wait ---- */
+
+/*
+ * A thread blocked in the kernel's epoll_wait on a set cannot see the
+ * set's emulated registrations.  When one joins such a set, a ready
+ * eventfd joins its kernel part with a data value only the shim uses (the
+ * address of the set's record), so that wait returns.  Every kernel wait
+ * result of the set drops that event and takes the eventfd out again; a
+ * wait it woke for nothing else starts over, and then sees the emulated
+ * members.  kick_lock is a leaf: taken under any other lock, none inside.
+ */
+static uint64_t kick_data(const struct sep *ep)
+{
+	return (uint64_t)(uintptr_t)ep;
+}
+
+static void kick(struct sep *ep)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = kick_data(ep) };
+	int fd;
+
+	pthread_mutex_lock(&ep->kick_lock);
+	if (ep->kicked)
+		goto out;
+	STAT_ADD(shim_syscalls, 2);
+	fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		goto out_warn;
+	/* Set first: the waiter returns as soon as the ADD is done. */
+	ep->kick_fd = fd;
+	WR(ep->kicked, true);
+	if (!real_epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev))
+		goto out;
+	WR(ep->kicked, false);
+	real_close(fd);
+out_warn:
+	shim__log(LOG_WARN, "uringshim: cannot wake the kernel wait on "
+		  "epoll fd %d\n", ep->epfd);
+out:
+	pthread_mutex_unlock(&ep->kick_lock);
+}
+
+/* Kick ep if a thread is in the kernel's wait on it. */
+static void kick_waiter(struct sep *ep)
+{
+	struct fdslot *s = fdtab_peek(ep->epfd);
+
+	if (s && RD(s->kwait))
+		kick(ep);
+}
+
+static void kick_end(struct sep *ep)
+{
+	pthread_mutex_lock(&ep->kick_lock);
+	if (ep->kicked) {
+		STAT_ADD(shim_syscalls, 2);
+		real_epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->kick_fd, NULL);
+		real_close(ep->kick_fd);
+		WR(ep->kicked, false);
+	}
+	pthread_mutex_unlock(&ep->kick_lock);
+}
+
+/* Drop the kick from n kernel events; returns how many are left. */
+static int unkick(struct sep *ep, struct epoll_event *ev, int n, bool *seen)
+{
+	int i, left = 0;
+
+	*seen = false;
+	if (!RD(ep->kicked) || n <= 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (ev[i].data.u64 == kick_data(ep))
+			*seen = true;
+		else
+			ev[left++] = ev[i];
+	}
+	if (*seen)
+		kick_end(ep);
+	return left;
 }
 
 /* ---- nested sets ---- */
@@ -383,11 +467,14 @@ static int collect_kernel(struct sep *ep, struct epoll_event *out, int room)
 	}
 	/* No room: still ready next time. */
 	if (RD(ep->kready) && kroom > 0) {
+		bool seen;
+
 		WR(ep->kready, false);
 		STAT_INC(shim_syscalls);
 		n = real_epoll_wait(ep->epfd, out, kroom, 0);
 		if (n < 0)
 			n = 0;
+		n = unkick(ep, out, n, &seen);
 	}
 	if (x) {
 		shim_lock();
@@ -624,7 +711,7 @@ static void park_decide(struct loop *l)
 {
 	if (!shim__cfg.adaptive || l->mode_waits < park_dwell(l))
 		return;
-	if (!l->parked && l->events_avg < PARK_BELOW_X16 && l->accel_n)
+	if (!l->parked && l->events_avg < PARK_BELOW_X16 && RD(l->accel_n))
 		park(l);
 	else if (l->parked && l->events_avg > UNPARK_ABOVE_X16)
 		unpark(l);
@@ -916,30 +1003,6 @@ static void phantom_forget(int fd)
 
 /* ---- epoll_ctl ---- */
 
-/* Move a socket without registrations to loop to (f and its loop
- * locked; returns with to locked, or NULL when it could not). */
-static struct sfd *migrate(struct sfd *f, struct loop *to)
-{
-	struct loop *from = f->loop;
-	int fd = f->fd;
-
-	if (f->nregs || f->inflight || f->dirty || f->alias >= 0 ||
-	    f->state != FD_DRAINING || f->holding) {
-		loop_unlock(from);
-		return NULL;
-	}
-	loop_unref(from);
-	__atomic_store_n(&f->loop, to, __ATOMIC_RELEASE);
-	loop_unlock(from);
-	loop_lock(to);
-	if (fdtab_fd(fd) != f || f->loop != to) {
-		loop_unlock(to);
-		return NULL;
-	}
-	loop_ref(to);
-	return f;
-}
-
 /*
  * A registration of an emulated socket (f and its loop locked).  Returns
  * 0/-errno, or 1 when the real call must be made (the fd goes to the
@@ -955,11 +1018,14 @@ static int ctl_emulated(struct sep *ep, struct sfd *f, int op,
 	case EPOLL_CTL_ADD:
 		if (r)
 			return -EEXIST;
-		/* Only sets of the loop that owns f can emulate it. */
+		/*
+		 * Only sets of the loop that owns f can emulate it; a
+		 * draining socket stays emulated (its bytes held) in any set
+		 * its loop owns, and is kicked into a kernel waiter's view.
+		 */
 		if (f->nregs == SFD_MAX_REGS ||
 		    (RD(ep->owner) && RD(ep->owner) != f->loop) ||
-		    (f->state == FD_ACCEL &&
-		     (RD(ep->loop) != f->loop || kwait_of(ep->epfd)))) {
+		    (f->state == FD_ACCEL && RD(ep->loop) != f->loop)) {
 			*release = f->state == FD_ACCEL;
 			return 1;
 		}
@@ -986,37 +1052,41 @@ static int ctl_emulated(struct sep *ep, struct sfd *f, int op,
 
 /*
  * The hand-off: f has no registrations left and is added to a set bound
- * to another loop.  Hand it back to the kernel on its loop (its receive
- * cancelled, its queue sent, its pulled bytes kept), move it, and take it
- * up again on the new loop; the ADD is an edge, so the bytes it holds are
- * reported.  f and its loop locked on entry; nothing locked on return.
- * Returns 0, or 1 when the real call must be made.
+ * to another loop.  Its loop thread hands it back to the kernel (receive
+ * cancelled, queue sent, pulled bytes kept), it moves, and the set's loop
+ * takes it up with the bytes it holds.  ev: the ADD (an edge); or, with
+ * keep, a registration it had in the set, re-added with its ready-list
+ * state (a move is no edge).  f and its loop locked on entry; nothing
+ * locked on return.  Returns true when f now runs on the set's loop;
+ * false: the caller looks the fd up again (released, closed or gone).
  */
-static int hand_over(struct sfd *f, struct sep *ep, struct epoll_event *ev)
+static bool hand_over(struct sfd *f, struct sep *ep,
+		      const struct epoll_event *ev, const struct reg *keep)
 {
 	struct loop *to = RD(ep->loop), *from = f->loop;
+	struct reg *r;
 
-	fd_release(f);
-	if (f->loop != from || f->state != FD_DRAINING) {
+	if (!fd_release(f)) {
 		loop_unlock(from);
-		return 1;	/* closed, drained, or moved meanwhile */
+		return false;
 	}
-	f = migrate(f, to);
+	f = fd_move(f, to);
 	if (!f)
-		return 1;
-	if (RD(ep->loop) != to || (RD(ep->owner) && RD(ep->owner) != to) ||
-	    to->dead || RD(shim.state) != SHIM_STATE_ACTIVE) {
+		return false;
+	if (RD(ep->loop) != to || (RD(ep->owner) && RD(ep->owner) != to)) {
+		fd_release(f);		/* the set moved meanwhile */
 		loop_unlock(to);
-		return 1;
+		return false;
 	}
-	f->state = FD_ACCEL;
-	to->accel_n++;
-	stats_accel_now(__atomic_add_fetch(&shim.accel_now, 1,
-					     __ATOMIC_RELAXED));
-	reg_add(f, ep, ev);
-	fd_rearm(f);
+	r = reg_add(f, ep, ev);
+	if (r && keep) {
+		r->oneshot_fired = keep->oneshot_fired;
+		if (!keep->on_ready && (r->events & EPOLLET))
+			reg_unready(r);
+	}
 	loop_unlock(to);
-	return 0;
+	kick_waiter(ep);
+	return r != NULL;
 }
 
 int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -1024,7 +1094,7 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	struct sfd *f;
 	struct sep *ep;
 	bool release;
-	int ret;
+	int ret, tries;
 
 	if (!shim__ready() || shim__depth)
 		return REAL(epoll_ctl)(epfd, op, fd, ev) ? -errno : 0;
@@ -1034,24 +1104,26 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (op == EPOLL_CTL_ADD && fdtab_ep(fd))
 		kernel_only(fd);
 	ep = fdtab_ep(epfd);
-	if (fdtab_fd(fd)) {
+	/* Twice at most: a release makes it draining or plain. */
+	for (tries = 0; fdtab_fd(fd) && tries < 2; tries++) {
 		struct loop *l;
 
 		if (!ep || (op == EPOLL_CTL_ADD && !RD(ep->loop) &&
 			    !RD(ep->nobind) && !kwait_of(epfd))) {
 			shim_lock();
 			ep = ep_get(epfd, false);
-			if (ep && op == EPOLL_CTL_ADD && !kwait_of(epfd))
-				bind_here(ep, false);
+			/* A set nobody waits on yet: the adder's loop. */
+			if (ep && op == EPOLL_CTL_ADD)
+				bind_here(ep, true);
 			shim_unlock();
 		}
 		f = ep ? fd_lock(fd) : NULL;
 		if (!f)
-			goto out_real;
+			break;
 		l = f->loop;
 		if (f->state == FD_ORPHAN) {
 			loop_unlock(l);
-			goto out_real;
+			break;
 		}
 		if (!ev && op != EPOLL_CTL_DEL) {
 			loop_unlock(l);
@@ -1059,18 +1131,23 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 		if (op == EPOLL_CTL_ADD && f->state == FD_ACCEL &&
 		    !f->nregs && RD(ep->loop) && RD(ep->loop) != l &&
-		    !kwait_of(epfd) && (!RD(ep->owner) || RD(ep->owner) == ep->loop)) {
-			if (!hand_over(f, ep, ev))
+		    (!RD(ep->owner) || RD(ep->owner) == RD(ep->loop))) {
+			if (hand_over(f, ep, ev, NULL))
 				return 0;
-			goto out_real;
+			continue;
 		}
 		ret = ctl_emulated(ep, f, op, ev, &release);
-		if (release)
+		if (release) {
 			fd_release(f);
+			loop_unlock(l);
+			continue;
+		}
 		loop_unlock(l);
-		if (ret <= 0)
-			return ret;
-		goto out_real;
+		if (ret > 0)
+			break;
+		if (!ret && op != EPOLL_CTL_DEL)
+			kick_waiter(ep);
+		return ret;
 	}
 	if (ep && ev && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) &&
 	    !RD(ep->nobind) && (RD(ep->loop) || can_bind()) &&
@@ -1147,15 +1224,22 @@ static bool kwait_begin(int epfd)
 	return true;
 }
 
-void ep_wait_done(int epfd, bool kwaited, int n)
+int ep_wait_done(int epfd, bool kwaited, struct epoll_event *ev, int n,
+		 bool *again)
 {
 	struct fdslot *s = fdtab_peek(epfd);
 	struct loop *l = shim__loop;
+	struct sep *ep = fdtab_ep(epfd);
+	bool seen = false;
 
 	if (kwaited && s)
 		__atomic_sub_fetch(&s->kwait, 1, __ATOMIC_RELAXED);
-	if (l && l->parked)
+	if (ep)
+		n = unkick(ep, ev, n, &seen);
+	*again = seen && n == 0;
+	if (l && l->parked && !*again)
 		count_events(l, n);
+	return n;
 }
 
 /*
@@ -1172,25 +1256,104 @@ static int collect_now(struct sep *ep, struct epoll_event *ev, int maxev)
 }
 
 /* Another thread waits on a set bound to a loop: take it over. */
-static bool take_over(struct sep *ep, struct loop *l)
+static bool hand_over(struct sfd *f, struct sep *ep,
+		      const struct epoll_event *ev, const struct reg *keep);
+
+/*
+ * A set that a thread added sockets to, and another thread now waits on:
+ * its members move to the waiter's loop with their registrations (the
+ * adder was only passing them on).  First every registration is taken
+ * out (so the set's emulated part belongs to no loop), then each socket
+ * moves; one that cannot (in another set too, closed meanwhile) is
+ * registered again the ordinary way.
+ */
+static void adopt_members(struct sep *ep, struct loop *to)
 {
-	bool unbind = false;
+	struct moving { int fd; struct reg r; } *mv = NULL;
+	unsigned int c, i;
+	int n = 0, cap = 0, k;
+
+	for (c = 0; RD(ep->nemul) > 0 && c < shim__fdtab_max / FDTAB_CHUNK;
+	     c++) {
+		struct fdslot *chunk = RD(shim__fdtab[c]);
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			int fd = c * FDTAB_CHUNK + i;
+			struct sfd *f;
+			struct reg *r;
+			struct loop *l;
+
+			if (!RD(chunk[i].f) || !(f = fd_lock(fd)))
+				continue;
+			l = f->loop;
+			r = reg_find(f, ep);
+			if (r && f->nregs == 1 && f->state == FD_ACCEL &&
+			    l != to) {
+				if (n == cap) {
+					void *p = realloc(mv, (cap ? 2 * cap :
+							       16) *
+							  sizeof(*mv));
+					if (p) {
+						mv = p;
+						cap = cap ? 2 * cap : 16;
+					}
+				}
+				if (n < cap) {
+					mv[n].fd = fd;
+					mv[n++].r = *r;
+					reg_unlink(r);
+				}
+			} else if (r && f->state == FD_ACCEL) {
+				fd_release(f);
+			}
+			loop_unlock(l);
+		}
+	}
+	for (k = 0; k < n; k++) {
+		struct epoll_event ev = { .events = mv[k].r.events,
+					  .data = mv[k].r.data };
+		struct sfd *f = fd_lock(mv[k].fd);
+
+		if (f && f->state == FD_ACCEL && !f->nregs &&
+		    hand_over(f, ep, &ev, &mv[k].r))
+			continue;
+		if (f)
+			loop_unlock(f->loop);
+		ep_ctl(ep->epfd, EPOLL_CTL_ADD, mv[k].fd, &ev);
+	}
+	free(mv);
+}
+
+/*
+ * Another thread waits on a set bound to a loop: the set is its now.
+ * Its members move along when the set was only bound by an adder; when
+ * the other thread had waited on it too, the set stays with the kernel.
+ */
+static void take_over(struct sep *ep, struct loop *l)
+{
+	bool adopt = false, unbind = false;
 
 	shim_lock();
-	if (ep->loop && ep->loop != l) {
-		unbind = ep->nemul > 0;
-		WR(ep->loop, NULL);
-		if (RD(ep->waited)) {
-			WR(ep->nobind, true);
-			shim__log(LOG_INFO, "uringshim: epoll fd %d is waited "
-				  "on by several threads: kernel readiness "
-				  "only\n", ep->epfd);
+	if (RD(ep->loop) && RD(ep->loop) != l) {
+		if (RD(ep->waited) || !l) {
+			unbind = RD(ep->nemul) > 0;
+			WR(ep->loop, NULL);
+			if (RD(ep->waited)) {
+				WR(ep->nobind, true);
+				shim__log(LOG_INFO, "uringshim: epoll fd %d is "
+					  "waited on by several threads: "
+					  "kernel readiness only\n", ep->epfd);
+			}
+		} else {
+			adopt = RD(ep->nemul) > 0;
+			WR(ep->loop, l);
 		}
 	}
 	shim_unlock();
 	if (unbind)
 		unbind_members(ep);
-	return unbind;
+	if (adopt)
+		adopt_members(ep, l);
 }
 
 int ep_wait(int epfd, struct epoll_event *ev, int maxev,
@@ -1212,7 +1375,7 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 	if (likely(ep && l && RD(ep->loop) == l && RD(ep->waited) &&
 		   (!RD(ep->kpoll) || RD(ep->kpoll) == l) &&
 		   RD(shim.state) == SHIM_STATE_ACTIVE)) {
-		if (l->accel_n || loop_has_work(l) || RD(ep->ready_head) ||
+		if (RD(l->accel_n) || loop_has_work(l) || RD(ep->ready_head) ||
 		    RD(ep->owner) || RD(nests_n)) {
 			*handled = true;
 			return ring_wait(l, ep, ev, maxev, ts, sigmask);
@@ -1248,12 +1411,12 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 		return 0;
 	}
 	WR(ep->waited, true);
-	if (RD(shim.state) == SHIM_STATE_KILLED && l->accel_n) {
+	if (RD(shim.state) == SHIM_STATE_KILLED && RD(l->accel_n)) {
 		loop_lock(l);
 		fd_release_loop(l);
 		loop_unlock(l);
 	}
-	if (!l->accel_n && !loop_has_work(l) && !RD(ep->ready_head) &&
+	if (!RD(l->accel_n) && !loop_has_work(l) && !RD(ep->ready_head) &&
 	    !nest_ready(ep)) {
 		/* Nothing of ours anywhere: the plain wait costs less. */
 		*kwaited = kwait_begin(epfd);
@@ -1273,6 +1436,7 @@ static void set_close(struct sep *ep)
 
 	fdtab_set_ep(ep->epfd, NULL);
 	WR(ep->loop, NULL);
+	kick_end(ep);
 	/* Closing an epoll fd drops its emulated registrations too. */
 	while ((o = RD(ep->owner))) {
 		loop_lock(o);
@@ -1428,7 +1592,8 @@ void ep_forget_child(void)
 
 			if (!ep)
 				continue;
-			ep->ready_head = ep->ready_tail = NULL;
+			WR(ep->ready_head, NULL);
+			ep->ready_tail = NULL;
 			ep->nemul = 0;
 			WR(ep->owner, NULL);
 			WR(ep->kpoll, NULL);

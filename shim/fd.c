@@ -46,6 +46,22 @@ static void mark_dirty(struct sfd *f)
 	WR(l->dirty, f);
 }
 
+/* Take f off l's dirty list (l locked; a walk, for the rare move). */
+static void dirty_remove(struct loop *l, struct sfd *f)
+{
+	struct sfd **pp;
+
+	if (!f->dirty)
+		return;
+	for (pp = &l->dirty; *pp; pp = &(*pp)->dirty_next)
+		if (*pp == f) {
+			WR(*pp, f->dirty_next);
+			break;
+		}
+	f->dirty = false;
+	f->dirty_next = NULL;
+}
+
 struct sfd *fd_lock(int fd)
 {
 	struct sfd *f = fdtab_fd(fd);
@@ -118,7 +134,7 @@ struct sfd *fd_accel(int fd, struct loop *l, bool checked)
 	f->scap = shim__cfg.send_max_fd;
 	__atomic_store_n(&f->loop, l, __ATOMIC_RELEASE);
 	loop_ref(l);
-	l->accel_n++;
+	WR(l->accel_n, l->accel_n + 1);
 	fdtab_set_fd(fd, f);
 	__atomic_add_fetch(&shim.owned_n, 1, __ATOMIC_RELAXED);
 	stats_accel_now(__atomic_add_fetch(&shim.accel_now, 1,
@@ -1146,6 +1162,38 @@ out_real:
 	return false;
 }
 
+struct sfd *fd_move(struct sfd *f, struct loop *to)
+{
+	struct loop *from = f->loop;
+	int fd = f->fd;
+
+	if (f->nregs || f->inflight || f->send_inflight || f->alias >= 0 ||
+	    f->state != FD_DRAINING || f->stail != f->shead || to->dead ||
+	    RD(shim.state) != SHIM_STATE_ACTIVE) {
+		loop_unlock(from);
+		return NULL;
+	}
+	dirty_remove(from, f);
+	holding_remove(f);
+	f->recv_cancel = false;
+	f->ring_fails = 0;
+	loop_ref(to);
+	loop_unref(from);
+	__atomic_store_n(&f->loop, to, __ATOMIC_RELEASE);
+	loop_unlock(from);
+	loop_lock(to);
+	if (!still_mine(f, fd, to)) {
+		loop_unlock(to);
+		return NULL;
+	}
+	f->state = FD_ACCEL;
+	WR(to->accel_n, to->accel_n + 1);
+	stats_accel_now(__atomic_add_fetch(&shim.accel_now, 1,
+					     __ATOMIC_RELAXED));
+	fd_rearm(f);
+	return f;
+}
+
 void fd_rearm(struct sfd *f)
 {
 	mark_dirty(f);
@@ -1232,7 +1280,7 @@ static void table_clear(int fd)
 
 static void accel_gone(struct sfd *f)
 {
-	f->loop->accel_n--;
+	WR(f->loop->accel_n, f->loop->accel_n - 1);
 	stats_accel_now(__atomic_sub_fetch(&shim.accel_now, 1,
 					     __ATOMIC_RELAXED));
 }
@@ -1292,29 +1340,44 @@ static void finish_release(struct sfd *f)
 	pthread_cond_broadcast(&l->cond);
 }
 
-int fd_release(struct sfd *f)
+bool fd_release(struct sfd *f)
 {
-	struct loop *l = f->loop;
+	struct loop *l = f->loop, *me = shim__loop;
 	int fd = f->fd;
 
 	if (f->state != FD_ACCEL)
-		return 0;
+		return true;
 	f->release_req = true;
 	mark_dirty(f);
 	finish_release(f);
 	while (still_mine(f, fd, l) && f->state == FD_ACCEL) {
+		struct timespec ts;
+
 		if (loop_is_mine(l)) {
 			loop_turn(l, 1, NULL, NULL);
-		} else {
-			struct timespec ts;
-
-			loop_wake(l);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			shim_cond_wait_until(&l->cond, &l->lock, &ts);
+			continue;
 		}
+		loop_wake(l);
+		if (me && !me->dead && loop_has_work(me)) {
+			/*
+			 * Keep our own ring turning meanwhile: l's thread may
+			 * be waiting for us the same way (two threads
+			 * swapping sockets).
+			 */
+			struct timespec ms = { 0, 1000 * 1000 };
+
+			loop_unlock(l);
+			loop_lock(me);
+			loop_turn(me, 1, &ms, NULL);
+			loop_unlock(me);
+			loop_lock(l);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		shim_cond_wait_until(&l->cond, &l->lock, &ts);
 	}
-	return 0;
+	return still_mine(f, fd, l);
 }
 
 void fd_release_fd(int fd)
@@ -1337,11 +1400,11 @@ void fd_release_loop(struct loop *l)
 {
 	unsigned int c, i;
 
-	for (c = 0; l->accel_n > 0 && c < shim__fdtab_max / FDTAB_CHUNK;
+	for (c = 0; RD(l->accel_n) > 0 && c < shim__fdtab_max / FDTAB_CHUNK;
 	     c++) {
 		struct fdslot *chunk = RD(shim__fdtab[c]);
 
-		for (i = 0; chunk && i < FDTAB_CHUNK && l->accel_n > 0; i++) {
+		for (i = 0; chunk && i < FDTAB_CHUNK && RD(l->accel_n) > 0; i++) {
 			struct sfd *f = RD(chunk[i].f);
 
 			if (f && f->loop == l && f->state == FD_ACCEL &&

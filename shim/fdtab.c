@@ -154,8 +154,10 @@ struct sep *sep_alloc(void)
 	if (ep)
 		sep_pool = ep->free_next;
 	shim_mutex_unlock(&pool_lock);
-	if (ep)
+	if (ep) {
 		memset(ep, 0, sizeof(*ep));
+		pthread_mutex_init(&ep->kick_lock, NULL);
+	}
 	return ep;
 }
 

@@ -82,7 +82,7 @@ static struct loop *loop_struct(void)
 
 	for (pp = &retired; (l = *pp); pp = &l->next) {
 		loop_lock(l);	/* nobody still inside it */
-		if (!l->refs) {
+		if (!RD(l->refs)) {
 			*pp = l->next;
 			memset((char *)l + sizeof(l->lock) + sizeof(l->cond),
 			       0, sizeof(*l) - sizeof(l->lock) -
@@ -203,12 +203,12 @@ bool loop_possible(void)
 
 void loop_ref(struct loop *l)
 {
-	l->refs++;
+	__atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
 }
 
 void loop_unref(struct loop *l)
 {
-	l->refs--;
+	__atomic_sub_fetch(&l->refs, 1, __ATOMIC_RELAXED);
 }
 
 int loop_turn(struct loop *l, unsigned int wait_nr,
@@ -318,7 +318,7 @@ void loop_retire(struct loop *l)
 	loop_budget_give(l, l->budget);
 	shim__loop = NULL;
 	l->dead = true;
-	l->refs--;		/* the thread's own */
+	loop_unref(l);		/* the thread's own */
 	l->next = retired;
 	retired = l;
 	pthread_cond_broadcast(&l->cond);

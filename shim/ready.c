@@ -24,7 +24,7 @@ void reg_ready(struct reg *r)
 	if (ep->ready_tail)
 		ep->ready_tail->rnext = r;
 	else
-		ep->ready_head = r;
+		WR(ep->ready_head, r);
 	ep->ready_tail = r;
 }
 
@@ -37,7 +37,7 @@ void reg_unready(struct reg *r)
 	if (r->rprev)
 		r->rprev->rnext = r->rnext;
 	else
-		ep->ready_head = r->rnext;
+		WR(ep->ready_head, r->rnext);
 	if (r->rnext)
 		r->rnext->rprev = r->rprev;
 	else

@@ -43,8 +43,9 @@ static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 		       int maxev, int ms, const struct timespec *ts,
 		       const sigset_t *sigmask)
 {
-	struct timespec ms_ts;
-	bool handled, kwaited;
+	struct timespec ms_ts, left;
+	uint64_t end = 0;
+	bool handled, kwaited, again;
 	int ret;
 
 	if (kind != WAIT_TS) {
@@ -55,30 +56,46 @@ static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 			ts = &ms_ts;
 		}
 	}
-	if (maxev > 0 && ev && (!ts || (ts->tv_nsec >= 0 &&
-			ts->tv_nsec < 1000000000L && ts->tv_sec >= 0))) {
-		ret = ep_wait(epfd, ev, maxev, ts, sigmask, &handled,
-			      &kwaited);
-		if (handled)
-			return to_libc(ret);
-	} else {
+	if (ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L &&
+	    ts->tv_sec >= 0)
+		end = mono_ns() + ts->tv_sec * 1000000000ull + ts->tv_nsec;
+	for (;;) {
 		kwaited = false;
+		if (maxev > 0 && ev && (!ts || end)) {
+			ret = ep_wait(epfd, ev, maxev, ts, sigmask, &handled,
+				      &kwaited);
+			if (handled)
+				return to_libc(ret);
+		}
+		loop_flush_before_block();
+		STAT_INC(passthrough);
+		switch (kind) {
+		case WAIT_MS:
+			ret = REAL(epoll_wait)(epfd, ev, maxev, ms);
+			break;
+		case WAIT_PMS:
+			ret = REAL(epoll_pwait)(epfd, ev, maxev, ms, sigmask);
+			break;
+		default:
+			ret = REAL(epoll_pwait2)(epfd, ev, maxev, ts, sigmask);
+			break;
+		}
+		ret = ep_wait_done(epfd, kwaited, ev, ret, &again);
+		if (!again)
+			return ret;
+		/* Only the shim's kick ended it: wait again, for what's left. */
+		if (ts && (ts->tv_sec || ts->tv_nsec)) {
+			uint64_t now = mono_ns(), rest = now < end ?
+							end - now : 0;
+
+			left.tv_sec = rest / 1000000000ull;
+			left.tv_nsec = rest % 1000000000ull;
+			ts = &left;
+			ms = (rest + 999999) / 1000000;
+			if (!rest)
+				return 0;
+		}
 	}
-	loop_flush_before_block();
-	STAT_INC(passthrough);
-	switch (kind) {
-	case WAIT_MS:
-		ret = REAL(epoll_wait)(epfd, ev, maxev, ms);
-		break;
-	case WAIT_PMS:
-		ret = REAL(epoll_pwait)(epfd, ev, maxev, ms, sigmask);
-		break;
-	default:
-		ret = REAL(epoll_pwait2)(epfd, ev, maxev, ts, sigmask);
-		break;
-	}
-	ep_wait_done(epfd, kwaited, ret);
-	return ret;
 }
 
 SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev,
