@@ -1003,6 +1003,10 @@ static void phantom_forget(int fd)
 
 /* ---- epoll_ctl ---- */
 
+/* What EPOLLEXCLUSIVE may come with (the kernel's EPOLLEXCLUSIVE_OK_BITS). */
+#define EXCLUSIVE_OK_BITS	(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | \
+				 EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE)
+
 /*
  * A registration of an emulated socket (f and its loop locked).  Returns
  * 0/-errno, or 1 when the real call must be made (the fd goes to the
@@ -1014,6 +1018,10 @@ static int ctl_emulated(struct sep *ep, struct sfd *f, int op,
 	struct reg *r = reg_find(f, ep);
 
 	*release = false;
+	/* The kernel's checks come before the lookup (EEXIST, ENOENT). */
+	if (op != EPOLL_CTL_DEL && (ev->events & EPOLLEXCLUSIVE) &&
+	    (op == EPOLL_CTL_MOD || (ev->events & ~EXCLUSIVE_OK_BITS)))
+		return -EINVAL;
 	switch (op) {
 	case EPOLL_CTL_ADD:
 		if (r)
@@ -1034,7 +1042,8 @@ static int ctl_emulated(struct sep *ep, struct sfd *f, int op,
 	case EPOLL_CTL_MOD:
 		if (!r)
 			return -ENOENT;
-		if (ev->events & EPOLLEXCLUSIVE)
+		/* An exclusive registration cannot be modified. */
+		if (r->events & EPOLLEXCLUSIVE)
 			return -EINVAL;
 		r->events = ev->events;
 		r->data = ev->data;
@@ -1101,8 +1110,16 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (unlikely(RD(phantoms_n)) && phantom_ctl(epfd, op, fd, ev, &ret))
 		return ret;
 	park_forget(fd);
-	if (op == EPOLL_CTL_ADD && fdtab_ep(fd))
-		kernel_only(fd);
+	if (fdtab_ep(fd)) {
+		/*
+		 * A set added to a set: kernel readiness only from then on,
+		 * once the kernel has taken the ADD (it refuses a set in
+		 * itself, or a loop).
+		 */
+		if (op == EPOLL_CTL_ADD && fd != epfd)
+			kernel_only(fd);
+		goto out_real;
+	}
 	ep = fdtab_ep(epfd);
 	/* Twice at most: a release makes it draining or plain. */
 	for (tries = 0; fdtab_fd(fd) && tries < 2; tries++) {
@@ -1157,6 +1174,9 @@ int ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		struct loop *l;
 
 		if (!(op == EPOLL_CTL_ADD ? kreg == 0 : kreg == 1) ||
+		    ((ev->events & EPOLLEXCLUSIVE) &&
+		     (op == EPOLL_CTL_MOD ||
+		      (ev->events & ~EXCLUSIVE_OK_BITS))) ||
 		    !fd_accelerable(fd))
 			goto out_real;
 		shim_lock();

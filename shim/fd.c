@@ -427,10 +427,13 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 static ssize_t fd_recv(struct sfd *f, const struct iovec *iov, int iovcnt,
 		       int flags)
 {
-	size_t avail = fd_unread(f), skip = 0, want;
+	size_t avail = fd_unread(f), skip = 0, want = iov_total(iov, iovcnt);
 	ssize_t done;
 	int e;
 
+	/* Nothing asked, nothing said: not even a pending error or EOF. */
+	if (!want)
+		return 0;
 	if ((flags & MSG_PEEK) && f->peek_off > 0) {
 		/* SO_PEEK_OFF: each peek starts where the last one ended. */
 		skip = (size_t)f->peek_off < avail ? (size_t)f->peek_off :
@@ -452,15 +455,12 @@ static ssize_t fd_recv(struct sfd *f, const struct iovec *iov, int iovcnt,
 			return 0;
 		return -EAGAIN;
 	}
-	want = iov_total(iov, iovcnt);
 	if (want > avail - skip)
 		want = avail - skip;
 	done = input_copy(f, skip, (flags & MSG_TRUNC) ? NULL : iov, iovcnt,
 			  want);
 	if (done < 0)
 		return done;
-	if ((flags & MSG_TRUNC) && !iovcnt)
-		done = 0;
 	STAT_INC(served_from_buffer);
 	if (flags & MSG_PEEK) {
 		if (f->peek_off >= 0)
