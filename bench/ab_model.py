@@ -15,8 +15,8 @@ run):
                                                          - uring_op_ns
   ring ops          SQEs submitted                       uring_op_ns
   sleeps            voluntary context switches           epoll_sleep_cpu_ns
-                                                         or uring_sleep_cpu_ns
-                                                         by how it waits
+                                                         (+ uring_sleep_extra_ns
+                                                         for a ring wait)
   preemptions       involuntary context switches         ctx_switch_ns
   segments          TCP segments the server sent         tcp_segment_ns
   remote wake-ups   IPIs the server sent (waking a       wake_remote_ns
@@ -64,14 +64,20 @@ def units(profile):
     profile lacks is None (its term is then left out)."""
     enter_1op = _median(profile, "uring_enter_1op_ns")
     op = _median(profile, "uring_op_ns")
+    sleep_epoll = _median(profile, "epoll_sleep_cpu_ns")
+    sleep_uring = _median(profile, "uring_sleep_cpu_ns")
+    extra = _median(profile, "uring_sleep_extra_ns")
+    if sleep_epoll is not None and extra is not None:
+        # The paired difference is steadier than two separate medians.
+        sleep_uring = sleep_epoll + extra
     return {
         "null_syscall": _median(profile, "null_syscall_ns"),
         "enter_fixed": (enter_1op - op
                         if enter_1op is not None and op is not None
                         else None),
         "ring_op": op,
-        "sleep_epoll": _median(profile, "epoll_sleep_cpu_ns"),
-        "sleep_uring": _median(profile, "uring_sleep_cpu_ns"),
+        "sleep_epoll": sleep_epoll,
+        "sleep_uring": sleep_uring,
         "ctx_switch": _median(profile, "ctx_switch_ns"),
         "segment": _median(profile, "tcp_segment_ns"),
         "wake_remote": _median(profile, "wake_remote_ns"),

@@ -83,7 +83,8 @@ METRICS = ["throughput", "cpu_us_per_req", "cpu_us_per_req_ticks",
            "ctxsw_per_req", "vol_ctxsw_per_req", "invol_ctxsw_per_req",
            "segs_out_per_req", "segs_in_per_req", "snmp_out_per_req",
            "snmp_in_per_req", "shim_enters_per_req", "shim_sqes_per_req",
-           "md_mb_per_s", "server_cpu_util", "client_cpu_util"]
+           "md_mb_per_s", "server_cpu_util", "client_cpu_util",
+           "other_cpu_util", "steal_util"]
 LAT_KEYS = [k for k, _ in PERCENTILES] + ["max"]
 COUNT_KEYS = ["syscalls_per_req", "enters_per_req", "sqes_per_req",
               "cqes_per_req", "vol_ctxsw_per_req", "invol_ctxsw_per_req",
@@ -235,6 +236,15 @@ def derive(raw, raw_dir):
                                          ticks_us, reqs)
         if window and cpu_us is not None:
             run["server_cpu_util"] = cpu_us / 1e6 / window
+        # What else kept the server's CPU busy, and what the hypervisor
+        # took from it (steal), over the same window.
+        c0, c1 = raw.get("server_cpu_stat0"), raw.get("server_cpu_stat1")
+        if window and c0 and c1 and len(c0) == len(c1) == 8 and \
+           None not in c0 + c1 and cpu_us is not None:
+            d = [b - a for a, b in zip(c0, c1)]
+            busy_s = (d[0] + d[1] + d[2] + d[5] + d[6]) / clk
+            run["other_cpu_util"] = max(0.0, busy_s - cpu_us / 1e6) / window
+            run["steal_util"] = d[7] / clk / window
         d_client = delta(raw, "client_run_ns")
         if window and d_client is not None:
             run["client_cpu_util"] = d_client / 1e9 / window
@@ -780,6 +790,8 @@ PROFILE_ROWS = [
      "ns"),
     ("uring_sleep_cpu_ns", "CPU the sleeper pays per sleep, io_uring_enter",
      "ns"),
+    ("uring_sleep_extra_ns", "io_uring_enter's sleep minus epoll_wait's "
+     "(paired)", "ns"),
     ("loopback_oneway_us", "loopback one-way, blocking reads", "us"),
     ("loopback_oneway_spin_us", "loopback one-way, polling reads", "us"),
     ("tcp_segment_ns", "sending a 64-byte TCP segment (loopback)", "ns"),
@@ -879,8 +891,14 @@ def write_model(w, table, bands, conditions, units):
                  top_terms(m) if m else "-"))
             if m and m["remainder"] is not None and \
                abs(m["remainder"]) > 0.05:
-                large.append((s, c, m["remainder"],
-                              missed_costs(e, conds.get("baseline"))))
+                notes = missed_costs(e, conds.get("baseline"))
+                busy = median_of(e, "server_cpu_util")
+                if "spinning" in m["terms"] and busy is not None and \
+                   busy < 0.9:
+                    notes = ("the server was busy %s of the time: it did "
+                             "not spin (does the shim know %s?)"
+                             % (fmt_pct(busy), "URINGSHIM_SPIN_US"))
+                large.append((s, c, m["remainder"], notes))
     w("")
     if large:
         w("Remainders above 0.05, with what the run measured that the "
@@ -961,6 +979,23 @@ def write_paths(w, table, conditions):
     w("")
 
 
+def machine_load_text(runs):
+    """How busy the server's CPU was with other work during the windows:
+    noise the ratios cannot show by themselves."""
+    other = spread(r.get("other_cpu_util") for r in runs)
+    steal = spread(r.get("steal_util") for r in runs)
+    if not other:
+        return "Other load on the server's CPU: not measured."
+    text = ("Other work on the server's CPU during the CPU windows: median "
+            "%s of the CPU (up to %s); hypervisor steal %s."
+            % (fmt_pct(other["median"]), fmt_pct(other["max"]),
+               fmt_pct(steal["median"]) if steal else "-"))
+    if other["median"] > 0.1:
+        text += (" **The machine was busy with other work: every figure "
+                 "here is provisional**, the A/A band shows how much.")
+    return text
+
+
 def write_markdown(out, meta, profile, units, table, bands, conditions,
                    runs, probes, digest_notes, failures, pngs, plot_errors,
                    verdict, answer):
@@ -980,6 +1015,7 @@ def write_markdown(out, meta, profile, units, table, bands, conditions,
     if meta.get("skipped"):
         w("\nSkipped conditions: %s." % meta["skipped"])
     w("\n%s.\n" % meta.get("perf_note", ""))
+    w(machine_load_text(runs) + "\n")
     write_profile(w, profile)
     w("## Verdict\n")
     w("    " + verdict + "\n")

@@ -25,6 +25,8 @@
  *                          epoll_wait and waking, beyond a wait that finds
  *                          data at once
  *   uring_sleep_cpu_ns     the same for io_uring_enter
+ *   uring_sleep_extra_ns   io_uring_enter's sleep minus epoll_wait's,
+ *                          paired round by round
  *   loopback_oneway_us     half the round trip of one byte over TCP
  *                          loopback, both sides blocking in read
  *   loopback_oneway_spin_us  the same with both sides polling
@@ -641,32 +643,48 @@ static int run_wakeups(enum wait_kind kind, bool sleeping, int cycles,
 }
 
 /*
- * Wake-up latency and the CPU the sleeper pays for sleeping: the CPU
- * inside a wait that slept minus one that found the data already there.
+ * Wake-up latency and the CPU the sleeper pays for sleeping (the CPU
+ * inside a wait that slept minus one that found the data already there),
+ * for epoll_wait and io_uring_enter in alternating rounds, so that the
+ * drift of a shared machine hits both alike; extra gets the paired
+ * difference, ring minus epoll.
  */
-static void measure_wakeups(enum wait_kind kind, struct samples *latency,
-			    struct samples *sleep_cpu)
+static void measure_sleeps(bool ring_ok, struct samples latency[2],
+			   struct samples sleep_cpu[2], struct samples *extra)
 {
-	struct samples ready = { .n = 0 }, slept = { .n = 0 };
-	int k, ret = 0;
+	static const char *what[2] = { "epoll wake-up", "io_uring wake-up" };
+	bool failed[2] = { false, !ring_ok };
+	int k, j;
 
-	for (k = 0; k < 4 && !ret; k++) {
-		struct samples r = { .n = 0 }, s = { .n = 0 };
+	for (k = 0; k < 2 * opt_scale; k++) {
+		double cost[2];
+		bool got[2] = { false, false };
 
-		ret = run_wakeups(kind, false, 25 * opt_scale, NULL, &r);
-		if (!ret)
-			ret = run_wakeups(kind, true, 25 * opt_scale,
-					  latency, &s);
-		if (!ret) {
-			add(&ready, median(&r));
-			add(&slept, median(&s));
-			add(sleep_cpu, slept.v[slept.n - 1] -
-				       ready.v[ready.n - 1]);
+		for (j = 0; j < 2; j++) {
+			enum wait_kind kind = (k + j) % 2 ? WAIT_URING :
+							    WAIT_EPOLL;
+			struct samples r = { .n = 0 }, s = { .n = 0 };
+			int ret;
+
+			if (failed[kind])
+				continue;
+			ret = run_wakeups(kind, false, 25 * opt_scale, NULL,
+					  &r);
+			if (!ret)
+				ret = run_wakeups(kind, true, 25 * opt_scale,
+						  &latency[kind], &s);
+			if (ret) {
+				note_error(what[kind], -ret);
+				failed[kind] = true;
+				continue;
+			}
+			cost[kind] = median(&s) - median(&r);
+			add(&sleep_cpu[kind], cost[kind]);
+			got[kind] = true;
 		}
+		if (got[WAIT_EPOLL] && got[WAIT_URING])
+			add(extra, cost[WAIT_URING] - cost[WAIT_EPOLL]);
 	}
-	if (ret)
-		note_error(kind == WAIT_EPOLL ? "epoll wake-up" :
-			   "io_uring wake-up", -ret);
 }
 
 /* ---- TCP over loopback ---- */
@@ -893,9 +911,10 @@ static bool parse_cpu(const char *s, int *out)
 
 int main(int argc, char **argv)
 {
-	static struct samples null_sys, enter1, op, ctxsw, wake, uwake;
-	static struct samples esleep, usleep_cpu, lo, lo_spin, seg;
+	static struct samples null_sys, enter1, op, ctxsw, wake[2];
+	static struct samples sleep_cpu[2], sleep_extra, lo, lo_spin, seg;
 	static struct samples wake_remote;
+	bool ring_ok;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -918,11 +937,9 @@ int main(int argc, char **argv)
 	pin(opt_cpu);
 
 	measure_null_syscall(&null_sys);
-	if (measure_ring(&enter1, &op)) {
-		measure_wakeups(WAIT_URING, &uwake, &usleep_cpu);
-	}
+	ring_ok = measure_ring(&enter1, &op);
 	measure_ctx_switch(&ctxsw);
-	measure_wakeups(WAIT_EPOLL, &wake, &esleep);
+	measure_sleeps(ring_ok, wake, sleep_cpu, &sleep_extra);
 	measure_loopback(false, &lo);
 	measure_loopback(true, &lo_spin);
 	measure_tcp_segment(null_sys.n ? median(&null_sys) : 0, &seg,
@@ -934,10 +951,11 @@ int main(int argc, char **argv)
 	put_samples("uring_enter_1op_ns", &enter1);
 	put_samples("uring_op_ns", &op);
 	put_samples("ctx_switch_ns", &ctxsw);
-	put_samples("wakeup_us", &wake);
-	put_samples("uring_wakeup_us", &uwake);
-	put_samples("epoll_sleep_cpu_ns", &esleep);
-	put_samples("uring_sleep_cpu_ns", &usleep_cpu);
+	put_samples("wakeup_us", &wake[WAIT_EPOLL]);
+	put_samples("uring_wakeup_us", &wake[WAIT_URING]);
+	put_samples("epoll_sleep_cpu_ns", &sleep_cpu[WAIT_EPOLL]);
+	put_samples("uring_sleep_cpu_ns", &sleep_cpu[WAIT_URING]);
+	put_samples("uring_sleep_extra_ns", &sleep_extra);
 	put_samples("loopback_oneway_us", &lo);
 	put_samples("loopback_oneway_spin_us", &lo_spin);
 	put_samples("tcp_segment_ns", &seg);

@@ -49,6 +49,11 @@ class Units(unittest.TestCase):
         self.assertEqual(u["ring_op"], 50.0)
         self.assertEqual(u["sleep_uring"], 3000.0)
 
+    def test_a_ring_sleep_is_the_epoll_sleep_plus_the_paired_extra(self):
+        p = dict(PROFILE)
+        p["uring_sleep_extra_ns"] = {"median": 400.0}
+        self.assertEqual(ab_model.units(p)["sleep_uring"], 2400.0)
+
     def test_missing_unit_is_none(self):
         u = ab_model.units({"null_syscall_ns": {"median": 80}})
         self.assertEqual(u["null_syscall"], 80)
