@@ -30,10 +30,10 @@
  *   loopback_oneway_us     half the round trip of one byte over TCP
  *                          loopback, both sides blocking in read
  *   loopback_oneway_spin_us  the same with both sides polling
- *   tcp_segment_ns         CPU a sender pays per small TCP segment on
- *                          loopback (TCP_NODELAY, 64 bytes) to a peer that
- *                          polls, beyond the syscall entry: build, deliver,
- *                          the peer's receive processing
+ *   tcp_segment_ns         CPU a sender pays for one more small TCP
+ *                          segment on loopback, the same calls and bytes
+ *                          sent (build, deliver, the peer's receive
+ *                          processing)
  *   wake_remote_ns         what the same write costs more when the peer
  *                          sleeps on another CPU: the wake-up and its IPI
  *
@@ -780,14 +780,37 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
+enum write_mode {
+	WRITE_ONE,	/* the request in one write: one segment */
+	WRITE_TWO,	/* in two writes: two segments */
+	WRITE_CORKED,	/* two writes, the first with MSG_MORE: one segment */
+};
+
+static bool send_request(int fd, const char *buf, int size,
+			 enum write_mode mode)
+{
+	int half = size / 2;
+	ssize_t n;
+
+	if (mode == WRITE_ONE)
+		return write_retry(fd, buf, size) == size;
+	do
+		n = send(fd, buf, half, mode == WRITE_CORKED ? MSG_MORE : 0);
+	while (n < 0 && errno == EINTR);
+	return n == half && write_retry(fd, buf + half, size - half) ==
+			    size - half;
+}
+
 /*
  * rounds request/response exchanges of size bytes with the peer thread.
  * oneway gets half of each round trip in microseconds; send_cpu the CPU
- * this thread was charged inside each write, which on loopback includes
- * delivering the segment to the peer's socket and waking the peer.
+ * this thread was charged for writing each request, which on loopback
+ * includes delivering the segments to the peer's socket and waking the
+ * peer; segs the segments this side sent.
  */
-static int exchange(bool spin, int size, int rounds, struct samples *oneway,
-		    struct samples *send_cpu, uint64_t *segs)
+static int exchange(bool spin, int size, int rounds, enum write_mode mode,
+		    struct samples *oneway, struct samples *send_cpu,
+		    uint64_t *segs)
 {
 	struct echo e = { .rounds = rounds, .spin = spin, .size = size };
 	char buf[256] = { 0 };
@@ -804,7 +827,7 @@ static int exchange(bool spin, int size, int rounds, struct samples *oneway,
 	for (i = 0; i < rounds; i++) {
 		uint64_t t0 = now_ns(), c0 = thread_cpu_ns(), c1;
 
-		if (write_retry(sv[0], buf, size) != size)
+		if (!send_request(sv[0], buf, size, mode))
 			break;
 		c1 = thread_cpu_ns();
 		if (!read_full(sv[0], buf, size, spin))
@@ -827,58 +850,51 @@ static int exchange(bool spin, int size, int rounds, struct samples *oneway,
 static void measure_loopback(bool spin, struct samples *s)
 {
 	uint64_t segs;
-	int ret = exchange(spin, 1, 200 * opt_scale, s, NULL, &segs);
+	int ret = exchange(spin, 1, 200 * opt_scale, WRITE_ONE, s, NULL,
+			   &segs);
 
 	if (ret)
 		note_error("loopback TCP", -ret);
 }
 
-/* What reading the thread CPU clock itself adds to an interval. */
-static double thread_clock_overhead(void)
-{
-	struct samples s = { .n = 0 };
-	int i;
-
-	for (i = 0; i < 201; i++) {
-		uint64_t c0 = thread_cpu_ns();
-
-		add(&s, (double)(thread_cpu_ns() - c0));
-	}
-	return median(&s);
-}
-
 /*
- * The sender's CPU inside each write of a 64-byte request/response
- * exchange like the server's (each write one segment, carrying the ACK of
- * the request), beyond the syscall entry. With the peer polling, that is
- * the segment's own cost: build, loopback delivery, the peer's receive
- * processing. With the peer asleep in read, the write also wakes it on
- * another CPU (an inter-processor interrupt): wake_remote is the extra.
+ * What one more TCP segment costs its sender on loopback, the peer
+ * polling: a 64-byte request written in two writes that make two segments,
+ * against two writes the first of which says MSG_MORE, which make one:
+ * the same calls and bytes, one segment fewer (its build, transmission,
+ * delivery and the peer's receive processing, which loopback runs on the
+ * sender's CPU). And what waking the peer costs the sender when it sleeps
+ * on another CPU: one write to a sleeping peer against one to a polling
+ * peer (on a VM the inter-processor interrupt is the dear part).
  */
-static void measure_tcp_segment(double null_ns, struct samples *seg,
+static void measure_tcp_segment(struct samples *seg,
 				struct samples *wake_remote)
 {
-	int rounds = 250 * opt_scale, k, i, ret = 0;
-	double clock_ns = thread_clock_overhead();
+	int rounds = 250 * opt_scale, k, ret = 0;
 
-	for (k = 0; k < 3 && !ret; k++) {
+	for (k = 0; k < 2 + opt_scale && !ret; k++) {
+		struct samples two = { .n = 0 }, corked = { .n = 0 };
 		struct samples polled = { .n = 0 }, slept = { .n = 0 };
-		uint64_t segs_p = 0, segs_s = 0;
-		double p, q;
+		uint64_t s_two = 0, s_corked = 0, s_p = 0, s_s = 0;
 
-		ret = exchange(true, 64, rounds, NULL, &polled, &segs_p);
+		ret = exchange(true, 64, rounds, WRITE_TWO, NULL, &two,
+			       &s_two);
 		if (!ret)
-			ret = exchange(false, 64, rounds, NULL, &slept,
-				       &segs_s);
-		if (ret || !segs_p || !segs_s)
+			ret = exchange(true, 64, rounds, WRITE_CORKED, NULL,
+				       &corked, &s_corked);
+		if (!ret)
+			ret = exchange(true, 64, rounds, WRITE_ONE, NULL,
+				       &polled, &s_p);
+		if (!ret)
+			ret = exchange(false, 64, rounds, WRITE_ONE, NULL,
+				       &slept, &s_s);
+		if (ret)
 			break;
-		/* Per segment, in case the stack split or merged writes. */
-		p = (median(&polled) - clock_ns - null_ns) * rounds / segs_p;
-		q = (median(&slept) - clock_ns - null_ns) * rounds / segs_s;
-		for (i = 0; i < polled.n; i++)
-			add(seg, (polled.v[i] - clock_ns - null_ns) *
-				 rounds / segs_p);
-		add(wake_remote, q - p);
+		/* Per extra segment, counted rather than assumed. */
+		if (s_two > s_corked)
+			add(seg, (median(&two) - median(&corked)) * rounds /
+				 (double)(s_two - s_corked));
+		add(wake_remote, median(&slept) - median(&polled));
 	}
 	if (ret)
 		note_error("loopback TCP", -ret);
@@ -942,8 +958,7 @@ int main(int argc, char **argv)
 	measure_sleeps(ring_ok, wake, sleep_cpu, &sleep_extra);
 	measure_loopback(false, &lo);
 	measure_loopback(true, &lo_spin);
-	measure_tcp_segment(null_sys.n ? median(&null_sys) : 0, &seg,
-			    &wake_remote);
+	measure_tcp_segment(&seg, &wake_remote);
 
 	printf("{");
 	put_host();
