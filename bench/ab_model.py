@@ -17,8 +17,12 @@ run):
   sleeps            voluntary context switches           epoll_sleep_cpu_ns
                                                          (+ uring_sleep_extra_ns
                                                          for a ring wait)
+  side effects      syscalls and enters                  syscall_indirect_ns
+                    (the caches each side refills when
+                    user and kernel work alternate)
   preemptions       involuntary context switches         ctx_switch_ns
-  segments          TCP segments the server sent         tcp_segment_ns
+  data segments     TCP data segments the server sent    tcp_segment_ns
+  ACKs              pure ACKs the server sent            tcp_ack_ns
   remote wake-ups   IPIs the server sent (waking a       wake_remote_ns
                     sleeping peer on another CPU)
 
@@ -43,8 +47,10 @@ TERMS = [
     ("enters", "enters", "enter_fixed", "ring enters"),
     ("ring_ops", "sqes", "ring_op", "ring ops (SQEs)"),
     ("sleeps", "sleeps", None, "sleeps (voluntary switches)"),
+    ("side_effects", "entries", "indirect", "syscall side effects"),
     ("preemptions", "preemptions", "ctx_switch", "preemptions"),
-    ("segments", "segs_out", "segment", "TCP segments sent"),
+    ("segments", "data_segs", "segment", "TCP data segments sent"),
+    ("acks", "acks", "ack", "pure ACKs sent"),
     ("wakeups", "ipis", "wake_remote", "remote wake-ups (IPIs)"),
 ]
 
@@ -80,20 +86,23 @@ def units(profile):
         "sleep_uring": sleep_uring,
         "ctx_switch": _median(profile, "ctx_switch_ns"),
         "segment": _median(profile, "tcp_segment_ns"),
+        "ack": _median(profile, "tcp_ack_ns"),
+        "indirect": _median(profile, "syscall_indirect_ns"),
         "wake_remote": _median(profile, "wake_remote_ns"),
     }
 
 
 def counts(syscalls=None, enters=None, sqes=None, sleeps=None,
-           preemptions=None, segs_out=None, ipis=None):
+           preemptions=None, data_segs=None, acks=None, ipis=None):
     """Per-request counts in the model's terms. Syscalls are every entry
     (as perf counts them); the enters are taken out of them here."""
     plain = syscalls
     if syscalls is not None and enters is not None:
         plain = syscalls - enters
     return {"plain_syscalls": plain, "enters": enters, "sqes": sqes,
-            "sleeps": sleeps, "preemptions": preemptions,
-            "segs_out": segs_out, "ipis": ipis}
+            "entries": syscalls, "sleeps": sleeps,
+            "preemptions": preemptions, "data_segs": data_segs,
+            "acks": acks, "ipis": ipis}
 
 
 def _unit_for(term, unit_key, wait, u):

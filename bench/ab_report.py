@@ -81,15 +81,16 @@ METRICS = ["throughput", "cpu_us_per_req", "cpu_us_per_req_ticks",
            "user_us_per_req", "syscalls_per_req", "enters_per_req",
            "sqes_per_req", "cqes_per_req", "wakes_per_req", "ipis_per_req",
            "ctxsw_per_req", "vol_ctxsw_per_req", "invol_ctxsw_per_req",
-           "segs_out_per_req", "segs_in_per_req", "snmp_out_per_req",
+           "segs_out_per_req", "data_segs_out_per_req",
+           "acks_out_per_req", "segs_in_per_req", "snmp_out_per_req",
            "snmp_in_per_req", "shim_enters_per_req", "shim_sqes_per_req",
            "md_mb_per_s", "server_cpu_util", "client_cpu_util",
            "other_cpu_util", "steal_util"]
 LAT_KEYS = [k for k, _ in PERCENTILES] + ["max"]
 COUNT_KEYS = ["syscalls_per_req", "enters_per_req", "sqes_per_req",
               "cqes_per_req", "vol_ctxsw_per_req", "invol_ctxsw_per_req",
-              "wakes_per_req", "ipis_per_req", "segs_out_per_req",
-              "segs_in_per_req"]
+              "wakes_per_req", "ipis_per_req", "data_segs_out_per_req",
+              "acks_out_per_req", "segs_in_per_req"]
 RATIO_KEYS = ["cpu_us_per_req", "syscalls_per_req", "throughput",
               "segs_out_per_req", "p50", "p99", "p99_9"]
 
@@ -253,6 +254,10 @@ def derive(raw, raw_dir):
         run["invol_ctxsw_per_req"] = per(inv, reqs)
         if vol is not None and inv is not None:
             run["ctxsw_per_req"] = per(vol + inv, reqs)
+        d_segs, d_data = delta(raw, "segs_out"), delta(raw, "data_segs_out")
+        if d_segs is not None and d_data is not None:
+            run["data_segs_out_per_req"] = per(d_data, reqs)
+            run["acks_out_per_req"] = per(d_segs - d_data, reqs)
         for key, name in (("segs_out", "segs_out_per_req"),
                           ("segs_in", "segs_in_per_req"),
                           ("snmp_out_segs", "snmp_out_per_req"),
@@ -418,7 +423,8 @@ def model_input(entry, wait):
                 sqes=m("sqes_per_req", "shim_sqes_per_req"),
                 sleeps=m("vol_ctxsw_per_req"),
                 preemptions=m("invol_ctxsw_per_req"),
-                segs_out=m("segs_out_per_req"),
+                data_segs=m("data_segs_out_per_req"),
+                acks=m("acks_out_per_req"),
                 ipis=m("ipis_per_req"))}
 
 
@@ -794,7 +800,10 @@ PROFILE_ROWS = [
      "(paired)", "ns"),
     ("loopback_oneway_us", "loopback one-way, blocking reads", "us"),
     ("loopback_oneway_spin_us", "loopback one-way, polling reads", "us"),
-    ("tcp_segment_ns", "sending a 64-byte TCP segment (loopback)", "ns"),
+    ("tcp_segment_ns", "one more small TCP data segment (loopback)", "ns"),
+    ("tcp_ack_ns", "one more pure ACK (loopback)", "ns"),
+    ("syscall_indirect_ns", "a syscall's cost to the code around it "
+     "(indirect)", "ns"),
     ("wake_remote_ns", "waking a sleeping peer on another CPU (sender)",
      "ns"),
 ]
@@ -1097,9 +1106,9 @@ def write_markdown(out, meta, profile, units, table, bands, conditions,
                  fmt_spread(v["md_mb_per_s"])))
         w("")
         w("| condition | syscalls | enters | SQEs | completions | "
-          "voluntary sw | involuntary sw | wake-ups | IPIs | segs out | "
-          "segs in |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|")
+          "voluntary sw | involuntary sw | wake-ups | IPIs | data segs "
+          "out | ACKs out | segs in |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for c in conditions:
             if c not in conds:
                 continue

@@ -10,8 +10,10 @@
  * Each figure is measured in repeated samples and printed as the median
  * with its spread ({"median", "q1", "q3", "min", "max", "n"}). The measuring
  * thread runs on --cpu (the A/B's server CPU), its peer on --peer-cpu (the
- * load generator's). Times charged to a thread come from its own CPU clock,
- * which is what the A/B reads for the server (/proc/PID/schedstat).
+ * load generator's). Costs are read from the thread's own CPU clock, which
+ * is what the A/B reads for the server (/proc/PID/schedstat), so time
+ * other tasks take on a shared machine does not count; latencies are
+ * wall-clock.
  *
  *   null_syscall_ns        getppid(), the entry and exit of any syscall
  *   uring_enter_1op_ns     io_uring_enter submitting one NOP and reaping it
@@ -36,6 +38,11 @@
  *                          processing)
  *   wake_remote_ns         what the same write costs more when the peer
  *                          sleeps on another CPU: the wake-up and its IPI
+ *   tcp_ack_ns             CPU for one more pure ACK on loopback (sent,
+ *                          delivered, processed)
+ *   syscall_indirect_ns    what a syscall costs the code around it when
+ *                          user and kernel work alternate, against the same
+ *                          work batched (the caches each side refills)
  *
  * Exit status 0; a figure that cannot be measured (io_uring denied) is
  * null with the reason in "errors".
@@ -303,11 +310,11 @@ static void measure_null_syscall(struct samples *s)
 	int iters = 20000, i, k;
 
 	for (k = 0; k < 6 * opt_scale; k++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = thread_cpu_ns();
 
 		for (i = 0; i < iters; i++)
 			syscall(SYS_getppid);
-		add(s, (double)(now_ns() - t0) / iters);
+		add(s, (double)(thread_cpu_ns() - t0) / iters);
 	}
 }
 
@@ -332,7 +339,7 @@ static int ring_init(struct io_uring *ring, unsigned int entries)
 static double time_nop_enters(struct io_uring *ring, int nops, int iters)
 {
 	struct io_uring_cqe *cqe;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = thread_cpu_ns();
 	int i, k;
 
 	for (i = 0; i < iters; i++) {
@@ -345,7 +352,7 @@ static double time_nop_enters(struct io_uring *ring, int nops, int iters)
 			io_uring_cqe_seen(ring, cqe);
 		}
 	}
-	return (double)(now_ns() - t0) / iters;
+	return (double)(thread_cpu_ns() - t0) / iters;
 }
 
 static bool measure_ring(struct samples *one, struct samples *each)
@@ -900,6 +907,142 @@ static void measure_tcp_segment(struct samples *seg,
 		note_error("loopback TCP", -ret);
 }
 
+/* ---- alternating user and kernel work ---- */
+
+#define WORK_WORDS	16384	/* 64 KiB: beyond L1d, like a server's state */
+#define ALT_BATCH	16	/* messages per group */
+
+static uint32_t work_table[WORK_WORDS];
+
+/* About a microsecond of user work: a pseudo-random walk over the table. */
+static uint32_t user_work(uint32_t seed)
+{
+	uint32_t x = seed, sum = 0;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		x = x * 1664525u + 1013904223u;
+		sum += work_table[x % WORK_WORDS];
+		work_table[(x >> 7) % WORK_WORDS] ^= sum;
+	}
+	return sum;
+}
+
+/*
+ * groups * ALT_BATCH rounds of user work plus a 64-byte TCP write and the
+ * read of it on loopback (both ends in this thread), either each write
+ * and read right after its user work (interleaved, as an epoll server
+ * does) or the user work of a whole group first and then its writes and
+ * reads (batched, as a ring does). Returns this thread's CPU nanoseconds
+ * (time other tasks took the CPU does not count), 0 on an error.
+ */
+static uint64_t alternate(int sv[2], int groups, bool interleaved,
+			  uint32_t *sink)
+{
+	char buf[64] = { 0 };
+	uint64_t t0 = thread_cpu_ns();
+	int g, i;
+
+	for (g = 0; g < groups; g++) {
+		for (i = 0; i < ALT_BATCH; i++) {
+			*sink += user_work(g * ALT_BATCH + i);
+			if (interleaved &&
+			    (write_retry(sv[0], buf, 64) != 64 ||
+			     !read_full(sv[1], buf, 64, false)))
+				return 0;
+		}
+		for (i = 0; !interleaved && i < ALT_BATCH; i++)
+			if (write_retry(sv[0], buf, 64) != 64)
+				return 0;
+		for (i = 0; !interleaved && i < ALT_BATCH; i++)
+			if (!read_full(sv[1], buf, 64, false))
+				return 0;
+	}
+	return thread_cpu_ns() - t0;
+}
+
+/*
+ * One round of the interleaved-against-batched comparison on a socket
+ * pair: nanoseconds per message the interleaved order costs more, and
+ * the segments both ends sent more (0 on a UNIX socket). Returns false on
+ * an error.
+ */
+static bool alternation_round(int sv[2], bool tcp, int k, double *extra_ns,
+			      double *extra_segs)
+{
+	int groups = 50, n = groups * ALT_BATCH;
+	bool first = k % 2;
+	uint64_t s0, s1, s2, a, b;
+	uint32_t sink = 0;
+
+	s0 = tcp ? segs_out(sv[0]) + segs_out(sv[1]) : 0;
+	a = alternate(sv, groups, first, &sink);
+	s1 = tcp ? segs_out(sv[0]) + segs_out(sv[1]) : 0;
+	b = alternate(sv, groups, !first, &sink);
+	s2 = tcp ? segs_out(sv[0]) + segs_out(sv[1]) : 0;
+	/* Keeps the user work from being optimised away. */
+	if (sink == 0x5eed)
+		fputc(' ', stderr);
+	if (!a || !b)
+		return false;
+	if (first) {
+		*extra_ns = ((double)a - (double)b) / n;
+		*extra_segs = ((double)(s1 - s0) - (double)(s2 - s1)) / n;
+	} else {
+		*extra_ns = ((double)b - (double)a) / n;
+		*extra_segs = ((double)(s2 - s1) - (double)(s1 - s0)) / n;
+	}
+	return true;
+}
+
+/*
+ * The same user work, writes and reads, interleaved against batched.
+ * On a UNIX socket the difference per syscall is what a syscall costs the
+ * code around it beyond its own entry and work: the caches and branch
+ * predictors each side refills after the other (FlexSC's "indirect
+ * cost"). On TCP the interleaved order also makes the reader acknowledge
+ * every message while the batched one acknowledges a group at once, as a
+ * ring's batched receives do: the extra time, less the indirect cost of
+ * its syscalls, over the extra segments is the cost of a pure ACK.
+ */
+static void measure_alternation(struct samples *indirect,
+				struct samples *ack)
+{
+	int ux[2] = { -1, -1 }, tcp[2] = { -1, -1 }, k, ret;
+	uint32_t sink = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ux)) {
+		note_error("socketpair", errno);
+		return;
+	}
+	ret = tcp_pair(tcp);
+	if (ret) {
+		note_error("loopback TCP", -ret);
+		close(ux[0]);
+		close(ux[1]);
+		return;
+	}
+	alternate(ux, 10, true, &sink);		/* warm */
+	alternate(tcp, 10, true, &sink);
+	for (k = 0; k < 2 + 2 * opt_scale; k++) {
+		double ux_ns, ux_segs, tcp_ns, tcp_segs;
+
+		if (!alternation_round(ux, false, k, &ux_ns, &ux_segs) ||
+		    !alternation_round(tcp, true, k, &tcp_ns, &tcp_segs)) {
+			note_error("alternation", EIO);
+			break;
+		}
+		/* two syscalls per message */
+		add(indirect, ux_ns / 2);
+		if (tcp_segs > 0.1)
+			add(ack, (tcp_ns - ux_ns) / tcp_segs);
+	}
+	close(ux[0]);
+	close(ux[1]);
+	close(tcp[0]);
+	close(tcp[1]);
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -929,7 +1072,7 @@ int main(int argc, char **argv)
 {
 	static struct samples null_sys, enter1, op, ctxsw, wake[2];
 	static struct samples sleep_cpu[2], sleep_extra, lo, lo_spin, seg;
-	static struct samples wake_remote;
+	static struct samples wake_remote, indirect, ack;
 	bool ring_ok;
 	int i;
 
@@ -959,6 +1102,7 @@ int main(int argc, char **argv)
 	measure_loopback(false, &lo);
 	measure_loopback(true, &lo_spin);
 	measure_tcp_segment(&seg, &wake_remote);
+	measure_alternation(&indirect, &ack);
 
 	printf("{");
 	put_host();
@@ -975,6 +1119,8 @@ int main(int argc, char **argv)
 	put_samples("loopback_oneway_spin_us", &lo_spin);
 	put_samples("tcp_segment_ns", &seg);
 	put_samples("wake_remote_ns", &wake_remote);
+	put_samples("tcp_ack_ns", &ack);
+	put_samples("syscall_indirect_ns", &indirect);
 	put_string("errors", errors);
 	printf("\n}\n");
 	return 0;

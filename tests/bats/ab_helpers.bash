@@ -59,7 +59,7 @@ SCRIPT
 # CPU window with TICKS clock ticks (100 per s, all system time, and as
 # many schedstat nanoseconds), a 1 s perf window counting SYSCALLS, 3.2 MB
 # received in each window at 32 bytes per request, 1000 context switches
-# and 200000 segments sent.
+# and 200000 segments sent, 150000 of them with data.
 ab_synthetic_run() {
 	local out=$1 tag=c16-r$3-$2
 	cat >"$out/raw/$tag.loadgen.json" <<JSON
@@ -82,6 +82,7 @@ JSON
  "cpu_window_s": 1.0, "perf_outer_s": 1.0,
  "rx_bytes": [0, 3200000, 4000000, 7200000],
  "segs_out": [0, 200000], "segs_in": [0, 100000],
+ "data_segs_out": [0, 150000],
  "snmp_in_segs": [null, null], "snmp_out_segs": [null, null],
  "snmp_retrans_segs": [null, null],
  "cpu_window_covered": true, "perf_window_covered": true,
