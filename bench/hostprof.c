@@ -43,6 +43,7 @@
  *   syscall_indirect_ns    what a syscall costs the code around it when
  *                          user and kernel work alternate, against the same
  *                          work batched (the caches each side refills)
+ *   epoll_event_ns         each ready TCP socket an epoll_wait reports
  *
  * Exit status 0; a figure that cannot be measured (io_uring denied) is
  * null with the reason in "errors".
@@ -907,6 +908,64 @@ static void measure_tcp_segment(struct samples *seg,
 		note_error("loopback TCP", -ret);
 }
 
+/* ---- epoll ---- */
+
+#define EPOLL_READY	32
+
+/*
+ * What each ready socket adds to an epoll_wait that reports it (checking
+ * its readiness, copying the event out, requeueing it for level-triggered
+ * mode): a wait over EPOLL_READY readable TCP sockets against one over a
+ * single readable socket. A ring's completions replace these events.
+ */
+static void measure_epoll_event(struct samples *s)
+{
+	struct epoll_event ev[EPOLL_READY];
+	int sv[EPOLL_READY][2], ep_all, ep_one, n = 0, k, i, ret = 0;
+
+	ep_all = epoll_create1(0);
+	ep_one = epoll_create1(0);
+	for (n = 0; n < EPOLL_READY; n++) {
+		struct epoll_event e = { .events = EPOLLIN };
+
+		ret = tcp_pair(sv[n]);
+		if (ret)
+			break;
+		if (write_retry(sv[n][1], "x", 1) != 1) {
+			ret = -errno;
+			n++;
+			break;
+		}
+		epoll_ctl(ep_all, EPOLL_CTL_ADD, sv[n][0], &e);
+		if (n == 0)
+			epoll_ctl(ep_one, EPOLL_CTL_ADD, sv[n][0], &e);
+	}
+	/* The byte written last must have arrived. */
+	for (k = 0; !ret && k < 1000 &&
+	     epoll_wait(ep_all, ev, EPOLL_READY, 0) < EPOLL_READY; k++)
+		usleep(100);
+	for (k = 0; !ret && k < 6 * opt_scale; k++) {
+		uint64_t t0 = thread_cpu_ns(), t1, t2;
+
+		for (i = 0; i < 2000; i++)
+			epoll_wait(ep_all, ev, EPOLL_READY, 0);
+		t1 = thread_cpu_ns();
+		for (i = 0; i < 2000; i++)
+			epoll_wait(ep_one, ev, EPOLL_READY, 0);
+		t2 = thread_cpu_ns();
+		add(s, ((double)(t1 - t0) - (double)(t2 - t1)) /
+		       (2000.0 * (EPOLL_READY - 1)));
+	}
+	if (ret)
+		note_error("loopback TCP", -ret);
+	for (i = 0; i < n; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	close(ep_all);
+	close(ep_one);
+}
+
 /* ---- alternating user and kernel work ---- */
 
 #define WORK_WORDS	16384	/* 64 KiB: beyond L1d, like a server's state */
@@ -1072,7 +1131,7 @@ int main(int argc, char **argv)
 {
 	static struct samples null_sys, enter1, op, ctxsw, wake[2];
 	static struct samples sleep_cpu[2], sleep_extra, lo, lo_spin, seg;
-	static struct samples wake_remote, indirect, ack;
+	static struct samples wake_remote, indirect, ack, epoll_event;
 	bool ring_ok;
 	int i;
 
@@ -1103,6 +1162,7 @@ int main(int argc, char **argv)
 	measure_loopback(true, &lo_spin);
 	measure_tcp_segment(&seg, &wake_remote);
 	measure_alternation(&indirect, &ack);
+	measure_epoll_event(&epoll_event);
 
 	printf("{");
 	put_host();
@@ -1121,6 +1181,7 @@ int main(int argc, char **argv)
 	put_samples("wake_remote_ns", &wake_remote);
 	put_samples("tcp_ack_ns", &ack);
 	put_samples("syscall_indirect_ns", &indirect);
+	put_samples("epoll_event_ns", &epoll_event);
 	put_string("errors", errors);
 	printf("\n}\n");
 	return 0;

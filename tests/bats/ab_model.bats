@@ -27,3 +27,36 @@ assert d == {"name": "a\"b\\c", "n": 1.5, "bad": None,
 print("ok")'
 	assert_output ok
 }
+
+@test "ab_real_report: the host profile heads real.md and real.json" {
+	out=$BATS_TEST_TMPDIR/real
+	mkdir -p "$out/raw"
+	for rep in 1 2; do
+		for mode in baseline shim; do
+			echo "{\"server\": \"redis\", \"mode\": \"$mode\",
+			  \"rep\": $rep, \"requests\": 1000, \"seconds\": 1,
+			  \"throughput\": 1000, \"cpu_us_per_req\": 5,
+			  \"syscalls_per_req\": 2}" >"$out/raw/redis-$mode-$rep.json"
+		done
+	done
+	echo '{"cpu_model": "Test CPU", "kernel": "Linux 0",
+	       "vulnerabilities": {"spectre_v2": "Mitigation: X",
+				   "mds": "Not affected"},
+	       "io_uring_disabled_sysctl": "0", "seccomp": "0",
+	       "null_syscall_ns": {"median": 90, "q1": 85, "q3": 95,
+				   "min": 80, "max": 99, "n": 5}}' \
+		>"$out/host_profile.json"
+	run python3 "$TOP/bench/ab_real_report.py" "$out"
+	assert_success
+	run grep -n -m1 '^## ' "$out/real.md"
+	assert_output '5:## Host profile'
+	run grep -F '| null syscall | 90 ns (q1-q3 85-95) |' "$out/real.md"
+	assert_success
+	run grep -F 'mitigations: spectre_v2: Mitigation: X;' "$out/real.md"
+	assert_success
+	run ab_json "$out/real.json" '
+assert d["host_profile"]["cpu_model"] == "Test CPU"
+assert d["redis"]["cpu_us_per_req"]["ratios"] == [1.0, 1.0]
+print("ok")'
+	assert_output ok
+}

@@ -23,20 +23,23 @@ PROFILE = {
     "tcp_segment_ns": {"median": 2000.0},
     "tcp_ack_ns": {"median": 800.0},
     "syscall_indirect_ns": {"median": 20.0},
+    "epoll_event_ns": {"median": 100.0},
     "wake_remote_ns": {"median": 9000.0},
 }
 
 
 def base(**kw):
     c = dict(syscalls=3.0, enters=0.0, sqes=0.0, sleeps=0.0,
-             preemptions=0.0, data_segs=2.0, acks=0.5, ipis=0.0)
+             preemptions=0.0, data_segs=2.0, acks=0.5, ipis=0.0,
+             epoll_events=1.0)
     c.update(kw)
     return {"cpu_us": 5.0, "wait": "epoll", "counts": ab_model.counts(**c)}
 
 
 def cond(wait="uring", cpu_us=None, throughput=None, **kw):
     c = dict(syscalls=0.5, enters=0.5, sqes=1.5, sleeps=0.0,
-             preemptions=0.0, data_segs=2.2, acks=0.25, ipis=0.0)
+             preemptions=0.0, data_segs=2.2, acks=0.25, ipis=0.0,
+             epoll_events=0.0)
     c.update(kw)
     return {"cpu_us": cpu_us, "wait": wait, "throughput": throughput,
             "counts": ab_model.counts(**c)}
@@ -55,6 +58,11 @@ class Units(unittest.TestCase):
         p = dict(PROFILE)
         p["uring_sleep_extra_ns"] = {"median": 400.0}
         self.assertEqual(ab_model.units(p)["sleep_uring"], 2400.0)
+
+    def test_a_negative_indirect_cost_counts_as_none(self):
+        p = dict(PROFILE)
+        p["syscall_indirect_ns"] = {"median": -30.0}
+        self.assertEqual(ab_model.units(p)["indirect"], 0.0)
 
     def test_missing_unit_is_none(self):
         u = ab_model.units({"null_syscall_ns": {"median": 80}})
@@ -77,8 +85,10 @@ class Predict(unittest.TestCase):
         # enters: +0.5 * 200 ns = +0.1 us; SQEs: +1.5 * 50 ns = +0.075 us
         # side effects: 0.5 entries against 3 -> -2.5 * 20 ns = -0.05 us
         # data segments: +0.2 * 2000 ns = +0.4 us
-        # ACKs: -0.25 * 800 ns = -0.2 us; total +0.025 us on 5 us
+        # ACKs: -0.25 * 800 ns = -0.2 us
+        # epoll events: -1 * 100 ns = -0.1 us; total -0.075 us on 5 us
         p = ab_model.predict(base(), cond(cpu_us=5.5), self.u)
+        self.assertAlmostEqual(p["terms"]["epoll_events"], -0.1)
         self.assertAlmostEqual(p["terms"]["syscalls"], -0.3)
         self.assertAlmostEqual(p["terms"]["enters"], 0.1)
         self.assertAlmostEqual(p["terms"]["ring_ops"], 0.075)
@@ -86,18 +96,18 @@ class Predict(unittest.TestCase):
         self.assertAlmostEqual(p["terms"]["segments"], 0.4)
         self.assertAlmostEqual(p["terms"]["acks"], -0.2)
         self.assertAlmostEqual(p["terms"]["sleeps"], 0.0)
-        self.assertAlmostEqual(p["cpu_us"], 5.025)
-        self.assertAlmostEqual(p["ratio"], 1.005)
-        # measured 5.5/5 = 1.1, predicted 1.005
-        self.assertAlmostEqual(p["remainder"], 0.095)
+        self.assertAlmostEqual(p["cpu_us"], 4.925)
+        self.assertAlmostEqual(p["ratio"], 0.985)
+        # measured 5.5/5 = 1.1, predicted 0.985
+        self.assertAlmostEqual(p["remainder"], 0.115)
         self.assertEqual(p["missing"], [])
 
     def test_a_sleep_costs_what_the_wait_kind_costs(self):
         # one sleep per request in both: epoll 2000 ns, ring 3000 ns
         p = ab_model.predict(base(sleeps=1.0),
                              cond(sleeps=1.0, syscalls=3.0, enters=0.0,
-                                  sqes=0.0, data_segs=2.0, acks=0.5),
-                             self.u)
+                                  sqes=0.0, data_segs=2.0, acks=0.5,
+                                  epoll_events=1.0), self.u)
         self.assertAlmostEqual(p["terms"]["sleeps"], 1.0)
         self.assertAlmostEqual(p["ratio"], (5.0 + 1.0) / 5.0)
 
@@ -105,7 +115,8 @@ class Predict(unittest.TestCase):
         p = ab_model.predict(base(ipis=0.5, preemptions=0.1),
                              cond(ipis=0.25, preemptions=0.2,
                                   syscalls=3.0, enters=0.0, sqes=0.0,
-                                  data_segs=2.0, acks=0.5), self.u)
+                                  data_segs=2.0, acks=0.5,
+                                  epoll_events=1.0), self.u)
         self.assertAlmostEqual(p["terms"]["wakeups"], -0.25 * 9.0)
         self.assertAlmostEqual(p["terms"]["preemptions"], 0.1)
 
@@ -134,18 +145,18 @@ class SyscallCurve(unittest.TestCase):
 
     def test_this_host_is_the_prediction(self):
         pts = ab_model.syscall_curve(base(), cond(), self.u, [100])
-        self.assertAlmostEqual(pts[0][1], 1.005)
+        self.assertAlmostEqual(pts[0][1], 0.985)
 
     def test_dearer_syscalls_favour_the_condition(self):
         # at 300 ns: base 5 + 3 entries * 0.2 = 5.6, condition
-        # 5.025 + 0.5 entries (its enters) * 0.2 = 5.125
+        # 4.925 + 0.5 entries (its enters) * 0.2 = 5.025
         pts = ab_model.syscall_curve(base(), cond(), self.u, [300])
-        self.assertAlmostEqual(pts[0][1], 5.125 / 5.6)
+        self.assertAlmostEqual(pts[0][1], 5.025 / 5.6)
 
     def test_break_even(self):
-        # 5 + 3 s = 5.025 + 0.5 s  ->  s = 0.01 us  ->  100 + 10 ns
+        # 5 + 3 s = 4.925 + 0.5 s  ->  s = -0.03 us  ->  100 - 30 ns
         x = ab_model.break_even_null_ns(base(), cond(), self.u)
-        self.assertAlmostEqual(x, 110.0)
+        self.assertAlmostEqual(x, 70.0)
         pts = ab_model.syscall_curve(base(), cond(), self.u, [x])
         self.assertAlmostEqual(pts[0][1], 1.0)
 
