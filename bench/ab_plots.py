@@ -84,8 +84,10 @@ plot %s
 
 
 def latency_plot(out, table, conditions, scenario, percentiles, label):
-    """Latency by percentile for one scenario, a line per condition."""
-    conds = [c for c in conditions if c in table.get(scenario, {})]
+    """Latency by percentile for one scenario, a line per condition (the
+    A/A copy of the baseline left out)."""
+    conds = [c for c in conditions
+             if c in table.get(scenario, {}) and c != "aa"]
     lines = []
     for i, c in enumerate(conds):
         vals = table[scenario][c]["values"]
@@ -146,9 +148,10 @@ set title '%s'
 set logscale y
 set xlabel 'offered load (requests/s)'
 set ylabel 'round trip (us), median over repetitions'
+set xrange [0:*]
 set grid
 set key outside right top
-set offsets graph 0.05, graph 0.05, 0, 0
+set offsets 0, graph 0.1, 0, 0
 plot %s
 """ % (name, quote(title), ", ".join(lines))
     return _finish(out, name, script)

@@ -684,7 +684,7 @@ def make_plots(out, table, conditions, units):
                 (rate, median_of(e, "p50"), median_of(e, "p99")))
     for (conns, net), by_cond in sorted(groups.items()):
         series = [(c, [p for p in by_cond[c] if p[0]])
-                  for c in conditions if c in by_cond]
+                  for c in conditions if c in by_cond and c != "aa"]
         results.append(ab_plots.latency_load_plot(
             out, "latency_load_lat%s%s" % (conns, net.replace(".", "_")),
             "round trip against offered load, %s connection%s%s"
