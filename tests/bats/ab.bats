@@ -207,6 +207,17 @@ print(len(d["digests"]))'
 	assert_output --partial 'no server at /nonexistent/server'
 	run timeout 10 "$TOP/bench/ab" --condition 'x:bad setting'
 	assert_failure 1
+	run timeout 10 "$TOP/bench/ab" --net lo,wifi
+	assert_failure 1
+	assert_output --partial "unknown network path 'wifi'"
+	# --client-spin needs a load generator that knows --spin.
+	printf '#!/bin/sh\necho "usage: loadgen --host ADDR"\n' \
+		>"$BATS_TEST_TMPDIR/old_loadgen"
+	chmod +x "$BATS_TEST_TMPDIR/old_loadgen"
+	run timeout 10 "$TOP/bench/ab" --client-spin \
+		--loadgen "$BATS_TEST_TMPDIR/old_loadgen"
+	assert_failure 1
+	assert_output --partial 'has no --spin option'
 }
 
 @test "ab_report: per-request arithmetic and paired ratios on known samples" {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # ab_model.bats - the A/B cost model and statistics (bench/ab_model.py,
 # bench/ab_stats.py) on fixed inputs: tests/py/test_ab_model.py, whose
-# expected figures are worked out by hand. Seconds, no server.
+# expected figures are worked out by hand; and the model's input, the host
+# profile (build/hostprof), with io_uring allowed and denied. Seconds, no
+# server.
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
@@ -59,4 +61,58 @@ assert d["host_profile"]["cpu_model"] == "Test CPU"
 assert d["redis"]["cpu_us_per_req"]["ratios"] == [1.0, 1.0]
 print("ok")'
 	assert_output ok
+}
+
+HOSTPROF=${AB_BUILD}/hostprof
+FIGURES='null_syscall_ns ctx_switch_ns wakeup_us epoll_sleep_cpu_ns
+loopback_oneway_us loopback_oneway_spin_us tcp_segment_ns tcp_ack_ns
+wake_remote_ns syscall_indirect_ns epoll_event_ns'
+RING_FIGURES='uring_enter_1op_ns uring_op_ns uring_wakeup_us
+uring_sleep_cpu_ns uring_sleep_extra_ns'
+
+@test "hostprof: every figure is a median inside its spread" {
+	[ -x "$HOSTPROF" ] || skip "$HOSTPROF not built"
+	run timeout 60 "$HOSTPROF" --quick
+	assert_success
+	echo "$output" >"$BATS_TEST_TMPDIR/p.json"
+	run ab_json "$BATS_TEST_TMPDIR/p.json" '
+keys = """'"$FIGURES"'""".split()
+if "io_uring_setup" not in d["errors"]:
+    keys += """'"$RING_FIGURES"'""".split()
+for k in keys:
+    v = d[k]
+    assert v["n"] >= 1, (k, v)
+    assert v["min"] <= v["q1"] <= v["median"] <= v["q3"] <= v["max"], (k, v)
+assert 0 < d["null_syscall_ns"]["median"] < d["ctx_switch_ns"]["median"]
+assert d["cpu"] == 0 and d["peer_cpu"] == 1
+assert d["cpu_model"] and d["kernel"].startswith("Linux ")
+print(len(keys))'
+	assert_success
+	assert [ "$output" -ge 11 ]
+}
+
+@test "hostprof: io_uring denied gives null ring figures and the reason" {
+	[ -x "$HOSTPROF" ] || skip "$HOSTPROF not built"
+	deny=$AB_BUILD/tests/deny_uring
+	[ -x "$deny" ] || skip "$deny not built"
+	run timeout 60 "$deny" --errno EPERM -- "$HOSTPROF" --quick
+	assert_success
+	echo "$output" >"$BATS_TEST_TMPDIR/p.json"
+	run ab_json "$BATS_TEST_TMPDIR/p.json" '
+for k in """'"$RING_FIGURES"'""".split():
+    assert d[k] is None, (k, d[k])
+assert "io_uring_setup: Operation not permitted" in d["errors"], d["errors"]
+assert d["seccomp"] == "2", d["seccomp"]
+assert d["null_syscall_ns"]["median"] > 0
+print("ok")'
+	assert_output ok
+}
+
+@test "hostprof: bad arguments exit 2 with the usage" {
+	[ -x "$HOSTPROF" ] || skip "$HOSTPROF not built"
+	run "$HOSTPROF" --cpu x
+	assert_failure 2
+	assert_output --partial 'usage: hostprof'
+	run "$HOSTPROF" --bogus
+	assert_failure 2
 }
