@@ -40,6 +40,8 @@ PROFILE_ROWS = [
     ("syscall_indirect_ns", "a syscall's cost to the code around it "
      "(indirect)", "ns"),
     ("epoll_event_ns", "each ready socket an epoll_wait reports", "ns"),
+    ("shim_write_call_ns", "the shim: a 64-byte write it queues", "ns"),
+    ("shim_read_call_ns", "the shim: a 64-byte read from its buffer", "ns"),
     ("wake_remote_ns", "waking a sleeping peer on another CPU (sender)",
      "ns"),
 ]

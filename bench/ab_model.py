@@ -28,6 +28,10 @@ run):
   ACKs              pure ACKs the server sent            tcp_ack_ns
   remote wake-ups   IPIs the server sent (waking a       wake_remote_ns
                     sleeping peer on another CPU)
+  shim calls        writes the shim queued, reads it     shim_write_call_ns,
+                    served from its buffer (its stats)   shim_read_call_ns
+                                                         (hostprof
+                                                         --shim-calls)
 
 Work that is the same in both (copying the bytes, TCP's receive side,
 the matching engine) cancels. A condition that spins instead of sleeping
@@ -56,6 +60,8 @@ TERMS = [
     ("segments", "data_segs", "segment", "TCP data segments sent"),
     ("acks", "acks", "ack", "pure ACKs sent"),
     ("wakeups", "ipis", "wake_remote", "remote wake-ups (IPIs)"),
+    ("shim_writes", "shim_writes", "shim_write", "the shim's queued writes"),
+    ("shim_reads", "shim_reads", "shim_read", "reads the shim served"),
 ]
 
 WAIT_SLEEP_UNIT = {"epoll": "sleep_epoll", "uring": "sleep_uring",
@@ -97,13 +103,15 @@ def units(profile):
         "indirect": (max(0.0, indirect) if indirect is not None
                      else None),
         "epoll_event": _median(profile, "epoll_event_ns"),
+        "shim_write": _median(profile, "shim_write_call_ns"),
+        "shim_read": _median(profile, "shim_read_call_ns"),
         "wake_remote": _median(profile, "wake_remote_ns"),
     }
 
 
 def counts(syscalls=None, enters=None, sqes=None, sleeps=None,
            preemptions=None, data_segs=None, acks=None, ipis=None,
-           epoll_events=None):
+           epoll_events=None, shim_writes=None, shim_reads=None):
     """Per-request counts in the model's terms. Syscalls are every entry
     (as perf counts them); the enters are taken out of them here."""
     plain = syscalls
@@ -112,7 +120,8 @@ def counts(syscalls=None, enters=None, sqes=None, sleeps=None,
     return {"plain_syscalls": plain, "enters": enters, "sqes": sqes,
             "entries": syscalls, "sleeps": sleeps,
             "preemptions": preemptions, "data_segs": data_segs,
-            "acks": acks, "ipis": ipis, "epoll_events": epoll_events}
+            "acks": acks, "ipis": ipis, "epoll_events": epoll_events,
+            "shim_writes": shim_writes, "shim_reads": shim_reads}
 
 
 def _unit_for(term, unit_key, wait, u):

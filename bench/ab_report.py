@@ -85,6 +85,7 @@ METRICS = ["throughput", "cpu_us_per_req", "cpu_us_per_req_ticks",
            "segs_out_per_req", "data_segs_out_per_req",
            "acks_out_per_req", "segs_in_per_req", "snmp_out_per_req",
            "snmp_in_per_req", "shim_enters_per_req", "shim_sqes_per_req",
+           "shim_sends_queued_per_req", "shim_served_from_buffer_per_req",
            "md_mb_per_s", "server_cpu_util", "client_cpu_util",
            "other_cpu_util", "steal_util"]
 
@@ -259,7 +260,8 @@ def derive(raw, raw_dir):
             stats1 = load_json(os.path.join(raw_dir,
                                             raw["shim_stats_end_file"]))
         if isinstance(stats0, dict) and isinstance(stats1, dict):
-            for key in ("enters", "sqes"):
+            for key in ("enters", "sqes", "sends_queued",
+                        "served_from_buffer"):
                 if key in stats0 and key in stats1:
                     run["shim_%s_per_req" % key] = per(
                         stats1[key] - stats0[key], reqs)
@@ -386,7 +388,10 @@ def model_input(entry, wait):
                 data_segs=m("data_segs_out_per_req"),
                 acks=m("acks_out_per_req"),
                 ipis=m("ipis_per_req"),
-                epoll_events=m("reads_per_req"))}
+                epoll_events=m("reads_per_req"),
+                # No shim, no shim calls.
+                shim_writes=m("shim_sends_queued_per_req") or 0.0,
+                shim_reads=m("shim_served_from_buffer_per_req") or 0.0)}
 
 
 def summarize(runs, conditions, scenarios, units):
@@ -750,6 +755,16 @@ def conditions_and_scenarios(meta, runs):
 def load_everything(out):
     meta = load_json(os.path.join(out, "meta.json")) or {}
     profile = load_json(os.path.join(out, "host_profile.json"))
+    shim = load_json(os.path.join(out, "host_profile_shim.json"))
+    if profile and isinstance(shim, dict):
+        # Only calls the shim's own counters confirm were the shim's.
+        n = shim.get("calls") or 0
+        mine = n > 0 and (shim.get("shim_sends_queued") or 0) >= n and \
+            (shim.get("shim_served_from_buffer") or 0) >= n
+        profile["shim_calls_verified"] = mine
+        if mine:
+            profile["shim_write_call_ns"] = shim.get("write_call_ns")
+            profile["shim_read_call_ns"] = shim.get("read_call_ns")
     units = ab_model.units(profile) if profile else None
     runs = load_runs(out)
     probes = [r for r in runs if r.get("kind") == "capacity"]

@@ -45,6 +45,15 @@
  *                          work batched (the caches each side refills)
  *   epoll_event_ns         each ready TCP socket an epoll_wait reports
  *
+ * With --shim-calls (run with LD_PRELOAD=liburingshim.so), only what the
+ * shim costs in user space per call that stays out of the kernel:
+ *   write_call_ns          a 64-byte write the shim queues
+ *   read_call_ns           a 64-byte read it serves from its buffer
+ *   calls, shim_sends_queued, shim_served_from_buffer
+ *                          the calls of each kind made, and what the
+ *                          shim's stats file says it queued and served
+ *                          (-1 without one): were they really the shim's?
+ *
  * Exit status 0; a figure that cannot be measured (io_uring denied) is
  * null with the reason in "errors".
  */
@@ -62,6 +71,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -69,6 +79,8 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <arpa/inet.h>
+
+#include "../shim/stats.h"
 
 #define MAX_SAMPLES	1024
 #define BATCH_OPS	16	/* NOPs in the "many ops" enter */
@@ -81,6 +93,7 @@ struct samples {
 static int opt_cpu;
 static int opt_peer_cpu = 1;
 static int opt_scale = 4;	/* 1 with --quick */
+static bool opt_shim_calls;
 static bool first_field = true;
 static char errors[1024];
 
@@ -1102,14 +1115,143 @@ static void measure_alternation(struct samples *indirect,
 	close(tcp[1]);
 }
 
+/* ---- the shim's own calls (run with the shim preloaded) ---- */
+
+#define SHIM_CALLS	128	/* 64-byte calls per sample: 8 KiB queued */
+
+struct drainer {
+	int fd;
+	_Atomic int stop;
+};
+
+/* The peer of the write test: reads whatever arrives until told to stop. */
+static void *drain_main(void *arg)
+{
+	struct drainer *d = arg;
+	char buf[65536];
+
+	pin(opt_peer_cpu);
+	while (!atomic_load(&d->stop))
+		if (recv(d->fd, buf, sizeof(buf), MSG_DONTWAIT) == 0)
+			break;
+	return NULL;
+}
+
+/*
+ * The shim's own counters for this process (its stats file), so the
+ * report can tell whether the calls measured were the shim's: queued
+ * writes and reads served from its buffer. -1 without a stats file.
+ */
+static void shim_counters(long long *queued, long long *served)
+{
+	static struct shim_stats_file st;
+	const char *dir = getenv("URINGSHIM_STATS_DIR");
+	char path[512];
+	int fd, i;
+
+	*queued = *served = -1;
+	snprintf(path, sizeof(path), "%s/uringshim.%d", dir ? dir : "/dev/shm",
+		 (int)getpid());
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	if (read(fd, &st, sizeof(st)) == sizeof(st) &&
+	    st.magic == SHIM_STATS_MAGIC && st.version == SHIM_STATS_VERSION) {
+		*queued = *served = 0;
+		for (i = 0; i < SHIM_STATS_SLOTS; i++) {
+			*queued += st.slot[i].sends_queued;
+			*served += st.slot[i].served_from_buffer;
+		}
+	}
+	close(fd);
+}
+
+/*
+ * What the preloaded shim costs in user space per call that never enters
+ * the kernel: a 64-byte write it queues for the next wait point, and a
+ * 64-byte read it serves from the bytes it already received. The socket
+ * is made the way a server's is: accepted, non-blocking, in an epoll set.
+ * Without the shim (or when it does not take the socket) the same calls
+ * are syscalls and cost ten times more: bench/ab checks which it was.
+ */
+static void measure_shim_calls(struct samples *wr, struct samples *rd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct drainer d = { .fd = -1 };
+	char buf[SHIM_CALLS * 64] = { 0 };
+	int sv[2] = { -1, -1 }, ep, k, i, ret, avail;
+	pthread_t t;
+
+	ret = tcp_pair(sv);
+	if (ret) {
+		note_error("loopback TCP", -ret);
+		return;
+	}
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	ep = epoll_create1(0);
+	epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev);
+	epoll_wait(ep, &ev, 1, 0);	/* the shim's first wait point */
+	d.fd = sv[1];
+	pthread_create(&t, NULL, drain_main, &d);
+	for (k = 0; k < 6 * opt_scale; k++) {
+		uint64_t c0 = thread_cpu_ns(), c1;
+
+		for (i = 0; i < SHIM_CALLS; i++)
+			if (write_retry(sv[0], buf, 64) != 64)
+				break;
+		c1 = thread_cpu_ns();
+		epoll_wait(ep, &ev, 1, 0);	/* flushes what was queued */
+		if (i < SHIM_CALLS) {
+			note_error("write", errno);
+			break;
+		}
+		add(wr, (double)(c1 - c0) / SHIM_CALLS);
+	}
+	atomic_store(&d.stop, 1);
+	pthread_join(t, NULL);
+	for (k = 0; k < 6 * opt_scale; k++) {
+		uint64_t c0, c1;
+
+		if (write_retry(sv[1], buf, sizeof(buf)) != sizeof(buf))
+			break;
+		/* Waits until every byte is readable on this side. */
+		for (i = 0; i < 10000; i++) {
+			epoll_wait(ep, &ev, 1, 10);
+			if (!ioctl(sv[0], FIONREAD, &avail) &&
+			    avail >= (int)sizeof(buf))
+				break;
+		}
+		c0 = thread_cpu_ns();
+		for (i = 0; i < SHIM_CALLS; i++)
+			if (read(sv[0], buf, 64) != 64)
+				break;
+		c1 = thread_cpu_ns();
+		if (i < SHIM_CALLS) {
+			note_error("read", errno);
+			break;
+		}
+		add(rd, (double)(c1 - c0) / SHIM_CALLS);
+	}
+	close(ep);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hostprof [--cpu C] [--peer-cpu C] [--quick]\n"
+	fprintf(f, "usage: hostprof [--cpu C] [--peer-cpu C] [--quick] "
+		   "[--shim-calls]\n"
 		   "  --cpu C        CPU of the measuring thread (default 0)\n"
 		   "  --peer-cpu C   CPU of its peer thread (default 1)\n"
 		   "  --quick        fewer samples (about a second)\n"
+		   "  --shim-calls   only write_call_ns and read_call_ns: "
+		   "64-byte writes\n"
+		   "                 and reads on an accepted non-blocking "
+		   "socket in an\n"
+		   "                 epoll set (run it with the shim "
+		   "preloaded)\n"
 		   "Prints the host's unit costs as JSON (see the source's "
 		   "header).\n");
 }
@@ -1132,12 +1274,15 @@ int main(int argc, char **argv)
 	static struct samples null_sys, enter1, op, ctxsw, wake[2];
 	static struct samples sleep_cpu[2], sleep_extra, lo, lo_spin, seg;
 	static struct samples wake_remote, indirect, ack, epoll_event;
+	static struct samples shim_write, shim_read;
 	bool ring_ok;
 	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
 			opt_scale = 1;
+		} else if (!strcmp(argv[i], "--shim-calls")) {
+			opt_shim_calls = true;
 		} else if (!strcmp(argv[i], "--cpu") && i + 1 < argc) {
 			if (!parse_cpu(argv[++i], &opt_cpu))
 				goto bad;
@@ -1154,6 +1299,24 @@ int main(int argc, char **argv)
 	}
 	pin(opt_cpu);
 
+	if (opt_shim_calls) {
+		long long queued, served;
+
+		measure_shim_calls(&shim_write, &shim_read);
+		shim_counters(&queued, &served);
+		printf("{");
+		put_samples("write_call_ns", &shim_write);
+		put_samples("read_call_ns", &shim_read);
+		field_name("calls");
+		printf("%d", shim_write.n * SHIM_CALLS);
+		field_name("shim_sends_queued");
+		printf("%lld", queued);
+		field_name("shim_served_from_buffer");
+		printf("%lld", served);
+		put_string("errors", errors);
+		printf("\n}\n");
+		return 0;
+	}
 	measure_null_syscall(&null_sys);
 	ring_ok = measure_ring(&enter1, &op);
 	measure_ctx_switch(&ctxsw);

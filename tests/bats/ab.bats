@@ -107,6 +107,9 @@ for k in keys:
     assert v["n"] >= 1 and v["min"] <= v["q1"] <= v["median"], (k, v)
     assert v["median"] <= v["q3"] <= v["max"], (k, v)
 assert hp["null_syscall_ns"]["median"] > 0
+# the shim calls were measured, and its counters confirm them
+assert hp["shim_calls_verified"] is True, hp
+assert hp["shim_write_call_ns"]["median"] > 0
 band = d["aa"]["c16"]["band"]["cpu_us_per_req"]
 assert 0 < band["lo"] <= 1 <= band["hi"], band
 assert d["aa"]["c16"]["ratios"]["cpu_us_per_req"]["n"] == 2

@@ -116,3 +116,30 @@ print("ok")'
 	run "$HOSTPROF" --bogus
 	assert_failure 2
 }
+
+@test "hostprof --shim-calls: the calls are the shim's, its counters say" {
+	[ -x "$HOSTPROF" ] || skip "$HOSTPROF not built"
+	shim=$AB_BUILD/liburingshim.so
+	[ -f "$shim" ] || skip "$shim not built"
+	run timeout 60 env LD_PRELOAD="$shim" URINGSHIM_ADAPTIVE=0 \
+		"$HOSTPROF" --shim-calls --quick
+	assert_success
+	echo "$output" >"$BATS_TEST_TMPDIR/s.json"
+	run ab_json "$BATS_TEST_TMPDIR/s.json" '
+n = d["calls"]
+assert n > 0 and d["shim_sends_queued"] >= n, d
+assert d["shim_served_from_buffer"] >= n, d
+for k in ("write_call_ns", "read_call_ns"):
+    assert 0 < d[k]["median"], (k, d[k])
+print("ok")'
+	assert_output ok
+	# Without the shim the same calls are syscalls, and nothing says
+	# otherwise.
+	run timeout 60 "$HOSTPROF" --shim-calls --quick
+	assert_success
+	echo "$output" >"$BATS_TEST_TMPDIR/p.json"
+	run ab_json "$BATS_TEST_TMPDIR/p.json" '
+assert d["shim_sends_queued"] == -1 and d["shim_served_from_buffer"] == -1
+print("ok")'
+	assert_output ok
+}

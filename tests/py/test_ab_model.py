@@ -24,6 +24,8 @@ PROFILE = {
     "tcp_ack_ns": {"median": 800.0},
     "syscall_indirect_ns": {"median": 20.0},
     "epoll_event_ns": {"median": 100.0},
+    "shim_write_call_ns": {"median": 50.0},
+    "shim_read_call_ns": {"median": 40.0},
     "wake_remote_ns": {"median": 9000.0},
 }
 
@@ -31,7 +33,7 @@ PROFILE = {
 def base(**kw):
     c = dict(syscalls=3.0, enters=0.0, sqes=0.0, sleeps=0.0,
              preemptions=0.0, data_segs=2.0, acks=0.5, ipis=0.0,
-             epoll_events=1.0)
+             epoll_events=1.0, shim_writes=0.0, shim_reads=0.0)
     c.update(kw)
     return {"cpu_us": 5.0, "wait": "epoll", "counts": ab_model.counts(**c)}
 
@@ -39,7 +41,7 @@ def base(**kw):
 def cond(wait="uring", cpu_us=None, throughput=None, **kw):
     c = dict(syscalls=0.5, enters=0.5, sqes=1.5, sleeps=0.0,
              preemptions=0.0, data_segs=2.2, acks=0.25, ipis=0.0,
-             epoll_events=0.0)
+             epoll_events=0.0, shim_writes=1.0, shim_reads=1.0)
     c.update(kw)
     return {"cpu_us": cpu_us, "wait": wait, "throughput": throughput,
             "counts": ab_model.counts(**c)}
@@ -86,9 +88,13 @@ class Predict(unittest.TestCase):
         # side effects: 0.5 entries against 3 -> -2.5 * 20 ns = -0.05 us
         # data segments: +0.2 * 2000 ns = +0.4 us
         # ACKs: -0.25 * 800 ns = -0.2 us
-        # epoll events: -1 * 100 ns = -0.1 us; total -0.075 us on 5 us
+        # epoll events: -1 * 100 ns = -0.1 us
+        # shim calls: one write (50 ns) and one read (40 ns): +0.09 us
+        # total +0.015 us on 5 us
         p = ab_model.predict(base(), cond(cpu_us=5.5), self.u)
         self.assertAlmostEqual(p["terms"]["epoll_events"], -0.1)
+        self.assertAlmostEqual(p["terms"]["shim_writes"], 0.05)
+        self.assertAlmostEqual(p["terms"]["shim_reads"], 0.04)
         self.assertAlmostEqual(p["terms"]["syscalls"], -0.3)
         self.assertAlmostEqual(p["terms"]["enters"], 0.1)
         self.assertAlmostEqual(p["terms"]["ring_ops"], 0.075)
@@ -96,10 +102,10 @@ class Predict(unittest.TestCase):
         self.assertAlmostEqual(p["terms"]["segments"], 0.4)
         self.assertAlmostEqual(p["terms"]["acks"], -0.2)
         self.assertAlmostEqual(p["terms"]["sleeps"], 0.0)
-        self.assertAlmostEqual(p["cpu_us"], 4.925)
-        self.assertAlmostEqual(p["ratio"], 0.985)
-        # measured 5.5/5 = 1.1, predicted 0.985
-        self.assertAlmostEqual(p["remainder"], 0.115)
+        self.assertAlmostEqual(p["cpu_us"], 5.015)
+        self.assertAlmostEqual(p["ratio"], 1.003)
+        # measured 5.5/5 = 1.1, predicted 1.003
+        self.assertAlmostEqual(p["remainder"], 0.097)
         self.assertEqual(p["missing"], [])
 
     def test_a_sleep_costs_what_the_wait_kind_costs(self):
@@ -107,7 +113,8 @@ class Predict(unittest.TestCase):
         p = ab_model.predict(base(sleeps=1.0),
                              cond(sleeps=1.0, syscalls=3.0, enters=0.0,
                                   sqes=0.0, data_segs=2.0, acks=0.5,
-                                  epoll_events=1.0), self.u)
+                                  epoll_events=1.0, shim_writes=0.0,
+                                  shim_reads=0.0), self.u)
         self.assertAlmostEqual(p["terms"]["sleeps"], 1.0)
         self.assertAlmostEqual(p["ratio"], (5.0 + 1.0) / 5.0)
 
@@ -116,7 +123,8 @@ class Predict(unittest.TestCase):
                              cond(ipis=0.25, preemptions=0.2,
                                   syscalls=3.0, enters=0.0, sqes=0.0,
                                   data_segs=2.0, acks=0.5,
-                                  epoll_events=1.0), self.u)
+                                  epoll_events=1.0, shim_writes=0.0,
+                                  shim_reads=0.0), self.u)
         self.assertAlmostEqual(p["terms"]["wakeups"], -0.25 * 9.0)
         self.assertAlmostEqual(p["terms"]["preemptions"], 0.1)
 
@@ -145,18 +153,18 @@ class SyscallCurve(unittest.TestCase):
 
     def test_this_host_is_the_prediction(self):
         pts = ab_model.syscall_curve(base(), cond(), self.u, [100])
-        self.assertAlmostEqual(pts[0][1], 0.985)
+        self.assertAlmostEqual(pts[0][1], 1.003)
 
     def test_dearer_syscalls_favour_the_condition(self):
         # at 300 ns: base 5 + 3 entries * 0.2 = 5.6, condition
-        # 4.925 + 0.5 entries (its enters) * 0.2 = 5.025
+        # 5.015 + 0.5 entries (its enters) * 0.2 = 5.115
         pts = ab_model.syscall_curve(base(), cond(), self.u, [300])
-        self.assertAlmostEqual(pts[0][1], 5.025 / 5.6)
+        self.assertAlmostEqual(pts[0][1], 5.115 / 5.6)
 
     def test_break_even(self):
-        # 5 + 3 s = 4.925 + 0.5 s  ->  s = -0.03 us  ->  100 - 30 ns
+        # 5 + 3 s = 5.015 + 0.5 s  ->  s = 0.006 us  ->  100 + 6 ns
         x = ab_model.break_even_null_ns(base(), cond(), self.u)
-        self.assertAlmostEqual(x, 70.0)
+        self.assertAlmostEqual(x, 106.0)
         pts = ab_model.syscall_curve(base(), cond(), self.u, [x])
         self.assertAlmostEqual(pts[0][1], 1.0)
 
