@@ -563,6 +563,45 @@ def latency_scenario(table):
     return lats[0] if lats else None
 
 
+def judged(r, verdict):
+    """"0.93x (interval 0.86-1.09, undecided)" for the answer."""
+    if not r:
+        return "not measured"
+    lo, hi = r.get("ci") or (r["min"], r["max"])
+    return "%sx (interval %s-%s, %s)" % (
+        fmt(r["median"]), fmt(lo), fmt(hi),
+        ANSWER_WORD.get(verdict, "no A/A band"))
+
+
+ANSWER_WORD = {"lower": "really less", "higher": "really more",
+               "same": "within the noise", "undecided": "undecided"}
+
+
+def answer_latency(table, bands):
+    """The latency sentence of the answer, and whether it is deep."""
+    lat = latency_scenario(table)
+    if not lat or "shim" not in table[lat] or \
+       "baseline" not in table[lat]:
+        return "", False
+    le = table[lat]
+    r50, r99 = (le["shim"]["ratios"].get(k) for k in ("p50", "p99"))
+    j = le["shim"]["judgement"]
+    deep = bool(r50 and r50["median"] <= DEEP_RATIO and
+                j.get("p50") == "lower")
+    text = (" The round trip at %s: the shim's p50 %s us against the "
+            "baseline's %s us, %s; p99 %s"
+            % (label(lat), fmt(median_of(le["shim"], "p50")),
+               fmt(median_of(le["baseline"], "p50")), judged(r50,
+                                                          j.get("p50")),
+               judged(r99, j.get("p99"))))
+    others = ["%s %sx" % (c, fmt(le[c]["ratios"]["p50"]["median"]))
+              for c in ("native", "shim+spin", "epoll-spin")
+              if le.get(c, {}).get("ratios", {}).get("p50")]
+    if others:
+        text += "; p50 of " + ", ".join(others)
+    return text + ".", deep
+
+
 def make_answer(table, bands, profile, units, failures):
     """The first paragraph of report.md: the answer in numbers."""
     if failures:
@@ -574,70 +613,38 @@ def make_answer(table, bands, profile, units, failures):
                                for c in ("shim", "native")):
         return ("No answer: the run had no shim or native condition in a "
                 "performance scenario.")
-    cpu_model = (profile or {}).get("cpu_model") or "unknown CPU"
-    null_ns = units.get("null_syscall") if units else None
-    host = "%s, %s, null syscall %s ns" % (
-        cpu_model, (profile or {}).get("kernel", "?"), fmt(null_ns))
     e = table[head]
+    host = "%s, %s, null syscall %s ns" % (
+        (profile or {}).get("cpu_model") or "unknown CPU",
+        (profile or {}).get("kernel", "?"),
+        fmt(units.get("null_syscall") if units else None))
     band = bands.get(head, {}).get("cpu_us_per_req")
-    cond = "shim" if "shim" in e else "native"
-    r = e[cond]["ratios"].get("cpu_us_per_req")
-    verdict = e[cond]["judgement"].get("cpu_us_per_req")
-    deep = False
-    for c in ("shim", "native"):
-        x = e.get(c, {}).get("ratios", {}).get("cpu_us_per_req")
-        if x and x["median"] <= DEEP_RATIO and \
-           e[c]["judgement"].get("cpu_us_per_req") == "lower":
-            deep = True
-    lat = latency_scenario(table)
-    lat_text = ""
-    if lat and "shim" in table[lat]:
-        le = table[lat]
-        p50 = le["shim"]["ratios"].get("p50")
-        p99 = le["shim"]["ratios"].get("p99")
-        b50 = median_of(le["baseline"], "p50")
-        s50 = median_of(le["shim"], "p50")
-        if p50 and p50["median"] <= DEEP_RATIO and \
-           le["shim"]["judgement"].get("p50") == "lower":
-            deep = True
-        lat_text = (" Latency at %s: shim p50 %s us against %s us (%s), "
-                    "p99 %s" % (label(lat), fmt(s50), fmt(b50),
-                                ratio_text(p50, "", bands[lat].get("p50"),
-                                           le["shim"]["judgement"]
-                                           .get("p50")),
-                                ratio_text(p99, "", bands[lat].get("p99"),
-                                           le["shim"]["judgement"]
-                                           .get("p99"))))
-        for c in ("shim+spin", "epoll-spin", "native"):
-            x = le.get(c, {}).get("ratios", {}).get("p50")
-            if x:
-                lat_text += "; %s p50 %sx" % (c, fmt(x["median"]))
-        lat_text += "."
-    words = {"lower": "cheaper", "higher": "dearer",
-             "same": "no different beyond the noise",
-             "undecided": "not decided by this run"}
-    text = ["**Is io_uring a deep improvement for this server on this host "
-            "(%s)? %s.**" % (host, "Yes" if deep else "No")]
-    text.append(" At %s the shim costs %s the baseline's server CPU per "
-                "request, %s (A/A band %s)"
-                % (label(head), ratio_text(r, "", band, verdict),
-                   words.get(verdict, "unjudged"), band_text(band))
-                if cond == "shim" else "")
-    if "native" in e and cond == "shim":
-        n = e["native"]["ratios"].get("cpu_us_per_req")
-        text.append("; native io_uring %s" % ratio_text(
-            n, "", band, e["native"]["judgement"].get("cpu_us_per_req")))
-    text.append(". \"Deep\" here means at least %d%% less CPU per request "
-                "or latency, beyond the A/A band." % round(
-                    100 * (1 - DEEP_RATIO)))
+    deep = any(
+        c in e and e[c]["ratios"].get("cpu_us_per_req") and
+        e[c]["ratios"]["cpu_us_per_req"]["median"] <= DEEP_RATIO and
+        e[c]["judgement"].get("cpu_us_per_req") == "lower"
+        for c in ("shim", "native"))
+    lat_text, lat_deep = answer_latency(table, bands)
+    text = ["**Is io_uring a deep improvement for this server on this "
+            "host (%s)? %s.**" % (host, "Yes" if deep or lat_deep
+                                  else "No")]
+    cpu = ["%s %s" % ("the shim" if c == "shim" else "native io_uring",
+                      judged(e[c]["ratios"].get("cpu_us_per_req"),
+                             e[c]["judgement"].get("cpu_us_per_req")))
+           for c in ("shim", "native") if c in e]
+    text.append(" Server CPU per request at %s against the baseline: %s "
+                "(A/A band %s; \"deep\" would be %s or less, outside the "
+                "band)." % (label(head), "; ".join(cpu), band_text(band),
+                            fmt(DEEP_RATIO)))
     text.append(lat_text)
+    cond = "shim" if "shim" in e else "native"
     model = e[cond].get("model")
-    base_cpu = median_of(e["baseline"], "cpu_us_per_req")
     if model:
-        text.append(" Where it comes from (cost model, against the "
-                    "baseline's %s us/request): %s; predicted %sx, "
-                    "unexplained %+.2f."
-                    % (fmt(base_cpu), top_terms(model) or "no term moves",
+        text.append(" Where the %s's difference comes from (cost model, "
+                    "us per request against the baseline's %s): %s; it "
+                    "predicts %sx, %+.2f unexplained."
+                    % (cond, fmt(median_of(e["baseline"], "cpu_us_per_req")),
+                       top_terms(model) or "no term moves",
                        fmt(model["ratio"]), model["remainder"] or 0.0))
         b = model_input(e["baseline"], "epoll")
         c = model_input(e[cond], "uring")
@@ -646,10 +653,13 @@ def make_answer(table, bands, profile, units, failures):
         even = ab_model.break_even_null_ns(b, c, units)
         if pts:
             text.append(" On a host whose null syscall costs %d ns the "
-                        "model predicts %sx%s (plots/model_syscall_cost.png)."
-                        % (OTHER_HOST_NULL_NS, fmt(pts[0][1]),
-                           "; the shim breaks even where it costs %s ns"
-                           % fmt(even) if even else ""))
+                        "model predicts %sx"
+                        % (OTHER_HOST_NULL_NS, fmt(pts[0][1])))
+            if even:
+                text.append(", and the %s costs the baseline's CPU where "
+                            "a null syscall costs %s ns" % (cond,
+                                                            fmt(even)))
+            text.append(" (plots/model_syscall_cost.png).")
     return "".join(text)
 
 
