@@ -37,13 +37,13 @@ PROFILE_ROWS = [
     ("loopback_oneway_spin_us", "loopback one-way, polling reads", "us"),
     ("tcp_segment_ns", "one more small TCP data segment (loopback)", "ns"),
     ("tcp_ack_ns", "one more pure ACK (loopback)", "ns"),
+    ("wake_remote_ns", "waking a sleeping peer on another CPU (sender)",
+     "ns"),
     ("syscall_indirect_ns", "a syscall's cost to the code around it "
      "(indirect)", "ns"),
     ("epoll_event_ns", "each ready socket an epoll_wait reports", "ns"),
     ("shim_write_call_ns", "the shim: a 64-byte write it queues", "ns"),
     ("shim_read_call_ns", "the shim: a 64-byte read from its buffer", "ns"),
-    ("wake_remote_ns", "waking a sleeping peer on another CPU (sender)",
-     "ns"),
 ]
 
 
