@@ -21,8 +21,8 @@ run):
                                                          (a ring wait: plus
                                                          uring_sleep_extra_ns)
   side effects      syscalls and enters                  syscall_indirect_ns
-                    (the caches each side refills when   (0 when negative:
-                    user and kernel work alternate)      the method's bias)
+                    (the caches each side refills when   (0 unless its first
+                    user and kernel work alternate)      quartile is above 0)
   preemptions       involuntary context switches         ctx_switch_ns
   data segments     TCP data segments the server sent    tcp_segment_ns
   ACKs              pure ACKs the server sent            tcp_ack_ns
@@ -83,9 +83,15 @@ def units(profile):
     sleep_epoll = _median(profile, "epoll_sleep_cpu_ns")
     sleep_uring = _median(profile, "uring_sleep_cpu_ns")
     extra = _median(profile, "uring_sleep_extra_ns")
-    # Batching has small costs of its own (a longer socket queue) that
-    # can make the measured indirect cost slightly negative: no saving.
+    # The indirect cost is a small difference of two large times: it
+    # counts only when its quartiles agree it is above 0 (batching has
+    # small costs of its own, a longer socket queue, that can even make
+    # it negative).
     indirect = _median(profile, "syscall_indirect_ns")
+    q1 = (profile or {}).get("syscall_indirect_ns")
+    q1 = q1.get("q1") if isinstance(q1, dict) else None
+    if indirect is not None and (q1 is None or q1 <= 0):
+        indirect = 0.0
     if sleep_epoll is not None and extra is not None:
         # The paired difference is steadier than two separate medians.
         sleep_uring = sleep_epoll + extra
@@ -100,8 +106,7 @@ def units(profile):
         "ctx_switch": _median(profile, "ctx_switch_ns"),
         "segment": _median(profile, "tcp_segment_ns"),
         "ack": _median(profile, "tcp_ack_ns"),
-        "indirect": (max(0.0, indirect) if indirect is not None
-                     else None),
+        "indirect": indirect,
         "epoll_event": _median(profile, "epoll_event_ns"),
         "shim_write": _median(profile, "shim_write_call_ns"),
         "shim_read": _median(profile, "shim_read_call_ns"),

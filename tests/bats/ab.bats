@@ -297,3 +297,62 @@ print([r["tag"] for r in d["runs"] if r["condition"] == "a\"b"][0])'
 	assert_output --partial 'c16-r1-nostart: FAILED (server did not start)'
 	assert_line --index -1 --regexp '^verdict: CORRECTNESS FAILURE'
 }
+
+# ab_namespaces - the network namespaces bench/ab names ab<PID>h<N>.
+ab_namespaces() {
+	ip netns list 2>/dev/null | awk '$1 ~ /^ab[0-9]+h[0-9]$/ { print $1 }' |
+		sort
+}
+
+needs_netns() {
+	needs_binaries
+	ip netns add "abprobe$$" 2>/dev/null ||
+		skip "cannot create network namespaces here"
+	ip netns del "abprobe$$"
+}
+
+@test "ab: --net veth,veth-rps run beside loopback, namespaces removed" {
+	needs_netns
+	before=$(ab_namespaces)
+	run timeout -k 5 180 "$TOP/bench/ab" --scenarios c16 --reps 1 \
+		--max-reps 1 --duration 0.5 --warmup 0.1 \
+		--conditions baseline --net lo,veth,veth-rps \
+		--out "$BATS_TEST_TMPDIR/out"
+	assert_success
+	assert_equal "$(ab_namespaces)" "$before"
+	run ab_json "$BATS_TEST_TMPDIR/out/report.json" '
+assert {"c16", "c16.veth", "c16.veth-rps"} <= set(d["summary"]), d["summary"]
+for s, net in (("c16", "lo"), ("c16.veth", "veth"),
+               ("c16.veth-rps", "veth-rps")):
+    r = json.load(open("%s/raw/%s-r1-baseline.json" % (out, s)))
+    assert r["net"] == net, r
+    # the server on veth listened on its namespace address
+    assert ("127.0.0.1" in r["args"]) == (net == "lo"), r["args"]
+print("ok")'
+	assert_output ok
+	run grep -c '^## Network paths' "$BATS_TEST_TMPDIR/out/report.md"
+	assert_output 1
+}
+
+@test "ab: a --net veth run stopped midway removes its namespaces" {
+	needs_netns
+	before=$(ab_namespaces)
+	"$TOP/bench/ab" --scenarios c16 --reps 3 --duration 5 \
+		--conditions baseline --net veth \
+		--out "$BATS_TEST_TMPDIR/out" >"$BATS_TEST_TMPDIR/log" 2>&1 3>&- &
+	pid=$!
+	for _ in $(seq 100); do
+		[ "$(ab_namespaces)" != "$before" ] && break
+		sleep 0.1
+	done
+	refute [ "$(ab_namespaces)" = "$before" ]
+	sleep 1
+	kill -TERM "$pid"
+	wait "$pid" || true
+	assert_equal "$(ab_namespaces)" "$before"
+	run grep -c 'interrupted' "$BATS_TEST_TMPDIR/log"
+	assert_output 1
+	# no server or load generator of the run is left
+	run pgrep -f "$BATS_TEST_TMPDIR/out"
+	assert_failure
+}

@@ -22,7 +22,7 @@ PROFILE = {
     "ctx_switch_ns": {"median": 1000.0},
     "tcp_segment_ns": {"median": 2000.0},
     "tcp_ack_ns": {"median": 800.0},
-    "syscall_indirect_ns": {"median": 20.0},
+    "syscall_indirect_ns": {"median": 20.0, "q1": 10.0},
     "epoll_event_ns": {"median": 100.0},
     "shim_write_call_ns": {"median": 50.0},
     "shim_read_call_ns": {"median": 40.0},
@@ -61,10 +61,14 @@ class Units(unittest.TestCase):
         p["uring_sleep_extra_ns"] = {"median": 400.0}
         self.assertEqual(ab_model.units(p)["sleep_uring"], 2400.0)
 
-    def test_a_negative_indirect_cost_counts_as_none(self):
+    def test_an_indirect_cost_within_its_noise_counts_as_none(self):
         p = dict(PROFILE)
-        p["syscall_indirect_ns"] = {"median": -30.0}
+        p["syscall_indirect_ns"] = {"median": -30.0, "q1": -40.0}
         self.assertEqual(ab_model.units(p)["indirect"], 0.0)
+        # a positive median whose first quartile is not: noise
+        p["syscall_indirect_ns"] = {"median": 30.0, "q1": -5.0}
+        self.assertEqual(ab_model.units(p)["indirect"], 0.0)
+        self.assertEqual(ab_model.units(PROFILE)["indirect"], 20.0)
 
     def test_missing_unit_is_none(self):
         u = ab_model.units({"null_syscall_ns": {"median": 80}})
