@@ -33,12 +33,15 @@ def profile_lines(profile):
                     sorted((profile.get("vulnerabilities") or {}).items())
                     if v and v != "Not affected") or "none reported"
 
+    def num(x):
+        return "%.0f" % x if abs(x) >= 1000 else "%.3g" % x
+
     def med(key, unit):
         v = profile.get(key)
         if not isinstance(v, dict):
             return "-"
-        return "%.3g %s (q1-q3 %.3g-%.3g)" % (v["median"], unit, v["q1"],
-                                              v["q3"])
+        return "%s %s (q1-q3 %s-%s)" % (num(v["median"]), unit,
+                                        num(v["q1"]), num(v["q3"]))
     lines = ["## Host profile", "",
              "%s, %s; mitigations: %s; io_uring_disabled sysctl %s, "
              "Seccomp %s." % (profile.get("cpu_model"),
