@@ -19,6 +19,13 @@ $(BUILD)/tests/hist_accuracy: $(BUILD)/tests/unit/hist_accuracy.o \
 # ---- end of loadgen block ----
 
 # ---- A/B harness targets (owner: A/B harness) ----
+# hostprof: the host's unit costs (bench/hostprof.c), run by bench/ab.
+PROGRAMS	+= $(BUILD)/hostprof
+
+$(BUILD)/hostprof: $(BUILD)/bench/hostprof.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -luring
+
 # make ab        the default matrix, about 5 minutes on 2 cores
 # make ab-full   every scenario, more repetitions
 # AB_FLAGS="..." passes options to bench/ab (see bench/ab --help).

@@ -9,7 +9,7 @@ pkgs_for() {
 	test)	echo bats bats-assert bats-support clang valgrind iproute2 \
 		     gnuplot-nox python3 \
 		     linux-perf procps psmisc man-db ;;
-	bench)	echo gnuplot-nox linux-perf util-linux procps python3 ;;
+	bench)	echo gnuplot-nox linux-perf util-linux procps python3 iproute2 ;;
 	real)	echo redis-server redis-tools nginx-light memcached \
 		     libmemcached-tools wrk curl python3 ;;
 	pkg)	echo dpkg-dev man-db ;;

@@ -56,9 +56,10 @@ SCRIPT
 
 # ab_synthetic_run OUT COND REP TICKS SYSCALLS LOADGEN_STATUS - write the
 # raw files bench/ab would write for one c16 run with known figures: a 1 s
-# CPU window with TICKS clock ticks (100 per s), a 1 s perf window counting
-# SYSCALLS, 3.2 MB received in each window at 32 bytes per request, and
-# 1000 context switches.
+# CPU window with TICKS clock ticks (100 per s, all system time, and as
+# many schedstat nanoseconds), a 1 s perf window counting SYSCALLS, 3.2 MB
+# received in each window at 32 bytes per request, 1000 context switches
+# and 200000 segments sent, 150000 of them with data.
 ab_synthetic_run() {
 	local out=$1 tag=c16-r$3-$2
 	cat >"$out/raw/$tag.loadgen.json" <<JSON
@@ -74,14 +75,20 @@ JSON
 		>>"$out/raw/logs/$tag.perf"
 	cat >"$out/raw/$tag.json" <<JSON
 {"tag": "$tag", "scenario": "c16", "condition": "$2", "rep": $3,
- "kind": "closed", "args": "", "rate": null, "clk_tck": 100,
- "cpu_ticks": [1000, $((1000 + $4))], "ctx_switches": [5000, 6000],
+ "kind": "closed", "net": "lo", "wait": "epoll", "args": "", "rate": null,
+ "clk_tck": 100, "utime": [0, 0], "stime": [1000, $((1000 + $4))],
+ "run_ns": [0, $(($4 * 10000000))], "vol_ctxsw": [5000, 5900],
+ "invol_ctxsw": [10, 110], "client_run_ns": [null, null],
  "cpu_window_s": 1.0, "perf_outer_s": 1.0,
  "rx_bytes": [0, 3200000, 4000000, 7200000],
+ "segs_out": [0, 200000], "segs_in": [0, 100000],
+ "data_segs_out": [0, 150000],
+ "snmp_in_segs": [null, null], "snmp_out_segs": [null, null],
+ "snmp_retrans_segs": [null, null],
  "cpu_window_covered": true, "perf_window_covered": true,
  "loadgen_status": $6, "server_status": 0,
  "perf_file": "logs/$tag.perf", "server_summary": "",
- "shim_stats_file": null, "loadgen_file": "$tag.loadgen.json",
- "error": null}
+ "shim_stats_file": null, "shim_stats_end_file": null,
+ "loadgen_file": "$tag.loadgen.json", "error": null}
 JSON
 }
