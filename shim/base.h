@@ -78,7 +78,7 @@ static inline long to_libc(long ret)
 enum { MODE_SEND_BATCH, MODE_SEND_DIRECT, MODE_SEND_SYNC };
 enum { MODE_RECV_MULTISHOT, MODE_RECV_SINGLE, MODE_RECV_DIRECT };
 enum { MODE_WAIT_RING, MODE_WAIT_DIRECT };
-enum { MODE_TASKRUN_COOP, MODE_TASKRUN_DEFER };
+enum { MODE_TASKRUN_COOP, MODE_TASKRUN_DEFER, MODE_TASKRUN_SIGNAL };
 
 struct shim_config {
 	bool disable;
@@ -88,6 +88,8 @@ struct shim_config {
 	int taskrun_mode;		/* MODE_TASKRUN_*: ring setup flags */
 	int sqpoll_cpu;			/* -1: off */
 	bool adaptive;
+	int64_t spin_ns;		/* URINGSHIM_SPIN_US: 0 off, -1 always */
+	bool spin_ring;			/* spin on the ring, else on epoll */
 	uint32_t send_max_fd;
 	uint64_t send_max_total;
 	uint32_t recv_buf;
@@ -171,6 +173,19 @@ struct crash_ops {
 	void (*unhold)(void);
 };
 extern const struct crash_ops *shim__crash_ops;
+/* The kernel's own sigaction, past any sanitizer's (crash.c). */
+int shim__kernel_sigaction(int sig, const struct sigaction *sa,
+			   struct sigaction *old);
+
+/* ---- sigwatch.c: spinning waits see a handler run ---- */
+/* Handlers of the application that ran on this thread (all of them
+   while sigwatch is on; the fatal ones always). */
+extern __thread unsigned long shim__sig_gen;
+void shim__sigwatch_enable(void);
+int shim__sigwatch_action(int sig, const struct sigaction *act,
+			  struct sigaction *old);
+__sighandler_t shim__sigwatch_signal(int sig, __sighandler_t handler);
+
 /* sigaction/signal as the application sees them (wrap_sig.c). */
 int shim__sig_action(int sig, const struct sigaction *act,
 		     struct sigaction *old);
@@ -221,6 +236,16 @@ static inline void shim_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
 	tsan_release(m);
 	pthread_cond_timedwait(c, m, until);
 	tsan_acquire(m);
+}
+
+/* A spin-wait hint to the CPU. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
 }
 
 /* ---- time ---- */

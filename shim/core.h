@@ -492,6 +492,12 @@ void ep_on_poll(struct ring *r, const struct ring_cqe *c);
 
 int wait_poll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	      const sigset_t *sigmask, bool *handled);
+/*
+ * A poll the kernel serves, spinning first (URINGSHIM_SPIN_US): events,
+ * -errno (-EINTR: a handler ran), or 0 when the caller must now block.
+ */
+int wait_poll_spin(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+		   const sigset_t *sigmask);
 int wait_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		const struct timespec *ts, const sigset_t *sigmask,
 		bool *handled);

@@ -98,9 +98,10 @@ static void kernel_resolve(void)
 		libc_sigaction = dlsym(libc, "sigaction");
 }
 
-static int kernel_action(int sig, const struct sigaction *sa,
-			 struct sigaction *old)
+int shim__kernel_sigaction(int sig, const struct sigaction *sa,
+			   struct sigaction *old)
 {
+	kernel_resolve();
 	if (libc_sigaction)
 		return libc_sigaction(sig, sa, old);
 	return REAL(sigaction)(sig, sa, old);
@@ -110,12 +111,13 @@ static void kernel_resolve(void)
 {
 }
 
-static int kernel_action(int sig, const struct sigaction *sa,
-			 struct sigaction *old)
+int shim__kernel_sigaction(int sig, const struct sigaction *sa,
+			   struct sigaction *old)
 {
 	return REAL(sigaction)(sig, sa, old);
 }
 #endif
+#define kernel_action shim__kernel_sigaction
 
 /*
  * What the kernel runs for the application's action a: our handler, with
@@ -296,7 +298,7 @@ int shim__sig_action(int sig, const struct sigaction *act,
 
 	i = slot_of(sig);
 	if (i < 0)
-		return REAL(sigaction)(sig, act, old);
+		return shim__sigwatch_action(sig, act, old);
 	if (act)
 		a = *act;	/* a bad pointer faults here, as in libc */
 	memset(&prev, 0, sizeof(prev));
@@ -323,7 +325,7 @@ __sighandler_t shim__sig_signal(int sig, __sighandler_t handler)
 
 	i = slot_of(sig);
 	if (i < 0 || handler == SIG_ERR)
-		return REAL(signal)(sig, handler);
+		return shim__sigwatch_signal(sig, handler);
 	sig_lock_take(&saved);
 	if (!armed) {
 		ret = REAL(signal)(sig, handler);
@@ -409,6 +411,7 @@ static void run_app_handler(int i, int sig, const struct sigaction *a,
 	if (!(a->sa_flags & SA_NODEFER))
 		sigaddset(&mask, sig);
 	pthread_sigmask(SIG_BLOCK, &mask, &saved);
+	shim__sig_gen++;
 	in_app_handler++;
 	if (a->sa_flags & SA_SIGINFO)
 		a->sa_sigaction(sig, si, uc);

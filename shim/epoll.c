@@ -709,7 +709,8 @@ static void park_forget(int fd)
 /* At a wait point of l's thread: change modes when the load says so. */
 static void park_decide(struct loop *l)
 {
-	if (!shim__cfg.adaptive || l->mode_waits < park_dwell(l))
+	if (!shim__cfg.adaptive || shim__cfg.spin_ns ||
+	    l->mode_waits < park_dwell(l))
 		return;
 	if (!l->parked && l->events_avg < PARK_BELOW_X16 && RD(l->accel_n))
 		park(l);
@@ -775,14 +776,49 @@ static void killfile_check(struct loop *l)
 	fd_release_loop(l);
 }
 
-static void ts_sub(struct timespec *a, const struct timespec *b)
+/*
+ * URINGSHIM_SPIN_US: watch the ring for work instead of sleeping, until
+ * stop (ns, CLOCK_MONOTONIC).  Completions are looked for in the CQ
+ * itself; the kernel is entered only when the ring says task work waits
+ * for us (or something is to be submitted).  Returns the events found,
+ * 0 when the budget ran out, or -EINTR when a handler ran meanwhile.
+ */
+static int ring_spin(struct loop *l, struct sep *ep, struct epoll_event *ev,
+		     int maxev, uint64_t stop)
 {
-	a->tv_sec -= b->tv_sec;
-	a->tv_nsec -= b->tv_nsec;
-	if (a->tv_nsec < 0) {
-		a->tv_sec--;
-		a->tv_nsec += 1000000000L;
+	unsigned long gen = shim__sig_gen;
+	uint64_t t0 = mono_ns(), now = t0;
+	unsigned int i = 0;
+	int n = 0;
+
+	for (;;) {
+		struct loop *o = RD(ep->owner);
+
+		if (ring_cq_ready(&l->ring) || ring_needs_enter(&l->ring) ||
+		    RD(ep->kready) || (o && RD(ep->ready_head)) ||
+		    RD(nests_n)) {
+			loop_lock(l);
+			loop_turn(l, 0, NULL, NULL);
+			loop_unlock(l);
+			n = collect(ep, ev, maxev);
+			if (n > 0)
+				break;
+		}
+		if (shim__sig_gen != gen) {
+			n = -EINTR;
+			break;
+		}
+		if (!(++i & 15) && (now = mono_ns()) >= stop)
+			break;
+		cpu_relax();
 	}
+	now = mono_ns();
+	STAT_ADD(spin_ns, now - t0);
+	if (n > 0)
+		STAT_INC(spin_hits);
+	else if (!n)
+		STAT_INC(spin_misses);
+	return n;
 }
 
 /*
@@ -795,19 +831,14 @@ static int ring_wait(struct loop *l, struct sep *ep, struct epoll_event *ev,
 		     int maxev, const struct timespec *ts,
 		     const sigset_t *sigmask)
 {
-	struct timespec end, now, left;
 	bool forever = !ts, nowait = ts && !ts->tv_sec && !ts->tv_nsec;
+	bool spin = shim__cfg.spin_ns && !nowait;
+	uint64_t end = 0;
+	struct timespec left;
 	int n, ret;
 
-	if (ts && !nowait) {
-		clock_gettime(CLOCK_MONOTONIC, &end);
-		end.tv_sec += ts->tv_sec;
-		end.tv_nsec += ts->tv_nsec;
-		if (end.tv_nsec >= 1000000000L) {
-			end.tv_sec++;
-			end.tv_nsec -= 1000000000L;
-		}
-	}
+	if (ts && !nowait)
+		end = mono_ns() + ts->tv_sec * 1000000000ull + ts->tv_nsec;
 	for (;;) {
 		struct loop *other = RD(ep->owner);
 		bool ready = !nowait &&
@@ -826,36 +857,43 @@ static int ring_wait(struct loop *l, struct sep *ep, struct epoll_event *ev,
 		if (!ready && !nowait)
 			ready = RD(ep->kready) ||
 				(RD(ep->owner) == l && emul_ready_locked(ep));
-		wait_nr = nowait || ready ? 0 : 1;
+		wait_nr = nowait || ready || spin ? 0 : 1;
 		if (wait_nr && !forever) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = end;
-			ts_sub(&left, &now);
-			if (left.tv_sec < 0)
-				left.tv_sec = left.tv_nsec = 0;
+			uint64_t now = mono_ns(), rest = now < end ?
+							end - now : 0;
+
+			left.tv_sec = rest / 1000000000ull;
+			left.tv_nsec = rest % 1000000000ull;
 		}
 		ret = loop_turn(l, wait_nr, forever || !wait_nr ? NULL : &left,
 				sigmask);
 		loop_unlock(l);
 		n = collect(ep, ev, maxev);
+		if (!n && spin && !ready) {
+			uint64_t stop = shim__cfg.spin_ns < 0 ? UINT64_MAX :
+					mono_ns() + shim__cfg.spin_ns;
+			sigset_t saved;
+
+			if (end && end < stop)
+				stop = end;
+			if (sigmask)
+				pthread_sigmask(SIG_SETMASK, sigmask, &saved);
+			n = ring_spin(l, ep, ev, maxev, stop);
+			if (sigmask)
+				pthread_sigmask(SIG_SETMASK, &saved, NULL);
+			spin = false;	/* then sleep, for what is left */
+			if (n < 0)
+				return n;
+		}
 		if (n > 0) {
 			count_events(l, n);
 			return n;
 		}
 		if (ret == -EINTR)
 			return -EINTR;
-		if (nowait) {
+		if (nowait || (end && mono_ns() >= end)) {
 			count_events(l, 0);
 			return 0;
-		}
-		if (!forever) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec > end.tv_sec ||
-			    (now.tv_sec == end.tv_sec &&
-			     now.tv_nsec >= end.tv_nsec)) {
-				count_events(l, 0);
-				return 0;
-			}
 		}
 		if (ret < 0 && ret != -ETIME && ret != -EAGAIN &&
 		    ret != -EBUSY)

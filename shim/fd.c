@@ -115,6 +115,7 @@ struct sfd *fd_accel(int fd, struct loop *l, bool checked)
 	if (!l || l->dead || fdtab_fd(fd) ||
 	    RD(shim.state) != SHIM_STATE_ACTIVE ||
 	    shim__cfg.recv_mode == MODE_RECV_DIRECT ||
+	    (shim__cfg.spin_ns && !shim__cfg.spin_ring) ||
 	    (!checked && !fd_accelerable(fd)) || !fdtab_peek(fd))
 		return NULL;
 	f = sfd_alloc();

@@ -38,7 +38,8 @@ pid_t shim__gettid(void)
 /* ---- settings ---- */
 
 static const char *const known_vars[] = {
-	"DISABLE", "SEND", "RECV", "WAIT", "SQPOLL", "ADAPTIVE",
+	"DISABLE", "SEND", "RECV", "WAIT", "SQPOLL", "ADAPTIVE", "SPIN_US",
+	"SPIN_RING",
 	"SEND_MAX_FD", "SEND_MAX_TOTAL", "RECV_BUF", "RING_ENTRIES", "LOG",
 	"LOG_LEVEL", "STATS", "STATS_DIR", "KILLFILE", "FAULT", "TASKRUN", NULL,
 };
@@ -107,6 +108,22 @@ static void parse_str(const char *name, char *out, size_t size)
 	strcpy(out, val);
 }
 
+/*
+ * URINGSHIM_SPIN_US: microseconds a wait watches before it sleeps; -1
+ * watches for ever (a dedicated core), 0 (the default) never.  In ns.
+ */
+static int64_t parse_spin(void)
+{
+	const char *val = getenv("URINGSHIM_SPIN_US");
+	uint64_t v;
+
+	if (val && !strcmp(val, "-1"))
+		return -1;
+	if (parse_u64("SPIN_US", 0, 60ULL * 1000 * 1000, &v))
+		return (int64_t)v * 1000;
+	return 0;
+}
+
 static void warn_unknown_vars(void)
 {
 	char **e;
@@ -139,7 +156,8 @@ static void config_read(struct shim_config *c)
 	static const char *const recv[] = { "multishot", "single", "direct",
 					    NULL };
 	static const char *const wait[] = { "ring", "direct", NULL };
-	static const char *const taskrun[] = { "coop", "defer", NULL };
+	static const char *const taskrun[] = { "coop", "defer", "signal",
+					       NULL };
 	uint64_t v;
 
 	c->disable = parse_choice("DISABLE", off_on, 0) == 1;
@@ -148,6 +166,8 @@ static void config_read(struct shim_config *c)
 	c->wait_mode = parse_choice("WAIT", wait, MODE_WAIT_RING);
 	c->taskrun_mode = parse_choice("TASKRUN", taskrun, MODE_TASKRUN_COOP);
 	c->adaptive = parse_choice("ADAPTIVE", off_on, 1) == 1;
+	c->spin_ns = parse_spin();
+	c->spin_ring = parse_choice("SPIN_RING", off_on, 1) == 1;
 	c->stats = parse_choice("STATS", off_on, 1) == 1;
 	c->sqpoll_cpu = -1;
 	if (parse_u64("SQPOLL", 0, CPU_SETSIZE - 1, &v))
@@ -291,6 +311,8 @@ static void init_once_fn(void)
 	shim__loop_ops = &loop_table;
 	shim__ring_ops = &ring_table;
 	shim__crash_ops = &crash_table;
+	if (shim__cfg.spin_ns)
+		shim__sigwatch_enable();
 	shim__log_open(getenv("URINGSHIM_LOG"));
 	warn_unknown_vars();
 	shim__stats_open();

@@ -104,7 +104,10 @@ static int loop_setup(struct loop *l)
 {
 	struct ring_params p = {
 		.entries = shim__cfg.ring_entries,
-		.defer_taskrun = shim__cfg.taskrun_mode == MODE_TASKRUN_DEFER,
+		.taskrun = shim__cfg.taskrun_mode == MODE_TASKRUN_DEFER ?
+			   RING_TASKRUN_DEFER :
+			   shim__cfg.taskrun_mode == MODE_TASKRUN_SIGNAL ?
+			   RING_TASKRUN_SIGNAL : RING_TASKRUN_COOP,
 		.sqpoll_cpu = shim__cfg.sqpoll_cpu,
 		.recv_bufs = shim__cfg.recv_mode == MODE_RECV_MULTISHOT,
 		.fault = shim__cfg.fault,
@@ -159,6 +162,9 @@ struct loop *loop_get(void)
 	if (l || loop_failed ||
 	    (state != SHIM_STATE_INIT && state != SHIM_STATE_ACTIVE))
 		return l;
+	/* Spinning on plain epoll_wait (URINGSHIM_SPIN_RING=0): no ring. */
+	if (shim__cfg.spin_ns && !shim__cfg.spin_ring)
+		return NULL;
 	l = loop_struct();
 	ret = l ? loop_setup(l) : -ENOMEM;
 	if (ret) {

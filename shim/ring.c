@@ -216,12 +216,18 @@ static int setup_uring(struct ring *r, const struct ring_params *p)
 {
 	struct io_uring_params ip;
 	unsigned int extra = IORING_SETUP_SUBMIT_ALL |
-			     IORING_SETUP_SINGLE_ISSUER |
-			     IORING_SETUP_TASKRUN_FLAG;
+			     IORING_SETUP_SINGLE_ISSUER;
 	int ret;
 
-	extra |= p->defer_taskrun ? IORING_SETUP_DEFER_TASKRUN :
-				    IORING_SETUP_COOP_TASKRUN;
+	/*
+	 * COOP: task work waits for our next kernel entry, which the flag
+	 * announces; DEFER: likewise, run only inside io_uring_enter;
+	 * SIGNAL (neither): the kernel interrupts us to run it.
+	 */
+	if (p->taskrun == RING_TASKRUN_COOP)
+		extra |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+	else if (p->taskrun == RING_TASKRUN_DEFER)
+		extra |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
 	memset(&ip, 0, sizeof(ip));
 	if (fault_kind != FAULT_CQ_SMALL) {
 		ip.flags |= IORING_SETUP_CQSIZE;
@@ -249,8 +255,12 @@ static int setup_uring(struct ring *r, const struct ring_params *p)
 		ip.flags &= ~(IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF);
 		ret = io_uring_queue_init_params(p->entries, &r->uring, &ip);
 	}
-	if (!ret)
+	if (!ret) {
 		r->taskrun_flag = ip.flags & IORING_SETUP_TASKRUN_FLAG;
+		/* The kernel interrupts us to run task work (the default). */
+		r->taskrun_signal = !(ip.flags & (IORING_SETUP_COOP_TASKRUN |
+						  IORING_SETUP_DEFER_TASKRUN));
+	}
 	return ret;
 }
 
@@ -433,12 +443,17 @@ int ring_prep_cancel(struct ring *r, int kind, void *token, int my_kind,
 
 bool ring_needs_enter(const struct ring *r)
 {
-	unsigned int kflags;
+	unsigned int kflags, want = IORING_SQ_CQ_OVERFLOW;
 
-	if (r->pending || !r->taskrun_flag)
+	if (r->pending)
+		return true;
+	/* Without the flag, deferred work shows nowhere: always enter. */
+	if (r->taskrun_flag)
+		want |= IORING_SQ_TASKRUN;
+	else if (!r->taskrun_signal)
 		return true;
 	kflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
-	return kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+	return kflags & want;
 }
 
 int ring_enter(struct ring *r, unsigned int wait_nr,

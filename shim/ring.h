@@ -44,9 +44,12 @@ struct ring_ops {
 	void (*complete[RING_KINDS])(struct ring *r, const struct ring_cqe *c);
 };
 
+/* How completions that need the submitting task reach it. */
+enum { RING_TASKRUN_COOP, RING_TASKRUN_DEFER, RING_TASKRUN_SIGNAL };
+
 struct ring_params {
 	unsigned int entries;
-	bool defer_taskrun;
+	int taskrun;			/* RING_TASKRUN_* */
 	int sqpoll_cpu;			/* -1: no SQPOLL thread */
 	bool recv_bufs;			/* a provided-buffer ring for receives */
 	const char *fault;		/* URINGSHIM_FAULT spec, "" when unset */
@@ -58,6 +61,7 @@ struct ring {
 	void *owner;			/* the layer above's, for its handlers */
 	unsigned int pending;		/* SQEs prepared, not yet submitted */
 	bool taskrun_flag;		/* kernel says when task work waits */
+	bool taskrun_signal;		/* kernel interrupts us to run it */
 
 	/* provided buffers for multishot receives (NULL: none) */
 	struct io_uring_buf_ring *br;

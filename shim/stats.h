@@ -42,7 +42,10 @@ struct shim_stats_slot {
 	uint64_t wait_points;		/* emulated epoll/poll waits */
 	uint64_t parks;			/* loops that went plain (adaptive) */
 	uint64_t unparks;		/* and took their sockets back */
-	uint64_t reserved[14];
+	uint64_t spin_hits;		/* spinning waits that found work */
+	uint64_t spin_misses;		/* spinning waits that went to sleep */
+	uint64_t spin_ns;		/* time spent spinning */
+	uint64_t reserved[11];
 };
 
 struct shim_stats_file {

@@ -15,6 +15,57 @@
 
 #include "core.h"
 
+/*
+ * When a spinning wait (URINGSHIM_SPIN_US) that would end at end (0: never)
+ * must stop spinning and sleep; 0 when it does not spin.
+ */
+static uint64_t spin_stop(uint64_t end)
+{
+	uint64_t stop;
+
+	if (!shim__cfg.spin_ns)
+		return 0;
+	stop = shim__cfg.spin_ns < 0 ? UINT64_MAX :
+	       mono_ns() + shim__cfg.spin_ns;
+	return end && end < stop ? end : stop;
+}
+
+/*
+ * A plain poll that would block, spinning first: zero-timeout ppolls
+ * until something is ready, a handler ran (-EINTR), or the spin ends (0).
+ */
+int wait_poll_spin(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+		   const sigset_t *sigmask)
+{
+	static const struct timespec zero;
+	uint64_t end = ts ? mono_ns() + ts->tv_sec * 1000000000ull +
+			    ts->tv_nsec : 0;
+	uint64_t stop = spin_stop(end), t0 = mono_ns();
+	unsigned long gen = shim__sig_gen;
+	int ret;
+
+	if (!stop || (ts && !ts->tv_sec && !ts->tv_nsec))
+		return 0;
+	do {
+		ret = REAL(ppoll)(fds, n, &zero, sigmask);
+		if (ret)
+			break;
+		if (shim__sig_gen != gen) {
+			ret = -EINTR;
+			break;
+		}
+		cpu_relax();
+	} while (mono_ns() < stop);
+	if (ret < 0 && ret != -EINTR)
+		ret = -errno;
+	STAT_ADD(spin_ns, mono_ns() - t0);
+	if (ret > 0)
+		STAT_INC(spin_hits);
+	else if (!ret)
+		STAT_INC(spin_misses);
+	return ret;
+}
+
 /* The shim's answer for fd (its loop locked by the caller), or -1. */
 static short poll_mask(struct sfd *f, short want)
 {
@@ -61,6 +112,8 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 {
 	uint64_t end = ts ? mono_ns() + ts->tv_sec * 1000000000ull +
 			    ts->tv_nsec : 0;
+	uint64_t spin_end = spin_stop(end);
+	unsigned long gen = shim__sig_gen;
 	bool forever = !ts;
 	nfds_t i;
 
@@ -94,7 +147,8 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 			if (left_ns > 1000000)
 				left_ns = 1000000;
 		}
-		slice.tv_nsec = ready ? 0 : left_ns;
+		/* Spinning (URINGSHIM_SPIN_US): zero slices until it ends. */
+		slice.tv_nsec = ready || mono_ns() < spin_end ? 0 : left_ns;
 		/* Kernel fds: poll them with accelerated ones masked out. */
 		for (i = 0; i < n; i++)
 			if (fds[i].fd >= 0 && fdtab_fd(fds[i].fd))
@@ -125,6 +179,8 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		}
 		if (!forever && !left_ns)
 			return 0;
+		if (shim__sig_gen != gen && spin_end)
+			return -EINTR;	/* a handler ran while we spun */
 	}
 }
 

@@ -39,13 +39,68 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 /* How the real call is made when the shim does not serve a wait. */
 enum wait_kind { WAIT_MS, WAIT_PMS, WAIT_TS };
 
+static int real_wait(enum wait_kind kind, int epfd, struct epoll_event *ev,
+		     int maxev, int ms, const struct timespec *ts,
+		     const sigset_t *sigmask)
+{
+	switch (kind) {
+	case WAIT_MS:
+		return REAL(epoll_wait)(epfd, ev, maxev, ms);
+	case WAIT_PMS:
+		return REAL(epoll_pwait)(epfd, ev, maxev, ms, sigmask);
+	default:
+		return REAL(epoll_pwait2)(epfd, ev, maxev, ts, sigmask);
+	}
+}
+
+/*
+ * URINGSHIM_SPIN_US without the ring (URINGSHIM_SPIN_RING=0, or io_uring
+ * refused): zero-timeout waits until something is ready, a handler ran
+ * (EINTR, as the sleeping wait would say), or stop passes.  Returns the
+ * events, -1 with errno, or 0 when the spin ran out.
+ */
+static int plain_spin(enum wait_kind kind, int epfd, struct epoll_event *ev,
+		      int maxev, const sigset_t *sigmask, uint64_t stop)
+{
+	static const struct timespec zero;
+	unsigned long gen = shim__sig_gen;
+	uint64_t t0 = mono_ns(), now;
+	int n;
+
+	do {
+		n = real_wait(kind, epfd, ev, maxev, 0, &zero, sigmask);
+		if (n)
+			break;
+		if (shim__sig_gen != gen) {
+			errno = EINTR;
+			n = -1;
+			break;
+		}
+		cpu_relax();
+	} while ((now = mono_ns()) < stop);
+	STAT_ADD(spin_ns, mono_ns() - t0);
+	if (n > 0)
+		STAT_INC(spin_hits);
+	else if (!n)
+		STAT_INC(spin_misses);
+	return n;
+}
+
+static bool spin_plain_on(void)
+{
+	int state = RD(shim.state);
+
+	return shim__cfg.spin_ns && !shim__depth &&
+	       state != SHIM_STATE_DISABLED && state != SHIM_STATE_KILLED;
+}
+
 static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 		       int maxev, int ms, const struct timespec *ts,
 		       const sigset_t *sigmask)
 {
 	struct timespec ms_ts, left;
 	uint64_t end = 0;
-	bool handled, kwaited, again;
+	bool handled, kwaited, again, spin = spin_plain_on();
 	int ret;
 
 	if (kind != WAIT_TS) {
@@ -69,32 +124,37 @@ static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 		}
 		loop_flush_before_block();
 		STAT_INC(passthrough);
-		switch (kind) {
-		case WAIT_MS:
-			ret = REAL(epoll_wait)(epfd, ev, maxev, ms);
-			break;
-		case WAIT_PMS:
-			ret = REAL(epoll_pwait)(epfd, ev, maxev, ms, sigmask);
-			break;
-		default:
-			ret = REAL(epoll_pwait2)(epfd, ev, maxev, ts, sigmask);
-			break;
+		ret = 0;
+		if (spin && maxev > 0 && ev && (!ts || end) &&
+		    (!ts || ts->tv_sec || ts->tv_nsec)) {
+			uint64_t stop = shim__cfg.spin_ns < 0 ? UINT64_MAX :
+					mono_ns() + shim__cfg.spin_ns;
+
+			spin = false;
+			ret = plain_spin(kind, epfd, ev, maxev, sigmask,
+					 end && end < stop ? end : stop);
+			if (!ret && end && mono_ns() >= end)
+				return 0;
+		}
+		if (!ret) {
+			if (ts && end) {
+				/* What is left of the caller's timeout. */
+				uint64_t now = mono_ns(), rest = now < end ?
+								end - now : 0;
+
+				left.tv_sec = rest / 1000000000ull;
+				left.tv_nsec = rest % 1000000000ull;
+				ts = &left;
+				ms = (rest + 999999) / 1000000;
+			}
+			ret = real_wait(kind, epfd, ev, maxev, ms, ts, sigmask);
 		}
 		ret = ep_wait_done(epfd, kwaited, ev, ret, &again);
 		if (!again)
 			return ret;
 		/* Only the shim's kick ended it: wait again, for what's left. */
-		if (ts && (ts->tv_sec || ts->tv_nsec)) {
-			uint64_t now = mono_ns(), rest = now < end ?
-							end - now : 0;
-
-			left.tv_sec = rest / 1000000000ull;
-			left.tv_nsec = rest % 1000000000ull;
-			ts = &left;
-			ms = (rest + 999999) / 1000000;
-			if (!rest)
-				return 0;
-		}
+		if (end && mono_ns() >= end)
+			return 0;
 	}
 }
 
@@ -123,6 +183,16 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 
 /* ---- poll / select ---- */
 
+/* What is left of timeout ms after a spin that started at t0. */
+static int ms_left(int ms, uint64_t t0)
+{
+	uint64_t spent = (mono_ns() - t0) / 1000000;
+
+	if (ms < 0)
+		return ms;
+	return spent >= (uint64_t)ms ? 0 : ms - (int)spent;
+}
+
 static struct timespec *ms_to_ts(int ms, struct timespec *ts)
 {
 	if (ms < 0)
@@ -143,6 +213,14 @@ SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 	if (handled)
 		return to_libc(ret);
 	STAT_INC(passthrough);
+	if (spin_plain_on() && timeout) {
+		uint64_t t0 = mono_ns();
+
+		ret = wait_poll_spin(fds, n, ms_to_ts(timeout, &ts), NULL);
+		if (ret)
+			return to_libc(ret);
+		timeout = ms_left(timeout, t0);
+	}
 	return REAL(poll)(fds, n, timeout);
 }
 
@@ -166,6 +244,24 @@ SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	if (handled)
 		return to_libc(ret);
 	STAT_INC(passthrough);
+	if (spin_plain_on() && (!ts || ts->tv_sec || ts->tv_nsec)) {
+		uint64_t t0 = mono_ns(), rest;
+		struct timespec left;
+
+		ret = wait_poll_spin(fds, n, ts, sigmask);
+		if (ret)
+			return to_libc(ret);
+		if (ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L &&
+		    ts->tv_sec >= 0) {
+			uint64_t want = ts->tv_sec * 1000000000ull +
+					ts->tv_nsec, spent = mono_ns() - t0;
+
+			rest = spent < want ? want - spent : 0;
+			left.tv_sec = rest / 1000000000ull;
+			left.tv_nsec = rest % 1000000000ull;
+			ts = &left;
+		}
+	}
 	return REAL(ppoll)(fds, n, ts, sigmask);
 }
 

@@ -34,7 +34,7 @@ static const char *const state_names[] = {
 	X(passthrough) X(shim_syscalls) X(enters) X(sqes) X(bytes_sent)	\
 	X(bytes_recv) X(served_from_buffer) X(sends_queued)		\
 	X(deferred_errors) X(fallbacks) X(accel_total) X(wait_points)	\
-	X(parks) X(unparks)
+	X(parks) X(unparks) X(spin_hits) X(spin_misses) X(spin_ns)
 
 struct totals {
 	uint64_t calls[SHIM_STATS_CALLS];

@@ -27,6 +27,12 @@ not established then, so they stay in the kernel's set (shim/DESIGN.md, \
 bound epoll sets)"
 )
 
+# Settings under which the shim takes no socket at all, and why.
+declare -gA SETTINGS_NOT_ACCELERATED=(
+	[spin_epoll]="URINGSHIM_SPIN_RING=0 spins on plain epoll_wait(..., 0) \
+and makes no ring: every socket stays with the kernel"
+)
+
 # settings_env NAME - the environment of a named shim settings combination.
 settings_env() {
 	case $1 in
@@ -34,6 +40,8 @@ settings_env() {
 	adaptive0)	echo "URINGSHIM_ADAPTIVE=0" ;;
 	recv_single)	echo "URINGSHIM_ADAPTIVE=0 URINGSHIM_RECV=single" ;;
 	send_sync)	echo "URINGSHIM_SEND=sync" ;;
+	spin)		echo "URINGSHIM_SPIN_US=100" ;;
+	spin_epoll)	echo "URINGSHIM_SPIN_US=100 URINGSHIM_SPIN_RING=0" ;;
 	*)		echo "unknown settings $1" >&2; return 1 ;;
 	esac
 }
@@ -127,10 +135,14 @@ corner_pid() {
 # through the ring, or, for a corner of CORNER_NOT_ACCELERATED, none.
 # Skips when the shim fell back because io_uring is refused here.
 check_corner_accel() {
-	local out=$1 corner=$2 pid
+	local out=$1 corner=$2 settings=${3:-} pid
 
 	pid=$(corner_pid "$out") || return 1
-	if [ -n "${CORNER_NOT_ACCELERATED[$corner]:-}" ]; then
+	if [ -n "${SETTINGS_NOT_ACCELERATED[$settings]:-}" ]; then
+		echo "$settings accelerates nothing:" \
+		     "${SETTINGS_NOT_ACCELERATED[$settings]}"
+		assert_not_accelerated -d "$out.stats" --state init "$pid"
+	elif [ -n "${CORNER_NOT_ACCELERATED[$corner]:-}" ]; then
 		echo "$corner accelerates nothing:" \
 		     "${CORNER_NOT_ACCELERATED[$corner]}"
 		assert_not_accelerated -d "$out.stats" --state active "$pid"
@@ -151,7 +163,7 @@ check_shim() {
 	out=$BATS_TEST_TMPDIR/$corner.$settings
 	shim_run "$out" "$corner" "$settings"
 	compare_transcripts "$plain" "$out" "$corner"
-	check_corner_accel "$out" "$corner"
+	check_corner_accel "$out" "$corner" "$settings"
 }
 
 # passthrough_lines FILE - how many stderr lines announce the fallback.

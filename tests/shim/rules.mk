@@ -17,13 +17,15 @@ DENY_URING := $(BUILD)/tests/deny_uring
 EXEC_STATS := $(BUILD)/tests/shim/exec_stats
 # Writes, then SIGKILL: what arrives (shim_send_sync.bats).
 KILL_WINDOW := $(BUILD)/tests/shim/kill_window
+# What URINGSHIM_SPIN_US promises a waiting thread (shim_spin.bats).
+SPIN_WAIT := $(BUILD)/tests/shim/spin_wait
 # Writes, then a fatal signal: what arrives; the fatal signals' actions
 # as the application sees them (shim_crash.bats).
 CRASH_FLUSH := $(BUILD)/tests/shim/crash_flush \
 	       $(BUILD)/tests/shim/sigaction_view
 
 TEST_SUPPORT += $(SHIM_CORNER_BINS) $(DENY_URING) $(EXEC_STATS) \
-		$(KILL_WINDOW) $(CRASH_FLUSH)
+		$(KILL_WINDOW) $(SPIN_WAIT) $(CRASH_FLUSH)
 
 $(SHIM_CORNER_BINS): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o \
 		     $(CONFORM_OBJ)
@@ -31,6 +33,10 @@ $(SHIM_CORNER_BINS): $(BUILD)/tests/shim/%: $(BUILD)/tests/shim/%.o \
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(EXEC_STATS): $(BUILD)/tests/shim/exec_stats.o
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(SPIN_WAIT): $(BUILD)/tests/shim/spin_wait.o $(CONFORM_OBJ)
 	$(quiet) LD $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
