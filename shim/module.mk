@@ -5,7 +5,7 @@ SHIM_SRCS	:= shim/real.c shim/init.c shim/log.c shim/stats.c \
 		   shim/fdtab.c shim/accel.c shim/ring.c shim/loop.c \
 		   shim/epoll.c \
 		   shim/wrap_io.c shim/wrap_fd.c shim/wrap_epoll.c \
-		   shim/drain.c shim/safecopy.c
+		   shim/drain.c shim/safecopy.c shim/args.c
 SHIM_OBJS	:= $(SHIM_SRCS:%.c=$(BUILD)/%.o)
 SHIM_LIB	:= $(BUILD)/liburingshim.so
 SHIM_STAT	:= $(BUILD)/uringshim-stat
@@ -29,7 +29,8 @@ endif
 
 # Explicit, because the generated .d files name their targets with the
 # BUILD spelling of the run that wrote them (build/ vs /abs/build/).
-$(SHIM_OBJS): shim/internal.h shim/syscalls.def shim/stats.h shim/module.mk
+$(SHIM_OBJS): shim/internal.h shim/args.h shim/syscalls.def shim/stats.h \
+	      shim/module.mk
 $(BUILD)/shim/tools/uringshim-stat.o: shim/stats.h
 
 $(SHIM_LIB): $(SHIM_OBJS) shim/uringshim.map

@@ -5,11 +5,13 @@
  * The kernel answers a bad buffer with EFAULT; the shim copies into and
  * out of its own buffers in user space, where a bad pointer would fault.
  * Copies run under a per-thread jump buffer that a SIGSEGV/SIGBUS handler
- * (installed once, when the first socket is accelerated) jumps back to;
+ * (installed once, when the first socket is accelerated or a wrapper first
+ * reads a caller's structure) jumps back to;
  * any other fault is passed to the handler that was there before, or
  * re-raised with the default action.  SA_NODEFER keeps the signal mask
  * untouched, so the jump needs no sigprocmask (sigsetjmp(.., 0)).
  */
+#include <sched.h>
 #include <setjmp.h>
 #include <string.h>
 
@@ -75,20 +77,31 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 	}
 }
 
-/* Lock held (once per process). */
+/*
+ * Once per process: when the first socket is accelerated, or by the first
+ * guarded copy (a wrapper checking a poll array, say), whichever is first.
+ */
 void shim__safecopy_install(void)
 {
+	static bool claimed;
 	struct sigaction sa;
+	int i;
 
-	if (installed)
+	if (__atomic_load_n(&installed, __ATOMIC_ACQUIRE) ||
+	    __atomic_exchange_n(&claimed, true, __ATOMIC_ACQ_REL)) {
+		/* Bounded: the installer may be this thread, interrupted. */
+		for (i = 0; i < 1000 &&
+		     !__atomic_load_n(&installed, __ATOMIC_ACQUIRE); i++)
+			sched_yield();
 		return;
-	installed = true;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = fault_handler;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
 	set_action(SIGSEGV, &sa, &prev_segv);
 	set_action(SIGBUS, &sa, &prev_bus);
+	__atomic_store_n(&installed, true, __ATOMIC_RELEASE);
 }
 
 /* memcpy that returns false (having copied an unknown part) on a fault. */
@@ -96,8 +109,8 @@ bool shim__copy(void *dst, const void *src, size_t n)
 {
 	sigjmp_buf j;
 
-	if (!installed)
-		return memcpy(dst, src, n), true;
+	if (unlikely(!__atomic_load_n(&installed, __ATOMIC_ACQUIRE)))
+		shim__safecopy_install();
 	if (sigsetjmp(j, 0))
 		return false;
 	copy_jmp = &j;
