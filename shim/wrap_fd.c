@@ -16,7 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
-#include "internal.h"
+#include "args.h"
 
 #define REAL(name)	(likely(real_##name) ? real_##name :		\
 			 (shim__resolve_real(), real_##name))
@@ -122,47 +122,64 @@ SHIM_EXPORT int shutdown(int fd, int how)
 	return 0;
 }
 
-/* SO_ERROR of an accelerated socket: the error our ring op consumed. */
+/*
+ * SO_ERROR of an accelerated socket: the error our ring op consumed,
+ * handed over as sock_getsockopt does (length read and checked, the value
+ * truncated to it, the length written back).
+ */
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val,
 			   socklen_t *len)
 {
 	struct shim_fd *f;
+	int ulen, err = 0;
 
 	STAT_CALL(getsockopt);
 	if (likely(!fd_lookup_racy(fd)) || shim__depth ||
-	    level != SOL_SOCKET || name != SO_ERROR || !val || !len ||
-	    *len < sizeof(int))
+	    level != SOL_SOCKET || name != SO_ERROR)
+		return REAL(getsockopt)(fd, level, name, val, len);
+	if (!shim__uget(&ulen, len, sizeof(ulen)) || ulen < 0)
 		return REAL(getsockopt)(fd, level, name, val, len);
 	shim_lock();
 	f = shim__fd_get_locked(fd);
-	if (f && f->err) {
-		*(int *)val = f->err;
-		*len = sizeof(int);
+	if (f && f->state != FD_ORPHAN) {
+		err = f->err;
 		f->err = 0;
-		shim_unlock();
-		return 0;
 	}
 	shim_unlock();
-	return REAL(getsockopt)(fd, level, name, val, len);
+	if (!err)
+		return REAL(getsockopt)(fd, level, name, val, len);
+	if (ulen > (int)sizeof(err))
+		ulen = sizeof(err);
+	if ((ulen && !shim__uput(val, &err, ulen)) ||
+	    !shim__uput(len, &ulen, sizeof(ulen))) {
+		errno = EFAULT;
+		return -1;
+	}
+	return 0;
 }
 
-/* SO_PEEK_OFF on an accelerated socket: our buffer honours it too. */
+/*
+ * SO_PEEK_OFF on an accelerated socket: our buffer honours it too.  The
+ * kernel checks the value (and reads it) first.
+ */
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 			   socklen_t len)
 {
 	struct shim_fd *f;
+	int ret, off;
 
 	STAT_CALL(setsockopt);
-	if (likely(!fd_lookup_racy(fd)) || shim__depth ||
-	    level != SOL_SOCKET || name != SO_PEEK_OFF || !val ||
-	    len < sizeof(int))
-		return REAL(setsockopt)(fd, level, name, val, len);
+	ret = REAL(setsockopt)(fd, level, name, val, len);
+	if (likely(!fd_lookup_racy(fd)) || shim__depth || ret ||
+	    level != SOL_SOCKET || name != SO_PEEK_OFF ||
+	    !shim__uget(&off, val, sizeof(off)))
+		return ret;
 	shim_lock();
 	f = shim__fd_get_locked(fd);
 	if (f)
-		f->peek_off = *(const int *)val < 0 ? -1 : *(const int *)val;
+		f->peek_off = off < 0 ? -1 : off;
 	shim_unlock();
-	return REAL(setsockopt)(fd, level, name, val, len);
+	return 0;
 }
 
 static void release_fd(int fd)
@@ -296,11 +313,17 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 	return ret;
 }
 
+/*
+ * FIONREAD of an accelerated socket is what its buffer holds; FIONBIO
+ * clearing O_NONBLOCK hands it back first.  The int behind either is read
+ * or written under the fault guard: a bad one is the kernel's EFAULT.
+ */
 SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
 	struct shim_fd *f;
 	va_list ap;
 	void *arg;
+	int v;
 
 	STAT_CALL(ioctl);
 	va_start(ap, req);
@@ -308,14 +331,18 @@ SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_end(ap);
 	if (likely(!fd_lookup_racy(fd)) || shim__depth)
 		return REAL(ioctl)(fd, req, arg);
-	if (req == FIONBIO && arg && !*(int *)arg)
+	if (req == FIONBIO && shim__uget(&v, arg, sizeof(v)) && !v)
 		release_fd(fd);
-	if (req == FIONREAD && arg) {
+	if (req == FIONREAD) {
 		shim_lock();
 		f = shim__fd_get_locked(fd);
 		if (f && f->state == FD_ACCEL) {
-			*(int *)arg = f->rlen - f->roff;
+			v = f->rlen - f->roff;
 			shim_unlock();
+			if (!shim__uput(arg, &v, sizeof(v))) {
+				errno = EFAULT;
+				return -1;
+			}
 			return 0;
 		}
 		shim_unlock();
