@@ -10,12 +10,13 @@
  * poll/select are flush points; accelerated fds in them get the shim's
  * readiness, the others the kernel's.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "args.h"
 
 #define REAL(name)	(likely(real_##name) ? real_##name :		\
 			 (shim__resolve_real(), real_##name))
@@ -103,16 +104,31 @@ static void reg_add(struct shim_fd *f, struct shim_ep *ep,
 }
 
 /*
- * epoll_ctl on an fd the shim owns, lock held.  Returns 0/-errno, or 1
- * when the real call must be made (the fd was handed back).
+ * EPOLLEXCLUSIVE as do_epoll_ctl checks it, before looking the fd up:
+ * never with MOD, and with ADD only beside these bits.
+ */
+#define EXCLUSIVE_OK	(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | \
+			 EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE)
+
+static bool exclusive_bad(int op, const struct epoll_event *ev)
+{
+	return ev && (ev->events & EPOLLEXCLUSIVE) &&
+	       (op == EPOLL_CTL_MOD ||
+		(op == EPOLL_CTL_ADD && (ev->events & ~EXCLUSIVE_OK)));
+}
+
+/*
+ * epoll_ctl on an fd the shim owns, lock held; ev is the caller's event,
+ * already copied (NULL for DEL).  Returns 0/-errno, or 1 when the real
+ * call must be made (the fd was handed back).
  */
 static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
-			struct epoll_event *ev)
+			const struct epoll_event *ev)
 {
 	struct shim_reg *r = reg_find(f, ep);
 
-	if (op != EPOLL_CTL_DEL && !ev)
-		return -EFAULT;
+	if (exclusive_bad(op, ev))
+		return -EINVAL;
 	switch (op) {
 	case EPOLL_CTL_ADD:
 		if (r)
@@ -133,7 +149,7 @@ static int ctl_emulated(struct shim_ep *ep, struct shim_fd *f, int op,
 	case EPOLL_CTL_MOD:
 		if (!r)
 			return -ENOENT;
-		if (ev->events & EPOLLEXCLUSIVE)
+		if (r->events & EPOLLEXCLUSIVE)
 			return -EINVAL;
 		r->events = ev->events;
 		r->data = ev->data;
@@ -197,8 +213,8 @@ static inline bool is_known_ep(int fd)
  * A registration of an epoll fd in another set changed: the outer set's
  * waits report the inner one while it holds emulated events (epoll.c).
  */
-static void nest_track(int epfd, int op, int fd, struct epoll_event *ev,
-		       int ret)
+static void nest_track(int epfd, int op, int fd,
+		       const struct epoll_event *ev, int ret)
 {
 	if (ret || !is_known_ep(fd))
 		return;
@@ -208,8 +224,24 @@ static void nest_track(int epfd, int op, int fd, struct epoll_event *ev,
 	shim_unlock();
 }
 
-SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+/* The real epoll_ctl, and what the shim tracks of the kernel's sets. */
+static int ctl_real(int epfd, int op, int fd, struct epoll_event *uev)
 {
+	struct epoll_event kev;
+	int ret = REAL(epoll_ctl)(epfd, op, fd, uev);
+
+	kreg_track(op, fd, ret);
+	/* The kernel read the event: it is readable (barring a race). */
+	if (!ret && is_known_ep(fd) &&
+	    (op == EPOLL_CTL_DEL || shim__uget(&kev, uev, sizeof(kev))))
+		nest_track(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &kev,
+			   ret);
+	return ret;
+}
+
+SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *uev)
+{
+	struct epoll_event kev, *ev = NULL;
 	struct shim_ep *ep;
 	struct shim_fd *f;
 	int ret;
@@ -218,17 +250,21 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (unlikely(shim__child_readd_pending()) && !shim__depth)
 		shim__child_readd();
 	if (!shim__ready() || shim__depth || epfd < 0 || epfd >= shim.nfds)
-		return REAL(epoll_ctl)(epfd, op, fd, ev);
+		return REAL(epoll_ctl)(epfd, op, fd, uev);
 	if (op == EPOLL_CTL_ADD && is_known_ep(fd))
 		ep_make_kernel_only(fd);
 	if (!fd_lookup_racy(fd) &&
-	    (op == EPOLL_CTL_DEL || !ev || !RD(shim.eps[epfd]) ||
+	    (op == EPOLL_CTL_DEL || !uev || !RD(shim.eps[epfd]) ||
 	     (!RD(RD(shim.eps[epfd])->loop) && !can_bind()) ||
-	     !shim__ready())) {
-		ret = REAL(epoll_ctl)(epfd, op, fd, ev);
-		kreg_track(op, fd, ret);
-		nest_track(epfd, op, fd, ev, ret);
-		return ret;
+	     !shim__ready()))
+		return ctl_real(epfd, op, fd, uev);
+	/* The shim may answer: the event is read first, as the kernel does. */
+	if (op != EPOLL_CTL_DEL) {
+		if (!shim__uget(&kev, uev, sizeof(kev))) {
+			errno = EFAULT;
+			return -1;
+		}
+		ev = &kev;
 	}
 	shim_lock();
 	ep = shim__ep_get_locked(epfd);
@@ -244,6 +280,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			return 0;
 		}
 	} else if (ep && !f && ev && fd >= 0 && fd < shim.nfds &&
+		   !exclusive_bad(op, ev) &&
 		   (op == EPOLL_CTL_ADD ? RD(shim.kreg[fd]) == 0 :
 		    op == EPOLL_CTL_MOD && RD(shim.kreg[fd]) == 1) &&
 		   (ep->loop || can_bind()) && !RD(shim.kwait[epfd]) &&
@@ -272,10 +309,7 @@ SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 	}
 	shim_unlock();
-	ret = REAL(epoll_ctl)(epfd, op, fd, ev);
-	kreg_track(op, fd, ret);
-	nest_track(epfd, op, fd, ev, ret);
-	return ret;
+	return ctl_real(epfd, op, fd, uev);
 }
 
 /* ---- epoll_wait family ---- */
@@ -316,8 +350,65 @@ static void kwait_end(int epfd, bool kwaited)
 }
 
 /*
+ * An emulated event the caller could not be handed (its array is not
+ * writable) goes back on its registration's ready list, as the kernel
+ * keeps it.  A kernel event fetched for it is gone (lock held).
+ */
+static void ep_requeue(struct shim_ep *ep, const struct epoll_event *ev)
+{
+	int fd, i;
+
+	for (fd = 0; fd < shim.nfds && ep->nemul > 0; fd++) {
+		struct shim_fd *f = shim.fds[fd];
+
+		for (i = 0; f && i < f->nregs; i++) {
+			struct shim_reg *r = &f->regs[i];
+
+			if (r->ep != ep || r->data.u64 != ev->data.u64)
+				continue;
+			r->oneshot_fired = false;
+			shim__reg_ready(r);
+			return;
+		}
+	}
+}
+
+/*
+ * The ring wait for a caller's array.  The kernel writes events one by
+ * one and stops at the first slot it cannot write: the count so far, or
+ * EFAULT with the event kept.  The emulated wait writes the array
+ * directly, so it is first told how many slots are writable (probed a
+ * page at a time, at most 64 pages: a wait hands over no more than that
+ * many events); with none, the wait runs into one local slot and answers
+ * EFAULT when it fills it.
+ */
+#define EVENTS_PROBE_MAX	(64 * 4096 / (int)sizeof(struct epoll_event))
+
+static int wait_ring(struct shim_loop *l, struct shim_ep *ep,
+		     struct epoll_event *ev, int maxev,
+		     const struct timespec *ts, const sigset_t *sigmask)
+{
+	struct epoll_event one;
+	int n;
+
+	n = shim__events_writable(ev, maxev < EVENTS_PROBE_MAX ? maxev :
+				  EVENTS_PROBE_MAX);
+	if (n > 0)
+		return shim__epoll_wait(l, ep, ev, n, ts, sigmask);
+	n = shim__epoll_wait(l, ep, &one, 1, ts, sigmask);
+	if (n <= 0)
+		return n;
+	shim_lock();
+	ep_requeue(ep, &one);
+	shim_unlock();
+	return -EFAULT;
+}
+
+/*
  * Returns the event count / -errno from the ring path, or INT_MIN when
- * the caller must make the real call (*kwaited: kwait_end after it).
+ * the caller must make the real call (*kwaited: kwait_end after it).  The
+ * kernel's own checks of maxevents (EINVAL) and of the array's range
+ * (EFAULT) come first, and the real call answers them.
  */
 static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		       const struct timespec *ts, const sigset_t *sigmask,
@@ -329,7 +420,9 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 
 	if (unlikely(shim__child_readd_pending()) && !shim__depth)
 		shim__child_readd();
-	if (!shim__ready() || shim__depth || maxev <= 0 || !ev ||
+	if (!shim__ready() || shim__depth || maxev <= 0 ||
+	    maxev > SHIM_EP_MAX_EVENTS ||
+	    !shim__user_range_ok(ev, (size_t)maxev * sizeof(*ev)) ||
 	    epfd < 0 || epfd >= shim.nfds)
 		return INT_MIN;
 	shim_lock();
@@ -360,7 +453,9 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 	if (!l || (ep->loop != l && (ep->loop || !ep->nemul)) ||
 	    (ep->kpoll && ep->kpoll != l)) {
 		/* The kernel's wait would not see a nested set's events. */
-		n = shim__epoll_collect_now(ep, ev, maxev);
+		n = shim__events_writable(ev, maxev < EVENTS_PROBE_MAX ?
+					  maxev : EVENTS_PROBE_MAX);
+		n = n ? shim__epoll_collect_now(ep, ev, n) : 0;
 		if (n) {
 			shim_unlock();
 			return n;
@@ -380,7 +475,7 @@ static int wait_common(int epfd, struct epoll_event *ev, int maxev,
 		return INT_MIN;
 	}
 	shim_unlock();
-	return shim__epoll_wait(l, ep, ev, maxev, ts, sigmask);
+	return wait_ring(l, ep, ev, maxev, ts, sigmask);
 }
 
 static int ret_libc(int ret)
@@ -425,11 +520,14 @@ SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev,
 {
 	struct timespec ts;
 	bool kwaited = false;
-	int ret;
+	sigset_t mask;
+	int ret = INT_MIN;
 
 	STAT_CALL(epoll_pwait);
-	ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts), sigmask,
-			  &kwaited);
+	/* The mask is read before anything else; a bad one is EFAULT. */
+	if (!sigmask || !shim__sigset_get(sigmask, &mask))
+		ret = wait_common(epfd, ev, maxev, ms_to_ts(timeout, &ts),
+				  sigmask, &kwaited);
 	if (ret != INT_MIN)
 		return ret_libc(ret);
 	shim__flush_before_block();
@@ -443,16 +541,17 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int maxev,
 			     const struct timespec *timeout,
 			     const sigset_t *sigmask)
 {
+	struct timespec ts;
 	bool kwaited = false;
-	int ret;
+	sigset_t mask;
+	int ret = INT_MIN;
 
 	STAT_CALL(epoll_pwait2);
-	if (timeout && (timeout->tv_nsec < 0 ||
-			timeout->tv_nsec >= 1000000000L || timeout->tv_sec < 0))
-		ret = INT_MIN;
-	else
-		ret = wait_common(epfd, ev, maxev, timeout, sigmask,
-				  &kwaited);
+	/* The timeout (EFAULT, EINVAL), then the mask, as the kernel. */
+	if ((!timeout || !shim__timespec_get(timeout, &ts)) &&
+	    (!sigmask || !shim__sigset_get(sigmask, &mask)))
+		ret = wait_common(epfd, ev, maxev, timeout ? &ts : NULL,
+				  sigmask, &kwaited);
 	if (ret != INT_MIN)
 		return ret_libc(ret);
 	shim__flush_before_block();
@@ -498,18 +597,44 @@ static short poll_mask(struct shim_fd *f, short want)
 }
 
 /*
- * poll over a set holding accelerated fds: their readiness is the shim's,
- * the others' the kernel's.  The kernel part is polled in short slices
- * while the ring runs, so neither side can starve the other.
+ * Does the shim report fd's readiness itself? (lock held)  A released
+ * socket too, while it holds pulled bytes or the error the ring took.
+ */
+static struct shim_fd *poll_owned(int fd)
+{
+	struct shim_fd *f = shim__fd_get_locked(fd);
+
+	return f && f->state != FD_ORPHAN &&
+	       (f->state == FD_ACCEL || f->roff < f->rlen || f->err) ?
+	       f : NULL;
+}
+
+/*
+ * poll over a set holding accelerated fds (fds: the shim's own copy):
+ * their readiness is the shim's, the others' the kernel's.  The kernel
+ * part is polled in short slices while the ring runs, so neither side
+ * can starve the other; it gets its own array (kern), where the shim's
+ * entries are -1 and every other entry, negative ones included, is the
+ * caller's.  A released socket still holding pulled bytes is asked of
+ * both: its input is the shim's, its output the kernel's.  relevant
+ * (select): per entry, the revents bits that make it ready; an entry the
+ * kernel keeps reporting only other bits for (an error in an exception
+ * set) is not polled again, or the slices would spin.
  */
 static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
-		      const sigset_t *sigmask)
+		      const sigset_t *sigmask, const short *relevant)
 {
+	struct pollfd stack[16], *kern = stack;
 	struct timespec end, now, slice;
 	bool forever = !ts;
-	int ready;
+	int ready, ret, pass;
 	nfds_t i;
 
+	if (n > sizeof(stack) / sizeof(stack[0])) {
+		kern = malloc(n * sizeof(*kern));
+		if (!kern)
+			return -ENOMEM;
+	}
 	if (ts) {
 		clock_gettime(CLOCK_MONOTONIC, &end);
 		end.tv_sec += ts->tv_sec;
@@ -519,7 +644,7 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 			end.tv_nsec -= 1000000000L;
 		}
 	}
-	for (;;) {
+	for (pass = 0;; pass++) {
 		long left_ns = 1000000L;
 		int kernel;
 
@@ -531,14 +656,21 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		ready = 0;
 		shim_lock();
 		for (i = 0; i < n; i++) {
-			struct shim_fd *f = shim__fd_get_locked(fds[i].fd);
+			struct shim_fd *f = poll_owned(fds[i].fd);
 
-			if (f && f->state != FD_ORPHAN &&
-			    (f->state == FD_ACCEL || f->roff < f->rlen)) {
+			if (!relevant || kern[i].fd != -2 || !pass)
+				kern[i] = fds[i];
+			fds[i].revents = 0;
+			if (f) {
+				/* Released: its send side is the kernel's. */
+				if (f->state == FD_ACCEL)
+					kern[i].fd = -1;
 				fds[i].revents = poll_mask(f, fds[i].events);
+				if (relevant)
+					fds[i].revents &= relevant[i];
 				ready += fds[i].revents != 0;
-			} else if (!f && ep_poll_extra(fds[i].fd,
-						       fds[i].events)) {
+			} else if (!shim__fd_get_locked(fds[i].fd) &&
+				   ep_poll_extra(fds[i].fd, fds[i].events)) {
 				ready++;
 			}
 		}
@@ -554,41 +686,50 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		}
 		slice.tv_sec = 0;
 		slice.tv_nsec = ready ? 0 : left_ns;
-		/* Kernel fds: poll them with accelerated ones masked out. */
-		shim_lock();
-		for (i = 0; i < n; i++)
-			if (shim__fd_get_locked(fds[i].fd) && fds[i].fd >= 0)
-				fds[i].fd = -fds[i].fd - 2;
-		shim_unlock();
-		kernel = REAL(ppoll)(fds, n, &slice, sigmask);
-		for (i = 0; i < n; i++)
-			if (fds[i].fd <= -2)
-				fds[i].fd = -fds[i].fd - 2;
-		if (kernel < 0)
-			return -errno;
+		kernel = REAL(ppoll)(kern, n, &slice, sigmask);
+		if (kernel < 0) {
+			ret = -errno;
+			break;
+		}
 		if (kernel || ready) {
-			/* ppoll cleared the masked entries' revents. */
 			shim_lock();
 			ready = 0;
 			for (i = 0; i < n; i++) {
-				struct shim_fd *f =
-					shim__fd_get_locked(fds[i].fd);
+				struct shim_fd *f = poll_owned(fds[i].fd);
 
-				if (f && f->state != FD_ORPHAN)
+				if (f)
 					fds[i].revents =
-						poll_mask(f, fds[i].events);
-				else if (!f)
-					fds[i].revents |= ep_poll_extra(
-						fds[i].fd, fds[i].events);
+						poll_mask(f, fds[i].events) |
+						(kern[i].fd == -1 ? 0 :
+						 kern[i].revents);
+				else if (shim__fd_get_locked(fds[i].fd))
+					fds[i].revents = kern[i].revents;
+				else
+					fds[i].revents = kern[i].revents |
+						ep_poll_extra(fds[i].fd,
+							      fds[i].events);
+				if (relevant) {
+					if (kern[i].revents && !f &&
+					    !(kern[i].revents & relevant[i]))
+						kern[i].fd = -2;
+					fds[i].revents &= relevant[i];
+				}
 				ready += fds[i].revents != 0;
 			}
 			shim_unlock();
-			if (ready)
-				return ready;
+			if (ready) {
+				ret = ready;
+				break;
+			}
 		}
-		if (!forever && !left_ns)
-			return 0;
+		if (!forever && !left_ns) {
+			ret = 0;
+			break;
+		}
 	}
+	if (kern != stack)
+		free(kern);
+	return ret;
 }
 
 /*
@@ -615,7 +756,7 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 	bool held = false;
 	nfds_t i;
 
-	for (i = 0; shim.eps && i < n; i++)
+	for (i = 0; i < n; i++)
 		held |= ep_polled(fds[i].fd, fds[i].events);
 	if (held)
 		return true;
@@ -631,15 +772,55 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 	return false;
 }
 
+/* Entries a poll copies onto the stack; more are malloc'd. */
+#define POLL_STACK	32
+
+/*
+ * poll/ppoll: the caller's array is read into a copy first, and only the
+ * copy is worked on: the caller's entries keep their fd and events
+ * fields, and get only revents back (each under the fault guard: a
+ * read-only array is the kernel's EFAULT, after the wait).  nfds above
+ * RLIMIT_NOFILE (EINVAL) and an unreadable array (EFAULT) are answered by
+ * the real call, as is an array with nothing of ours.  Returns INT_MIN
+ * for the real call.
+ */
+static int poll_shim(struct pollfd *ufds, nfds_t n, const struct timespec *ts,
+		     const sigset_t *sigmask)
+{
+	struct pollfd stack[POLL_STACK], *k = stack;
+	int ret = INT_MIN;
+	nfds_t i;
+
+	if (shim__depth || !shim.eps)
+		return INT_MIN;
+	if (n > POLL_STACK) {
+		if (n > shim__nofile_limit() ||
+		    !(k = malloc(n * sizeof(*k))))
+			return INT_MIN;
+	}
+	if ((n && !shim__uget(k, ufds, n * sizeof(*k))) || !any_owned(k, n))
+		goto out;
+	ret = poll_mixed(k, n, ts, sigmask, NULL);
+	for (i = 0; ret >= 0 && i < n; i++)
+		if (!shim__uput(&ufds[i].revents, &k[i].revents,
+				sizeof(k[i].revents)))
+			ret = -EFAULT;
+out:
+	if (k != stack)
+		free(k);
+	return ret;
+}
+
 SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	struct timespec ts;
+	int ret;
 
 	STAT_CALL(poll);
 	shim__flush_before_block();
-	if (!shim__depth && any_owned(fds, n))
-		return ret_libc(poll_mixed(fds, n, ms_to_ts(timeout, &ts),
-					   NULL));
+	ret = poll_shim(fds, n, ms_to_ts(timeout, &ts), NULL);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
 	STAT_INC(passthrough);
 	return REAL(poll)(fds, n, timeout);
 }
@@ -656,104 +837,204 @@ SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
 SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		      const sigset_t *sigmask)
 {
+	struct timespec kts;
+	sigset_t mask;
+	int ret = INT_MIN;
+
 	STAT_CALL(ppoll);
 	shim__flush_before_block();
-	if (!shim__depth && any_owned(fds, n))
-		return ret_libc(poll_mixed(fds, n, ts, sigmask));
+	/* Timeout (EFAULT, EINVAL) and mask (EFAULT) first: the real call. */
+	if ((!ts || !shim__timespec_get(ts, &kts)) &&
+	    (!sigmask || !shim__sigset_get(sigmask, &mask)))
+		ret = poll_shim(fds, n, ts ? &kts : NULL, sigmask);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
 	STAT_INC(passthrough);
 	return REAL(ppoll)(fds, n, ts, sigmask);
 }
 
-static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
+/* The kernel's fd table size (FDSize): select reads no bit beyond it. */
+static int kernel_fd_table_size(void)
 {
-	bool held = false;
+	char buf[2048], *p;
+	ssize_t n;
 	int fd;
 
-	for (fd = 0; shim.eps && fd < nfds && fd < FD_SETSIZE; fd++) {
-		bool rd = r && FD_ISSET(fd, r);
-
-		if (rd || (w && FD_ISSET(fd, w)))
-			held |= ep_polled(fd, rd ? POLLIN : 0);
-	}
-	if (held)
-		return true;
-	if (shim__ring_has_work(shim__loop))
-		return true;
-	if (!RD(shim.owned_n))
-		return false;
-	for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
-		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
-		     (e && FD_ISSET(fd, e))) && fd_lookup_racy(fd))
-			return true;
-	return false;
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return INT_MAX;
+	n = REAL(read)(fd, buf, sizeof(buf) - 1);
+	REAL(close)(fd);
+	if (n <= 0)
+		return INT_MAX;
+	buf[n] = '\0';
+	p = strstr(buf, "\nFDSize:");
+	return p ? atoi(p + 8) : INT_MAX;
 }
 
-/* select through poll_mixed; only reached with accelerated fds inside. */
-static int select_mixed(int nfds, fd_set *r, fd_set *w, fd_set *e,
-			const struct timespec *ts, const sigset_t *sigmask)
+#define LONG_BITS	(8 * (int)sizeof(long))
+
+static bool bit_get(const unsigned long *set, int fd)
 {
-	struct pollfd pfd[FD_SETSIZE];
-	nfds_t n = 0, i;
-	int ret, count = 0;
+	return set && (set[fd / LONG_BITS] >> (fd % LONG_BITS) & 1);
+}
 
-	for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
-		short ev = 0;
+/*
+ * select/pselect through poll_mixed, for sets holding an fd of ours
+ * (core_sys_select): nfds capped at the kernel's fd table, ceil(nfds/64)
+ * longs of each set read (EFAULT) and written back, a set bit of a
+ * closed fd is EBADF, the count is of bits set.  Sets of any size: a
+ * caller may pass more than FD_SETSIZE.  Returns INT_MIN for the real
+ * call (also for what the kernel answers alone: a negative nfds, an
+ * unreadable set, a set with nothing of ours).
+ */
+static int select_shim(int nfds, fd_set *ur, fd_set *uw, fd_set *ue,
+		       const struct timespec *ts, const sigset_t *sigmask)
+{
+	fd_set *uset[3] = { ur, uw, ue };
+	unsigned long stack[3][FD_SETSIZE / LONG_BITS], *set[3] = { NULL };
+	unsigned long *buf = &stack[0][0];
+	struct pollfd *pfd = NULL;
+	short *relevant = NULL;
+	int ret = INT_MIN, n = nfds, count = 0, fd, k;
+	size_t bytes;
+	nfds_t np = 0, i;
+	bool held = false, mine = false;
 
-		if (r && FD_ISSET(fd, r))
-			ev |= POLLIN;
-		if (w && FD_ISSET(fd, w))
-			ev |= POLLOUT;
-		if (e && FD_ISSET(fd, e))
-			ev |= POLLPRI;
-		if (ev) {
-			pfd[n].fd = fd;
-			pfd[n].events = ev;
-			pfd[n++].revents = 0;
+	if (shim__depth || !shim.eps || nfds < 0)
+		return INT_MIN;
+	if (n > FD_SETSIZE) {
+		int top = kernel_fd_table_size();
+
+		n = n < top ? n : top;
+	}
+	bytes = (size_t)(n + LONG_BITS - 1) / LONG_BITS * sizeof(long);
+	if (n > FD_SETSIZE && !(buf = malloc(3 * bytes)))
+		return INT_MIN;
+	for (k = 0; k < 3; k++) {
+		if (!uset[k])
+			continue;
+		set[k] = (unsigned long *)((char *)buf + k * bytes);
+		if (bytes && !shim__uget(set[k], uset[k], bytes))
+			goto out;
+	}
+	for (fd = 0; fd < n; fd++) {
+		bool rd = bit_get(set[0], fd), wr = bit_get(set[1], fd);
+
+		if (rd || wr || bit_get(set[2], fd)) {
+			np++;
+			if (rd || wr)
+				held |= ep_polled(fd, rd ? POLLIN : 0);
+			mine |= fd_lookup_racy(fd) != NULL;
 		}
 	}
-	ret = poll_mixed(pfd, n, ts, sigmask);
+	if (!held && !mine && !shim__ring_has_work(shim__loop))
+		goto out;
+	pfd = calloc(np ? np : 1, sizeof(*pfd) + sizeof(*relevant));
+	if (!pfd)
+		goto out;
+	relevant = (short *)(pfd + (np ? np : 1));
+	for (fd = 0, i = 0; fd < n; fd++) {
+		short ev = (bit_get(set[0], fd) ? POLLIN : 0) |
+			   (bit_get(set[1], fd) ? POLLOUT : 0) |
+			   (bit_get(set[2], fd) ? POLLPRI : 0);
+
+		if (!ev)
+			continue;
+		/*
+		 * POLLIN_SET, POLLOUT_SET, POLLEX_SET (fs/select.c), and
+		 * POLLNVAL: a closed fd is EBADF.
+		 */
+		relevant[i] = POLLNVAL |
+			      (ev & POLLIN ? POLLIN | POLLRDNORM | POLLRDBAND |
+				POLLHUP | POLLERR : 0) |
+			      (ev & POLLOUT ? POLLOUT | POLLWRNORM |
+				POLLWRBAND | POLLERR : 0) |
+			      (ev & POLLPRI ? POLLPRI : 0);
+		pfd[i++] = (struct pollfd){ .fd = fd, .events = ev };
+	}
+	ret = poll_mixed(pfd, np, ts, sigmask, relevant);
+	for (i = 0; ret >= 0 && i < np; i++)
+		if (pfd[i].revents & POLLNVAL)
+			ret = -EBADF;
 	if (ret < 0)
-		return ret;
-	if (r)
-		FD_ZERO(r);
-	if (w)
-		FD_ZERO(w);
-	if (e)
-		FD_ZERO(e);
-	for (i = 0; i < n; i++) {
+		goto out;
+	for (k = 0; k < 3; k++)
+		if (set[k])
+			memset(set[k], 0, bytes);
+	for (i = 0; i < np; i++) {
 		short re = pfd[i].revents;
+		short want[3] = { POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP |
+				  POLLERR,
+				  POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR,
+				  POLLPRI };
 
-		if (r && (re & (POLLIN | POLLHUP | POLLERR))) {
-			FD_SET(pfd[i].fd, r);
-			count++;
-		}
-		if (w && (re & (POLLOUT | POLLERR))) {
-			FD_SET(pfd[i].fd, w);
-			count++;
-		}
-		if (e && (re & POLLPRI)) {
-			FD_SET(pfd[i].fd, e);
+		for (k = 0; k < 3; k++) {
+			if (!set[k] || !(pfd[i].events &
+					 (k == 0 ? POLLIN : k == 1 ?
+					  POLLOUT : POLLPRI)) ||
+			    !(re & want[k]))
+				continue;
+			set[k][pfd[i].fd / LONG_BITS] |=
+				1UL << (pfd[i].fd % LONG_BITS);
 			count++;
 		}
 	}
-	return count;
+	/* In order, stopping at the first that faults (set_fd_set). */
+	ret = count;
+	for (k = 0; k < 3 && ret >= 0; k++)
+		if (set[k] && bytes && !shim__uput(uset[k], set[k], bytes))
+			ret = -EFAULT;
+out:
+	free(pfd);
+	if (buf != &stack[0][0])
+		free(buf);
+	return ret;
+}
+
+static long ts_ns(const struct timespec *t)
+{
+	return t->tv_sec * 1000000000L + t->tv_nsec;
 }
 
 SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		       struct timeval *tv)
 {
-	struct timespec ts;
+	struct timespec ts, t0, t1;
+	struct timeval k;
+	long left;
+	int ret;
 
 	STAT_CALL(select);
 	shim__flush_before_block();
-	if (!shim__depth && sets_owned(nfds, r, w, e)) {
-		if (tv) {
-			ts.tv_sec = tv->tv_sec;
-			ts.tv_nsec = tv->tv_usec * 1000L;
-		}
-		return ret_libc(select_mixed(nfds, r, w, e, tv ? &ts : NULL,
-					     NULL));
+	/*
+	 * glibc reads the timeval itself, refuses a negative one, carries
+	 * surplus microseconds into seconds, and writes the time left back
+	 * (a timeval it cannot read or write faults there: the real call
+	 * meets that as plain libc would).
+	 */
+	if (tv && (!shim__uget(&k, tv, sizeof(k)) ||
+		   !shim__uput(tv, &k, sizeof(k)) || k.tv_sec < 0 ||
+		   k.tv_usec < 0))
+		goto real;
+	if (tv) {
+		ts.tv_sec = k.tv_sec + k.tv_usec / 1000000;
+		ts.tv_nsec = k.tv_usec % 1000000 * 1000L;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	}
+	ret = select_shim(nfds, r, w, e, tv ? &ts : NULL, NULL);
+	if (ret == INT_MIN)
+		goto real;
+	if (tv && (ts.tv_sec || ts.tv_nsec)) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = ts_ns(&ts) - (ts_ns(&t1) - ts_ns(&t0));
+		left = left > 0 ? left : 0;
+		k.tv_sec = left / 1000000000L;
+		k.tv_usec = left % 1000000000L / 1000;
+		shim__uput(tv, &k, sizeof(k));
+	}
+	return ret_libc(ret);
+real:
 	STAT_INC(passthrough);
 	return REAL(select)(nfds, r, w, e, tv);
 }
@@ -761,10 +1042,17 @@ SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 SHIM_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 			const struct timespec *ts, const sigset_t *sigmask)
 {
+	struct timespec kts;
+	sigset_t mask;
+	int ret = INT_MIN;
+
 	STAT_CALL(pselect);
 	shim__flush_before_block();
-	if (!shim__depth && sets_owned(nfds, r, w, e))
-		return ret_libc(select_mixed(nfds, r, w, e, ts, sigmask));
+	if ((!ts || !shim__timespec_get(ts, &kts)) &&
+	    (!sigmask || !shim__sigset_get(sigmask, &mask)))
+		ret = select_shim(nfds, r, w, e, ts ? &kts : NULL, sigmask);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
 	STAT_INC(passthrough);
 	return REAL(pselect)(nfds, r, w, e, ts, sigmask);
 }
