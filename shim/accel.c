@@ -1010,7 +1010,7 @@ static void drain_in_background(struct shim_fd *f, bool shut_wr)
 	if ((!shut_wr && f->loop->closing != f) || f->send_inflight ||
 	    f->stail == f->shead || f->hup)
 		return;
-	fd = shut_wr ? real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : f->fd;
+	fd = shut_wr ? shim__fd_dup_private(f->fd) : f->fd;
 	if (fd < 0)
 		return;
 	if (shim__drain_handoff(f, fd, shut_wr)) {
@@ -1118,7 +1118,7 @@ int shim__fd_close(struct shim_fd *f, int fd)
 	if (!shim__on_loop(f->loop))
 		shim__fd_push(f);
 	if (f->stail > f->shead && !f->hup) {
-		int dupfd = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		int dupfd = shim__fd_dup_private(fd);
 
 		STAT_INC(shim_syscalls);
 		if (dupfd >= 0) {

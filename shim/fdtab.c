@@ -7,10 +7,12 @@
  * change only under shim.lock; wrappers read them racily first and
  * re-check under the lock.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -96,4 +98,75 @@ struct shim_ep *shim__ep_get_locked(int epfd)
 bool shim__fd_table_has(int fd)
 {
 	return fd_lookup_racy(fd) != NULL;
+}
+
+int shim__fd_table_size(void)
+{
+	char buf[2048], *p;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = real_read(fd, buf, sizeof(buf) - 1);
+	real_close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "\nFDSize:");
+	return p ? atoi(p + 8) : 0;
+}
+
+/*
+ * The kernel hands out the lowest free number, and a number the
+ * application closed must stay closed until the application itself
+ * reuses it (an epoll_ctl on it answers EBADF, not ENOENT): so the shim's
+ * own fds take the top 16 numbers of the kernel's fd table as it is.  Not
+ * higher: the table would grow past what the application alone makes it,
+ * and select() reads as many bits as the table has, so a select with an
+ * nfds larger than its sets would read memory it does not without the
+ * shim.  When those numbers are taken (an application with that many fds
+ * open), the table grows as it would for one more fd of the
+ * application's, and a closed number can be met again.
+ */
+static int table_size;		/* cached FDSize; it only grows */
+
+static int park_base(void)
+{
+	int size = RD(table_size);
+
+	if (!size) {
+		size = shim__fd_table_size();
+		if (size <= 0)
+			size = 64;	/* NR_OPEN_DEFAULT */
+		WR(table_size, size);
+	}
+	return size - (size / 4 < 16 ? size / 4 : 16);
+}
+
+int shim__fd_dup_private(int fd)
+{
+	int n = real_fcntl(fd, F_DUPFD_CLOEXEC, park_base());
+
+	if (n >= RD(table_size))
+		WR(table_size, 0);	/* it grew: ask again next time */
+	/* No room (a lowered limit): anywhere. */
+	return n >= 0 ? n : real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+int shim__fd_park(int fd)
+{
+	int hi;
+
+	if (fd < 0)
+		return fd;
+	hi = shim__fd_dup_private(fd);
+	if (hi < fd) {
+		if (hi >= 0)
+			real_close(hi);
+		return fd;
+	}
+	real_close(fd);
+	return hi;
 }

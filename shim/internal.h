@@ -329,6 +329,11 @@ struct shim_ep *shim__ep_get_locked(int epfd);
 bool shim__ep_emul_ready(struct shim_ep *ep);
 struct shim_ep *shim__ep_get_known_locked(int epfd, bool known);
 bool shim__fd_table_has(int fd);
+/* The kernel's fd table size (FDSize), or 0 when /proc cannot say. */
+int shim__fd_table_size(void);
+/* The shim's own fds take the top of that table (fdtab.c). */
+int shim__fd_dup_private(int fd);
+int shim__fd_park(int fd);
 
 /* Bytes queued on f's send queue (read without the lock elsewhere). */
 static inline void queued_add(struct shim_fd *f, int64_t n)

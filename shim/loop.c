@@ -213,7 +213,7 @@ static void hand_queues_to_drainer(struct shim_loop *l)
 		if (shim.fds[fd] != f || f->send_inflight ||
 		    f->stail == f->shead)
 			continue;
-		dupfd = real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+		dupfd = shim__fd_dup_private(f->fd);
 		if (dupfd >= 0 && shim__drain_handoff(f, dupfd, false))
 			real_close(dupfd);
 	}

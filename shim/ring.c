@@ -227,6 +227,8 @@ int shim__ring_setup(struct shim_loop *l)
 	ret = setup_ring(l);
 	if (ret)
 		return ret;
+	l->ring.ring_fd = l->ring.enter_ring_fd =
+		shim__fd_park(l->ring.ring_fd);
 	if (!probe_ok(l)) {
 		ret = -EOPNOTSUPP;
 		goto out_exit_ring;
@@ -239,7 +241,7 @@ int shim__ring_setup(struct shim_loop *l)
 			shim__log(LOG_INFO, "uringshim: no buffer ring (%s): "
 				  "single-shot receives\n", strerror(-ret));
 	}
-	l->wake_fd = eventfd(0, EFD_CLOEXEC);
+	l->wake_fd = shim__fd_park(eventfd(0, EFD_CLOEXEC));
 	if (l->wake_fd < 0) {
 		ret = -errno;
 		goto out_unmap_bufs;
@@ -247,7 +249,7 @@ int shim__ring_setup(struct shim_loop *l)
 	ret = arm_wake(l);
 	if (ret)
 		goto out_close_wake;
-	l->err_epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->err_epfd = shim__fd_park(real_epoll_create1(EPOLL_CLOEXEC));
 	return 0;
 
 out_close_wake:

@@ -10,7 +10,6 @@
  * poll/select are flush points; accelerated fds in them get the shim's
  * readiness, the others the kernel's.
  */
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -853,25 +852,6 @@ SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	return REAL(ppoll)(fds, n, ts, sigmask);
 }
 
-/* The kernel's fd table size (FDSize): select reads no bit beyond it. */
-static int kernel_fd_table_size(void)
-{
-	char buf[2048], *p;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return INT_MAX;
-	n = REAL(read)(fd, buf, sizeof(buf) - 1);
-	REAL(close)(fd);
-	if (n <= 0)
-		return INT_MAX;
-	buf[n] = '\0';
-	p = strstr(buf, "\nFDSize:");
-	return p ? atoi(p + 8) : INT_MAX;
-}
-
 #define LONG_BITS	(8 * (int)sizeof(long))
 
 static bool bit_get(const unsigned long *set, int fd)
@@ -904,9 +884,10 @@ static int select_shim(int nfds, fd_set *ur, fd_set *uw, fd_set *ue,
 	if (shim__depth || !shim.eps || nfds < 0)
 		return INT_MIN;
 	if (n > FD_SETSIZE) {
-		int top = kernel_fd_table_size();
+		/* The kernel reads no bit beyond its fd table. */
+		int top = shim__fd_table_size();
 
-		n = n < top ? n : top;
+		n = top > 0 && top < n ? top : n;
 	}
 	bytes = (size_t)(n + LONG_BITS - 1) / LONG_BITS * sizeof(long);
 	if (n > FD_SETSIZE && !(buf = malloc(3 * bytes)))
