@@ -249,10 +249,12 @@ ssize_t shim__fd_recv(struct shim_fd *f, const struct iovec *iov, int iovcnt,
 			n = avail - done;
 		if (!(flags & MSG_TRUNC) &&
 		    !shim__copy(iov[i].iov_base, f->rbuf + from + done, n)) {
-			/* Bad buffer: what fit before it, else EFAULT. */
-			if (!done)
-				return -EFAULT;
-			break;
+			/*
+			 * Bad buffer: the kernel copies a whole skb or
+			 * none of it, and what the shim holds came as one;
+			 * EFAULT, nothing consumed.
+			 */
+			return -EFAULT;
 		}
 		done += n;
 	}
