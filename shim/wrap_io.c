@@ -264,9 +264,11 @@ static bool accel_io(int fd, int dir, const struct iovec *iov, int iovcnt,
 			/*
 			 * Part of the buffer is bad: how much of it a send
 			 * takes is the kernel's copy granularity (its page
-			 * fragments), so the kernel decides.
+			 * fragments), so the kernel decides; after the queue
+			 * (handed back first if there is one).
 			 */
-			shim__fd_release(f);
+			if (f->send_inflight || f->stail != f->shead)
+				shim__fd_release(f);
 			shim_unlock();
 			*ret = send_kernel(fd, iov, iovcnt, flags);
 			return true;
