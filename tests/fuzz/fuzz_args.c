@@ -999,16 +999,18 @@ static struct msghdr *pick_msghdr(struct ctx *c, bool out)
 	return pick_place(c, "msg", &m, sizeof(m));
 }
 
+/* Structures may be misaligned: they are read through copies. */
 static void post_msghdr(struct ctx *c)
 {
-	const struct msghdr *m = c->post_p;
+	struct msghdr m;
 
-	if (readable(c, m, sizeof(*m)) < sizeof(*m))
+	if (readable(c, c->post_p, sizeof(m)) < sizeof(m))
 		return;
-	mix(c, m->msg_namelen);
-	mix(c, m->msg_controllen);
-	mix(c, (unsigned int)m->msg_flags);
-	mix(c, m->msg_iovlen);
+	memcpy(&m, c->post_p, sizeof(m));
+	mix(c, m.msg_namelen);
+	mix(c, m.msg_controllen);
+	mix(c, (unsigned int)m.msg_flags);
+	mix(c, m.msg_iovlen);
 }
 
 static void c_recvmsg(struct ctx *c)
@@ -1044,7 +1046,7 @@ static struct mmsghdr *pick_mmsg(struct ctx *c, unsigned int *vlen,
 		d(c, " [%d:", i);
 		m = pick_msghdr(c, out);
 		if (readable(c, m, sizeof(*m)) == sizeof(*m))
-			v[i].msg_hdr = *m;
+			memcpy(&v[i].msg_hdr, m, sizeof(*m));	/* misaligned */
 		else
 			v[i].msg_hdr.msg_iov = (struct iovec *)m;
 		v[i].msg_len = (unsigned int)rnd(&c->r);
@@ -1064,14 +1066,16 @@ static struct mmsghdr *pick_mmsg(struct ctx *c, unsigned int *vlen,
 static void post_mmsg(struct ctx *c)
 {
 	const struct mmsghdr *v = c->post_p;
+	struct mmsghdr e;
 
 	for (size_t i = 0; i < c->post_n; i++) {
-		if (readable(c, &v[i], sizeof(v[i])) < sizeof(v[i]))
+		if (readable(c, &v[i], sizeof(e)) < sizeof(e))
 			return;
-		mix(c, v[i].msg_len);
-		mix(c, v[i].msg_hdr.msg_namelen);
-		mix(c, v[i].msg_hdr.msg_controllen);
-		mix(c, (unsigned int)v[i].msg_hdr.msg_flags);
+		memcpy(&e, &v[i], sizeof(e));
+		mix(c, e.msg_len);
+		mix(c, e.msg_hdr.msg_namelen);
+		mix(c, e.msg_hdr.msg_controllen);
+		mix(c, (unsigned int)e.msg_hdr.msg_flags);
 	}
 }
 
@@ -1348,19 +1352,21 @@ static void c_epoll_pwait2(struct ctx *c)
 
 static void post_pollfds(struct ctx *c)
 {
-	const struct pollfd *p = c->post_p;
+	const struct pollfd *v = c->post_p;
+	struct pollfd p;
 
 	for (size_t i = 0; i < c->post_n; i++) {
-		if (readable(c, &p[i], sizeof(p[i])) < sizeof(p[i]))
+		if (readable(c, &v[i], sizeof(p)) < sizeof(p))
 			return;
+		memcpy(&p, &v[i], sizeof(p));
 		if (getenv("FUZZ_ARGS_VERBOSE"))
 			dprintf(2, "  pollfd %zu: fd %lld events %#x revents "
-				"%#x\n", i, fd_sym(c, p[i].fd),
-				(unsigned short)p[i].events,
-				(unsigned short)p[i].revents);
-		mix(c, (uint64_t)fd_sym(c, p[i].fd));
-		mix(c, (uint16_t)p[i].events);
-		mix(c, (uint16_t)p[i].revents);
+				"%#x\n", i, fd_sym(c, p.fd),
+				(unsigned short)p.events,
+				(unsigned short)p.revents);
+		mix(c, (uint64_t)fd_sym(c, p.fd));
+		mix(c, (uint16_t)p.events);
+		mix(c, (uint16_t)p.revents);
 	}
 }
 
@@ -1454,12 +1460,19 @@ static void post_sets(struct ctx *c)
 
 		for (int r = 0; r < R_COUNT; r++) {
 			int fd = c->fd[r];
+			unsigned long w;
 
-			if (fd >= 0 && (size_t)fd / 64 < n)
-				mix(c, (b[fd / 64] >> (fd % 64)) & 1);
+			if (fd < 0 || (size_t)fd / 64 >= n)
+				continue;
+			memcpy(&w, &b[fd / 64], sizeof(w));	/* misaligned */
+			mix(c, (w >> (fd % 64)) & 1);
 		}
-		for (size_t i = 0; i < n; i++)
-			others += __builtin_popcountl(b[i]);
+		for (size_t i = 0; i < n; i++) {
+			unsigned long w;
+
+			memcpy(&w, &b[i], sizeof(w));
+			others += __builtin_popcountl(w);
+		}
 		mix(c, others);
 	}
 }
