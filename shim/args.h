@@ -14,6 +14,7 @@
 #define SHIM_ARGS_H
 
 #include <limits.h>
+#include <stddef.h>
 
 #include "internal.h"
 
@@ -26,6 +27,14 @@
 
 /* access_ok(): [p, p + len) lies in user space (it may be unmapped). */
 bool shim__user_range_ok(const void *p, size_t len);
+
+/*
+ * The address of a field of the caller's structure, by arithmetic: the
+ * structure may be misaligned, and &p->field would already be undefined.
+ */
+#define UFIELD(p, type, field)						\
+	((void *)((char *)(p) + offsetof(type, field)))
+#define UELEM(p, type, i)	((type *)((char *)(p) + (i) * sizeof(type)))
 
 /* Fault-guarded copies from and to the caller's memory. */
 static inline bool shim__uget(void *dst, const void *usrc, size_t n)

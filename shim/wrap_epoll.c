@@ -801,8 +801,9 @@ static int poll_shim(struct pollfd *ufds, nfds_t n, const struct timespec *ts,
 		goto out;
 	ret = poll_mixed(k, n, ts, sigmask, NULL);
 	for (i = 0; ret >= 0 && i < n; i++)
-		if (!shim__uput(&ufds[i].revents, &k[i].revents,
-				sizeof(k[i].revents)))
+		if (!shim__uput(UFIELD(UELEM(ufds, struct pollfd, i),
+				       struct pollfd, revents),
+				&k[i].revents, sizeof(k[i].revents)))
 			ret = -EFAULT;
 out:
 	if (k != stack)
@@ -827,10 +828,18 @@ SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
 			   size_t fdslen)
 {
+	struct timespec ts;
+	int ret;
+
 	STAT_CALL(__poll_chk);
 	if (fdslen / sizeof(*fds) < n)
 		return REAL(__poll_chk)(fds, n, timeout, fdslen);
-	return poll(fds, n, timeout);
+	shim__flush_before_block();
+	ret = poll_shim(fds, n, ms_to_ts(timeout, &ts), NULL);
+	if (ret != INT_MIN)
+		return ret_libc(ret);
+	STAT_INC(passthrough);
+	return REAL(__poll_chk)(fds, n, timeout, fdslen);
 }
 
 SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,

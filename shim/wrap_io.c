@@ -586,10 +586,13 @@ static bool accel_recvmsg(int fd, struct msghdr *umsg, int flags,
 		return true;
 	out = flags & MSG_CMSG_CLOEXEC;
 	if (m.msg_name)
-		*ret = addr_none_out(&umsg->msg_namelen, *ret);
+		*ret = addr_none_out(UFIELD(umsg, struct msghdr, msg_namelen),
+				     *ret);
 	if (*ret >= 0 &&
-	    (!shim__uput(&umsg->msg_flags, &out, sizeof(out)) ||
-	     !shim__uput(&umsg->msg_controllen, &zero, sizeof(zero))))
+	    (!shim__uput(UFIELD(umsg, struct msghdr, msg_flags), &out,
+			 sizeof(out)) ||
+	     !shim__uput(UFIELD(umsg, struct msghdr, msg_controllen), &zero,
+			 sizeof(zero))))
 		*ret = -EFAULT;
 	return true;
 }
@@ -676,30 +679,35 @@ static bool accel_mmsg(int fd, int dir, struct mmsghdr *v, unsigned int n,
 	if (dir == IO_SEND && n > SHIM_UIO_MAXIOV)
 		n = SHIM_UIO_MAXIOV;
 	for (i = 0; i < n; i++) {
+		/* The vector may be misaligned: addresses by arithmetic. */
+		struct mmsghdr *e = UELEM(v, struct mmsghdr, i);
 		bool served;
 
 		if (dir == IO_RECV)
-			served = accel_recvmsg(fd, &v[i].msg_hdr,
+			served = accel_recvmsg(fd, UFIELD(e, struct mmsghdr,
+							  msg_hdr),
 					       flags & ~MSG_WAITFORONE, &ret);
 		else
-			served = accel_sendmsg(fd, &v[i].msg_hdr, flags, &ret,
-					       &total);
+			served = accel_sendmsg(fd, UFIELD(e, struct mmsghdr,
+							  msg_hdr),
+					       flags, &ret, &total);
 		if (!served && !i)
 			return false;
 		if (!served) {
 			if (dir == IO_RECV && (flags & MSG_WAITFORONE))
 				flags |= MSG_DONTWAIT;
 			rest = dir == IO_RECV ?
-			       REAL(recvmmsg)(fd, v + i, n - i, flags,
+			       REAL(recvmmsg)(fd, e, n - i, flags,
 					      (struct timespec *)timeout) :
-			       REAL(sendmmsg)(fd, v + i, n - i, flags);
+			       REAL(sendmmsg)(fd, e, n - i, flags);
 			*count = rest >= 0 ? (int)(i + rest) : (int)i;
 			return true;
 		}
 		if (ret < 0)
 			break;
 		len = ret;
-		if (!shim__uput(&v[i].msg_len, &len, sizeof(len))) {
+		if (!shim__uput(UFIELD(e, struct mmsghdr, msg_len), &len,
+				sizeof(len))) {
 			ret = -EFAULT;
 			break;
 		}

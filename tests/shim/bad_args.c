@@ -32,6 +32,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN_BUILD 1
+#endif
+#endif
+
 /* Valgrind rightly flags the bad pointers: quiet it around them only. */
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -92,9 +100,12 @@ int main(void)
 	/* poll/select: the array and the sets. */
 	show("poll NULL array", poll(hide(NULL), 1, 0));
 	pfd = (struct pollfd){ .fd = conn, .events = POLLIN };
+#ifndef ASAN_BUILD
+	/* ASan's own poll reads every entry first and reports these. */
 	show("poll nfds above RLIMIT_NOFILE",
 	     poll(hide(&pfd), hide_n(rl.rlim_cur + 1), 0));
 	show("poll 1<<30 entries", poll(hide(&pfd), hide_n(1L << 30), 0));
+#endif
 	show("poll array on PROT_NONE", poll((struct pollfd *)bad, 1, 0));
 	show("ppoll negative timeout",
 	     ppoll(&pfd, 1, &(struct timespec){ 0, -1 }, NULL));
