@@ -777,8 +777,8 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 /*
  * poll/ppoll: the caller's array is read into a copy first, and only the
  * copy is worked on: the caller's entries keep their fd and events
- * fields, and get only revents back (each under the fault guard: a
- * read-only array is the kernel's EFAULT, after the wait).  nfds above
+ * fields, and get only revents back, also after a signal (each under the
+ * fault guard: a read-only array is the kernel's EFAULT, after the wait).  nfds above
  * RLIMIT_NOFILE (EINVAL) and an unreadable array (EFAULT) are answered by
  * the real call, as is an array with nothing of ours.  Returns INT_MIN
  * for the real call.
@@ -800,7 +800,8 @@ static int poll_shim(struct pollfd *ufds, nfds_t n, const struct timespec *ts,
 	if ((n && !shim__uget(k, ufds, n * sizeof(*k))) || !any_owned(k, n))
 		goto out;
 	ret = poll_mixed(k, n, ts, sigmask, NULL);
-	for (i = 0; ret >= 0 && i < n; i++)
+	/* The kernel writes revents back after a signal too (do_sys_poll). */
+	for (i = 0; (ret >= 0 || ret == -EINTR) && i < n; i++)
 		if (!shim__uput(UFIELD(UELEM(ufds, struct pollfd, i),
 				       struct pollfd, revents),
 				&k[i].revents, sizeof(k[i].revents)))

@@ -438,14 +438,19 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	PASS(writev, fd, iov, iovcnt);
 }
 
-/* recv/send family: one buffer, clamped, then in range (import_ubuf). */
+/*
+ * recv/send family: one buffer, clamped, then in range (import_ubuf).
+ * MSG_CMSG_COMPAT means nothing to send(2) (sendmsg(2) refuses it), and
+ * the shim's own sends are sendmsg: drop it.
+ */
 static bool accel_buf(int fd, int dir, void *buf, size_t n, int flags,
 		      ssize_t *ret)
 {
 	struct iovec iov = { buf, n };
 
 	*ret = shim__ubuf_import(buf, &iov.iov_len);
-	return *ret || accel_io(fd, dir, &iov, 1, flags, ret);
+	return *ret || accel_io(fd, dir, &iov, 1,
+				flags & ~SHIM_MSG_CMSG_COMPAT, ret);
 }
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
