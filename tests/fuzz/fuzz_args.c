@@ -1064,6 +1064,11 @@ static struct mmsghdr *pick_mmsg(struct ctx *c, unsigned int *vlen,
 		d(c, "]");
 	}
 	*vlen = n;
+	/*
+	 * Only the entries built are compared: past them the kernel walks
+	 * whatever follows, such as the timeout it writes the time left to.
+	 */
+	c->post_n = n;
 	if (chance(&c->r, 30)) {
 		static const unsigned int vl[] = { 0, 1, 5, 1024, 1025,
 						   INT_MAX, UINT_MAX };
@@ -1083,6 +1088,11 @@ static void post_mmsg(struct ctx *c)
 		if (readable(c, &v[i], sizeof(e)) < sizeof(e))
 			return;
 		memcpy(&e, &v[i], sizeof(e));
+		if (getenv("FUZZ_ARGS_VERBOSE"))
+			dprintf(2, "  mmsg %zu: len %u namelen %u controllen "
+				"%zu flags %#x\n", i, e.msg_len,
+				e.msg_hdr.msg_namelen, e.msg_hdr.msg_controllen,
+				(unsigned int)e.msg_hdr.msg_flags);
 		mix(c, e.msg_len);
 		mix(c, e.msg_hdr.msg_namelen);
 		mix(c, e.msg_hdr.msg_controllen);
@@ -1090,7 +1100,12 @@ static void post_mmsg(struct ctx *c)
 	}
 }
 
-static struct timespec *pick_ts(struct ctx *c, const char *name)
+/*
+ * A timespec argument.  short_ok: a 1 ms timeout may end the call; not
+ * for recvmmsg, whose count would then depend on how fast it loops.
+ */
+static struct timespec *pick_ts_of(struct ctx *c, const char *name,
+				   bool short_ok)
 {
 	struct timespec ts = { 0, 0 };
 
@@ -1098,7 +1113,7 @@ static struct timespec *pick_ts(struct ctx *c, const char *name)
 	case 0:
 		d(c, " %s=NULL", name);
 		return NULL;
-	case 1: ts.tv_nsec = 1000000; break;
+	case 1: ts.tv_nsec = short_ok ? 1000000 : 0; break;
 	case 2: ts.tv_sec = -1; break;
 	case 3: ts.tv_nsec = 1000000000; break;
 	case 4: ts.tv_nsec = -1; break;
@@ -1109,13 +1124,18 @@ static struct timespec *pick_ts(struct ctx *c, const char *name)
 	return pick_place(c, name, &ts, sizeof(ts));
 }
 
+static struct timespec *pick_ts(struct ctx *c, const char *name)
+{
+	return pick_ts_of(c, name, true);
+}
+
 static void c_recvmmsg(struct ctx *c)
 {
 	int fd = pick_fd(c, "fd");
 	unsigned int vlen;
 	struct mmsghdr *v = pick_mmsg(c, &vlen, true);
 	int flags = pick_msg_flags(c, true);
-	struct timespec *ts = pick_ts(c, "timeout");
+	struct timespec *ts = pick_ts_of(c, "timeout", false);
 
 	if (chance(&c->r, 30)) {
 		flags |= MSG_WAITFORONE;
@@ -1123,7 +1143,7 @@ static void c_recvmmsg(struct ctx *c)
 	}
 	c->post = post_mmsg;
 	c->post_p = v;
-	c->post_n = vlen < 4 ? vlen : 4;
+	c->post_n = vlen < c->post_n ? vlen : c->post_n;
 	CALL(recvmmsg(fd, v, vlen, flags, ts));
 }
 
@@ -1136,7 +1156,7 @@ static void c_sendmmsg(struct ctx *c)
 
 	c->post = post_mmsg;
 	c->post_p = v;
-	c->post_n = vlen < 4 ? vlen : 4;
+	c->post_n = vlen < c->post_n ? vlen : c->post_n;
 	CALL(sendmmsg(fd, v, vlen, flags));
 }
 
@@ -1843,7 +1863,7 @@ static void c_fork(struct ctx *c)
 static const char *pick_path(struct ctx *c, bool search)
 {
 	static const char *const paths[] = {
-		"/bin/true", "/nonexistent/x", "", "/", "/etc/hostname",
+		"/bin/true", "/nonexistent/x", "", "/", "/dev/null",
 		"true", "no-such-program-zz",
 	};
 	int kind = chance(&c->r, 70) ? -1 : pick_pk(c);
