@@ -79,15 +79,16 @@
 
 #include "../../shim/stats.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN_BUILD 1
+/* ASan and TSan: their interceptors read the caller's structures too. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_BUILD 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN_BUILD 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZER_BUILD 1
 #endif
 #endif
-#ifndef ASAN_BUILD
-#define ASAN_BUILD 0
+#ifndef SANITIZER_BUILD
+#define SANITIZER_BUILD 0
 #endif
 
 /* glibc declares these only under _FORTIFY_SOURCE. */
@@ -1121,10 +1122,10 @@ static struct timespec *pick_ts_of(struct ctx *c, const char *name,
 	default: break;
 	}
 	d(c, " %s={%lld,%ld}", name, (long long)ts.tv_sec, ts.tv_nsec);
-	if (ASAN_BUILD && !short_ok) {
+	if (SANITIZER_BUILD && !short_ok) {
 		/*
-		 * ASan's recvmmsg reads the timeout first, and a pointer out
-		 * of its shadow's reach crashes it without the shim only.
+		 * A sanitizer's recvmmsg reads the timeout first, and a
+		 * pointer out of its reach crashes it without the shim only.
 		 */
 		int kind = pick_pk(c);
 
@@ -1435,9 +1436,9 @@ static struct pollfd *pick_pollfds(struct ctx *c, nfds_t *n)
 		v[i].revents = (short)rnd(&c->r);
 		d(c, ",%#x}", (unsigned short)v[i].events);
 	}
-	if (chance(&c->r, 75) || ASAN_BUILD) {
+	if (chance(&c->r, 75) || SANITIZER_BUILD) {
 		/*
-		 * ASan's own poll reads every entry first, and its shadow
+		 * A sanitizer's own poll reads every entry first, and its
 		 * check of a range past the arena faults or not depending
 		 * on the layout: that would make the two runs differ.
 		 */
