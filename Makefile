@@ -77,7 +77,8 @@ clean:
 #                       then the suites run against it
 #   make test-tsan      the same with TSan into build-tsan/ (threaded suites)
 #   make valgrind       the memcheck suite (demo server +- shim under valgrind)
-#   make fuzz           every libFuzzer target for FUZZ_TIME seconds (120)
+#   make fuzz           every libFuzzer target for FUZZ_TIME seconds (120),
+#                       then the argument fuzzer as long, with a new seed
 #   make soak           the stress suite with longer, larger loads
 .PHONY: deps-real test-sanitize test-tsan valgrind fuzz soak
 
@@ -113,7 +114,10 @@ valgrind: deps-test all $(TEST_SUPPORT)
 	$(Q)BUILD=$(BUILD) TESTS_FILTER='^memcheck' tests/run
 
 FUZZ_TIME ?= 120
-fuzz: $(FUZZ_BINS)
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(FUZZ_BINS) $(FUZZ_ARGS)
+	$(Q)$(FUZZ_ARGS) --seconds $(FUZZ_TIME) --seed $(FUZZ_SEED) \
+		--settings default,adaptive0,recv_single,send_sync
 	$(Q)for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(BUILD)/fuzz-work/$$t; \
 		echo "fuzz: $$t for $(FUZZ_TIME) s"; \

@@ -386,3 +386,42 @@ load shim_semantics_helpers
 @test "writev_large: shim recv_single" {
 	check_shim writev_large recv_single
 }
+
+@test "bad_args: plain" {
+	check_plain bad_args
+}
+@test "bad_args: shim default" {
+	check_shim bad_args default
+}
+@test "bad_args: shim adaptive0" {
+	check_shim bad_args adaptive0
+}
+@test "bad_args: shim recv_single" {
+	check_shim bad_args recv_single
+}
+
+@test "poll_array: plain" {
+	check_plain poll_array
+}
+@test "poll_array: shim default" {
+	check_shim poll_array default
+}
+@test "poll_array: shim adaptive0" {
+	check_shim poll_array adaptive0
+}
+@test "poll_array: shim recv_single" {
+	check_shim poll_array recv_single
+}
+
+@test "epoll_del_closed: plain" {
+	check_plain epoll_del_closed
+}
+@test "epoll_del_closed: shim default" {
+	check_shim epoll_del_closed default
+}
+@test "epoll_del_closed: shim adaptive0" {
+	check_shim epoll_del_closed adaptive0
+}
+@test "epoll_del_closed: shim recv_single" {
+	check_shim epoll_del_closed recv_single
+}

@@ -156,3 +156,15 @@ kill_window_run() {
 @test "writev_large: shim send_sync" {
 	check_shim writev_large send_sync
 }
+
+@test "bad_args: shim send_sync" {
+	check_shim bad_args send_sync
+}
+
+@test "poll_array: shim send_sync" {
+	check_shim poll_array send_sync
+}
+
+@test "epoll_del_closed: shim send_sync" {
+	check_shim epoll_del_closed send_sync
+}

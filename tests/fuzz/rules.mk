@@ -38,3 +38,15 @@ TEST_PROGS += $(FUZZ_DIR)/fuzz_short
 $(FUZZ_DIR)/fuzz_short: tests/fuzz/fuzz_short.sh $(FUZZ_BINS)
 	$(Q)mkdir -p $(@D)
 	$(Q)cp $< $@ && chmod +x $@
+
+# The differential argument fuzzer (tests/fuzz/fuzz_args.c), built with the
+# project's CC and SAN: a bounded pass (fixed seed) in `make test`, a long
+# one with a new seed and every shim setting in `make fuzz`.
+FUZZ_ARGS := $(BUILD)/tests/fuzz/fuzz_args
+# It passes NULL where libc declares nonnull, on purpose.
+CFLAGS_tests/fuzz := -fno-sanitize=nonnull-attribute
+TEST_PROGS += $(FUZZ_ARGS)
+$(BUILD)/tests/fuzz/fuzz_args.o: shim/syscalls.def shim/stats.h
+$(FUZZ_ARGS): $(BUILD)/tests/fuzz/fuzz_args.o | $(SHIM_LIB)
+	$(quiet) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -10,6 +10,8 @@ SHIM_CORNERS := backpressure blocking close_flush connect dup efault eintr \
 		handoff ipv6 loop_threads lt mixed_set nonblock_toggle oneshot \
 		peer_reset poll_select rdhup sendfile_order shutdown_flush \
 		signal_write threads writev_large
+# Issue 10: hostile arguments, poll arrays, DEL of a closed fd.
+SHIM_CORNERS += bad_args poll_array epoll_del_closed
 SHIM_CORNER_BINS := $(addprefix $(BUILD)/tests/shim/,$(SHIM_CORNERS))
 CONFORM_OBJ := $(BUILD)/tests/shim/conform.o
 DENY_URING := $(BUILD)/tests/deny_uring
