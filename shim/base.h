@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -153,8 +154,21 @@ static inline struct shim_stats_slot *stat_slot(void)
 void shim__safecopy_enable(void);
 /* From the SIGSEGV/SIGBUS handler: a guarded copy faulted?  Jump back. */
 void shim__safecopy_catch(void);
-/* memcpy that returns false instead of faulting on a bad pointer. */
+/*
+ * memcpy that returns false instead of faulting on a bad pointer (NULL
+ * included; having copied an unknown part).  The first one arms crash.c
+ * if no accelerated socket did yet.
+ */
 bool shim__copy(void *dst, const void *src, size_t n);
+
+/*
+ * The address of a field or an element of a caller's structure, by
+ * arithmetic: the structure may be misaligned, and &p->field would
+ * already be undefined.
+ */
+#define UFIELD(p, type, field)						\
+	((void *)((char *)(p) + offsetof(type, field)))
+#define UELEM(p, type, i)	((type *)((char *)(p) + (i) * sizeof(type)))
 
 /* ---- crash.c: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) ---- */
 /* The first accelerated socket: from now on the shim owns them. */
