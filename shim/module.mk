@@ -7,6 +7,7 @@ SHIM_SRCS	:= shim/real.c shim/log.c shim/stats.c shim/safecopy.c \
 		   shim/ring.c \
 		   shim/fdtab.c shim/loop.c shim/drain.c shim/ready.c \
 		   shim/fd.c shim/epoll.c shim/wait.c \
+		   shim/args.c \
 		   shim/wrap_io.c shim/wrap_fd.c shim/wrap_epoll.c \
 		   shim/wrap_sig.c \
 		   shim/init.c
@@ -34,8 +35,8 @@ endif
 # Explicit, because the generated .d files name their targets with the
 # BUILD spelling of the run that wrote them (build/ vs /abs/build/).
 SHIM_MAP	:= $(BUILD)/shim/uringshim.map
-$(SHIM_OBJS): shim/base.h shim/ring.h shim/core.h shim/syscalls.def \
-	      shim/stats.h shim/module.mk
+$(SHIM_OBJS): shim/base.h shim/ring.h shim/core.h shim/args.h \
+	      shim/syscalls.def shim/stats.h shim/module.mk
 $(BUILD)/shim/tools/uringshim-stat.o: shim/stats.h
 
 # The version script comes from syscalls.def: one list, never two.
