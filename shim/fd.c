@@ -328,7 +328,9 @@ static void seg_append(struct sfd *f, const char *p, uint32_t len, int bid)
 /*
  * Copy up to want bytes, starting skip bytes into the unread input, to
  * iov (NULL: count only, MSG_TRUNC).  Returns bytes copied, or -EFAULT
- * when the first one could not be (a bad buffer: what fit before it).
+ * when any could not be: tcp_recvmsg copies an skb whole or not at all,
+ * and the bytes the ring pulled came as one, so a read that faults part
+ * way consumes nothing.
  */
 static ssize_t input_copy(struct sfd *f, size_t skip, const struct iovec *iov,
 			  int iovcnt, size_t want)
@@ -364,8 +366,7 @@ static ssize_t input_copy(struct sfd *f, size_t skip, const struct iovec *iov,
 						n = iov[vi].iov_len - vi_off;
 					if (!shim__copy((char *)iov[vi].iov_base +
 							vi_off, src, n))
-						return done ? (ssize_t)done :
-							      -EFAULT;
+						return -EFAULT;
 					vi_off += n;
 				}
 				src += n;
