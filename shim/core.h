@@ -402,7 +402,9 @@ uint32_t fd_unread(struct sfd *f);
 /*
  * The data path.  Returns true with *ret (bytes or -errno) when the shim
  * served the call on an fd it owns; false when the caller makes the real
- * call.  iov has been validated by the wrapper.
+ * call (for a send: the kernel's, with the buffer it could not take
+ * whole, after the socket's queue).  iov is the wrapper's checked copy
+ * (args.c); the buffers it points at are the caller's.
  */
 bool fd_io_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
 		ssize_t *ret);
@@ -412,6 +414,10 @@ bool fd_io_send(int fd, const struct iovec *iov, int iovcnt, int flags,
 void fd_release_fd(int fd);
 /* SO_ERROR held by the shim: true with *err set (and cleared). */
 bool fd_take_error(int fd, int *err);
+/* Hold err for the next call (an error after some of recvmmsg's). */
+void fd_keep_error(int fd, int err);
+/* Does the shim hold a socket error the kernel no longer has? */
+bool fd_holds_error(int fd);
 void fd_set_peek_off(int fd, int val);
 /* FIONREAD on an accelerated socket: true with *n set. */
 bool fd_inq(int fd, int *n);

@@ -433,9 +433,11 @@ static ssize_t fd_recv(struct sfd *f, const struct iovec *iov, int iovcnt,
 	ssize_t done;
 	int e;
 
-	/* Nothing asked, nothing said: not even a pending error or EOF. */
-	if (!want)
-		return 0;
+	/*
+	 * Nothing asked is still a receive (tcp_recvmsg): 0 when bytes or
+	 * EOF are there, else the pending error or EAGAIN.  read() of 0
+	 * bytes never gets here (sock_read_iter answers 0 first).
+	 */
 	if ((flags & MSG_PEEK) && f->peek_off > 0) {
 		/* SO_PEEK_OFF: each peek starts where the last one ended. */
 		skip = (size_t)f->peek_off < avail ? (size_t)f->peek_off :
@@ -1130,7 +1132,7 @@ bool fd_io_send(int fd, const struct iovec *iov, int iovcnt, int flags,
 	l = f->loop;
 	if (f->state != FD_ACCEL)
 		goto out_real;
-	if (flags & MSG_OOB) {
+	if (flags & (MSG_OOB | MSG_ERRQUEUE | MSG_FASTOPEN)) {
 		fd_release(f);
 		goto out_real;
 	}
@@ -1154,6 +1156,17 @@ bool fd_io_send(int fd, const struct iovec *iov, int iovcnt, int flags,
 		*ret = send_now(f, iov, iovcnt, flags);
 	else
 		*ret = fd_send(f, iov, iovcnt);
+	if (unlikely(*ret == -EFAULT)) {
+		/*
+		 * A buffer that faults part way: how much of it a send takes
+		 * is the kernel's copy granularity (its page fragments), so
+		 * the kernel decides, after the queue (handed back first
+		 * when there is one; otherwise the socket stays ours).
+		 */
+		if (f->send_inflight || f->stail != f->shead)
+			fd_release(f);
+		goto out_real;
+	}
 out:
 	loop_unlock(l);
 	io_done(*ret);
@@ -1812,6 +1825,35 @@ void fd_forget_child(void)
 }
 
 /* ---- socket options ---- */
+
+/* An error met after some of recvmmsg's messages: kept for later. */
+void fd_keep_error(int fd, int err)
+{
+	struct sfd *f;
+
+	if (likely(!fdtab_fd(fd)) || shim__depth)
+		return;
+	f = fd_lock(fd);
+	if (!f)
+		return;
+	f->err = err;
+	fd_unlock(f);
+}
+
+bool fd_holds_error(int fd)
+{
+	struct sfd *f;
+	bool held;
+
+	if (likely(!fdtab_fd(fd)) || shim__depth)
+		return false;
+	f = fd_lock(fd);
+	if (!f)
+		return false;
+	held = f->err != 0;
+	fd_unlock(f);
+	return held;
+}
 
 bool fd_take_error(int fd, int *err)
 {
