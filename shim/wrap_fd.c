@@ -15,7 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
-#include "core.h"
+#include "args.h"
 
 /* Forget what the shim knew about a closed (or replaced) fd number. */
 static void forget(int fd)
@@ -54,33 +54,43 @@ SHIM_EXPORT int shutdown(int fd, int how)
 	return REAL(shutdown)(fd, how);
 }
 
-/* SO_ERROR of an accelerated socket: the error our ring op consumed. */
+/*
+ * SO_ERROR of an accelerated socket: the error our ring op consumed,
+ * handed over as sock_getsockopt does (length read and checked, the value
+ * truncated to it, the length written back).
+ */
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val,
 			   socklen_t *len)
 {
-	int err;
+	int ulen, err;
 
 	STAT_CALL(getsockopt);
-	if (level == SOL_SOCKET && name == SO_ERROR && val && len &&
-	    *len >= sizeof(int) && fd_take_error(fd, &err)) {
-		*(int *)val = err;
-		*len = sizeof(int);
-		return 0;
-	}
-	return REAL(getsockopt)(fd, level, name, val, len);
+	if (likely(!fdtab_fd(fd)) || shim__depth || level != SOL_SOCKET ||
+	    name != SO_ERROR || !args_get(&ulen, len, sizeof(ulen)) ||
+	    ulen < 0 || !fd_take_error(fd, &err))
+		return REAL(getsockopt)(fd, level, name, val, len);
+	if (ulen > (int)sizeof(err))
+		ulen = sizeof(err);
+	if ((ulen && !args_put(val, &err, ulen)) ||
+	    !args_put(len, &ulen, sizeof(ulen)))
+		return to_libc(-EFAULT);
+	return 0;
 }
 
-/* SO_PEEK_OFF on an accelerated socket: our buffer honours it too. */
+/*
+ * SO_PEEK_OFF on an accelerated socket: our buffer honours it too.  The
+ * kernel checks the value (and reads it) first.
+ */
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 			   socklen_t len)
 {
-	int ret;
+	int ret, off;
 
 	STAT_CALL(setsockopt);
 	ret = REAL(setsockopt)(fd, level, name, val, len);
-	if (!ret && level == SOL_SOCKET && name == SO_PEEK_OFF && val &&
-	    len >= sizeof(int))
-		fd_set_peek_off(fd, *(const int *)val);
+	if (!ret && level == SOL_SOCKET && name == SO_PEEK_OFF &&
+	    fdtab_fd(fd) && !shim__depth && args_get(&off, val, sizeof(off)))
+		fd_set_peek_off(fd, off);
 	return ret;
 }
 
@@ -189,6 +199,10 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 	return ret;
 }
 
+/*
+ * FIONREAD of an accelerated socket is what it holds; FIONBIO clearing
+ * O_NONBLOCK hands it back first.
+ */
 SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
 	va_list ap;
@@ -201,12 +215,11 @@ SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_end(ap);
 	if (likely(!fdtab_fd(fd)) || shim__depth)
 		return REAL(ioctl)(fd, req, arg);
-	if (req == FIONBIO && arg && !*(int *)arg)
+	/* The int behind either is read or written under the guard. */
+	if (req == FIONBIO && args_get(&n, arg, sizeof(n)) && !n)
 		fd_release_fd(fd);
-	if (req == FIONREAD && arg && fd_inq(fd, &n)) {
-		*(int *)arg = n;
-		return 0;
-	}
+	if (req == FIONREAD && fd_inq(fd, &n))
+		return args_put(arg, &n, sizeof(n)) ? 0 : to_libc(-EFAULT);
 	return REAL(ioctl)(fd, req, arg);
 }
 
