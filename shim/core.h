@@ -479,6 +479,8 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
  */
 int ep_wait_done(int epfd, bool kwaited, struct epoll_event *ev, int n,
 		 bool *again);
+/* ev[0..n) of a served wait could not be handed over: put back. */
+void ep_unwait(int epfd, const struct epoll_event *ev, int n);
 /* fd is closing or being replaced: forget what we knew of it. */
 void ep_forget_fd(int fd);
 /* An epoll fd is polled: kernel readiness only; true when one of its

@@ -1484,6 +1484,43 @@ int ep_wait(int epfd, struct epoll_event *ev, int maxev,
 	return ring_wait(l, ep, ev, maxev, ts, sigmask);
 }
 
+/*
+ * Events a wait collected that the caller's array could not take (the
+ * kernel puts such an event back on the ready list): an emulated one goes
+ * back on its registration's ready list, armed again.  One fetched from
+ * the kernel's set is gone (DESIGN.md, Known limits).  A walk of the
+ * table: only a bad array comes here.
+ */
+void ep_unwait(int epfd, const struct epoll_event *ev, int n)
+{
+	struct sep *ep = fdtab_ep(epfd);
+	unsigned int c, i;
+	int k;
+
+	for (c = 0; ep && n > 0 && RD(ep->nemul) > 0 &&
+	     c < shim__fdtab_max / FDTAB_CHUNK; c++) {
+		struct fdslot *chunk = RD(shim__fdtab[c]);
+
+		for (i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct sfd *f;
+			struct reg *r;
+
+			if (!RD(chunk[i].f) ||
+			    !(f = fd_lock(c * FDTAB_CHUNK + i)))
+				continue;
+			r = reg_find(f, ep);
+			for (k = 0; r && k < n; k++) {
+				if (ev[k].data.u64 != r->data.u64)
+					continue;
+				r->oneshot_fired = false;
+				reg_ready(r);
+				break;
+			}
+			fd_unlock(f);
+		}
+	}
+}
+
 /* ---- close, thread exit, fork ---- */
 
 /* The set record of a closing epoll fd goes (shim.lock held). */

@@ -8,7 +8,7 @@
  */
 #include <limits.h>
 
-#include "core.h"
+#include "args.h"
 
 SHIM_EXPORT int epoll_create(int size)
 {
@@ -30,10 +30,19 @@ SHIM_EXPORT int epoll_create1(int flags)
 	return ret;
 }
 
-SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *uev)
 {
+	struct epoll_event ev;
+
 	STAT_CALL(epoll_ctl);
-	return to_libc(ep_ctl(epfd, op, fd, ev));
+	if (!shim__ready() || shim__depth)
+		return REAL(epoll_ctl)(epfd, op, fd, uev);
+	/* do_epoll_ctl reads the event first, for every op but DEL. */
+	if (op == EPOLL_CTL_DEL)
+		return to_libc(ep_ctl(epfd, op, fd, NULL));
+	if (!args_get(&ev, uev, sizeof(ev)))
+		return to_libc(-EFAULT);
+	return to_libc(ep_ctl(epfd, op, fd, &ev));
 }
 
 /* How the real call is made when the shim does not serve a wait. */
@@ -94,39 +103,95 @@ static bool spin_plain_on(void)
 	       state != SHIM_STATE_DISABLED && state != SHIM_STATE_KILLED;
 }
 
-static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
-		       int maxev, int ms, const struct timespec *ts,
-		       const sigset_t *sigmask)
+/*
+ * The events of a wait the shim serves are collected into a buffer of
+ * its own, then copied to the caller's array under the guard: the kernel
+ * writes them one by one and stops at the first slot it cannot write,
+ * answering the count so far, or EFAULT with the event kept.  Events past
+ * such a slot go back (ep_unwait).  At most BOUNCE_MAX per wait.
+ */
+#define BOUNCE_MAX	256
+
+static int events_out(int epfd, struct epoll_event *uev,
+		      const struct epoll_event *kev, int n)
 {
-	struct timespec ms_ts, left;
+	int k;
+
+	if (likely(args_put(uev, kev, n * sizeof(*kev))))
+		return n;
+	for (k = 0; k < n; k++)
+		if (!args_put(UELEM(uev, struct epoll_event, k), &kev[k],
+			      sizeof(kev[k])))
+			break;
+	ep_unwait(epfd, kev + k, n - k);
+	return k ? k : -EFAULT;
+}
+
+/*
+ * The caller's arguments as the kernel checks them: the timeout (EFAULT,
+ * EINVAL), the mask (EFAULT), maxevents (EINVAL) and the array's range
+ * (EFAULT), in that order.  false: a bad one, which the real call
+ * answers.  Copies of the timeout and the mask go to *kts and *kmask.
+ */
+static bool wait_args_ok(enum wait_kind kind, struct epoll_event *ev,
+			 int maxev, int ms, const struct timespec **ts,
+			 struct timespec *kts, const sigset_t **sigmask,
+			 sigset_t *kmask)
+{
+	if (kind != WAIT_TS) {
+		*ts = NULL;
+		if (ms >= 0) {
+			kts->tv_sec = ms / 1000;
+			kts->tv_nsec = (long)(ms % 1000) * 1000000L;
+			*ts = kts;
+		}
+	} else if (*ts) {
+		if (args_timespec(*ts, kts))
+			return false;
+		*ts = kts;
+	}
+	if (*sigmask) {
+		if (args_sigset(*sigmask, kmask))
+			return false;
+		*sigmask = kmask;
+	}
+	return maxev > 0 && maxev <= SHIM_EP_MAX_EVENTS &&
+	       args_range_ok(ev, (size_t)maxev * sizeof(*ev));
+}
+
+static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
+		       int maxev, int ms, const struct timespec *uts,
+		       const sigset_t *usigmask)
+{
+	struct epoll_event kev[BOUNCE_MAX];
+	const struct timespec *ts = uts;
+	const sigset_t *sigmask = usigmask;
+	struct timespec kts, left;
 	uint64_t end = 0;
-	bool handled, kwaited, again, spin = spin_plain_on();
+	bool handled, kwaited, again, spin = spin_plain_on(), ok;
+	sigset_t kmask;
 	int ret;
 
-	if (kind != WAIT_TS) {
-		ts = NULL;
-		if (ms >= 0) {
-			ms_ts.tv_sec = ms / 1000;
-			ms_ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-			ts = &ms_ts;
-		}
-	}
-	if (ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L &&
-	    ts->tv_sec >= 0)
+	/* Only once the shim may serve it are the caller's arguments read. */
+	ok = shim__ready() && !shim__depth &&
+	     wait_args_ok(kind, ev, maxev, ms, &ts, &kts, &sigmask, &kmask);
+	if (ok && ts)
 		end = mono_ns() + ts->tv_sec * 1000000000ull + ts->tv_nsec;
 	for (;;) {
 		kwaited = false;
-		if (maxev > 0 && ev && (!ts || end)) {
-			ret = ep_wait(epfd, ev, maxev, ts, sigmask, &handled,
+		if (ok) {
+			ret = ep_wait(epfd, kev, maxev < BOUNCE_MAX ? maxev :
+				      BOUNCE_MAX, ts, sigmask, &handled,
 				      &kwaited);
 			if (handled)
-				return to_libc(ret);
+				return to_libc(ret > 0 ? events_out(epfd, ev,
+								    kev, ret) :
+					       ret);
 		}
 		loop_flush_before_block();
 		STAT_INC(passthrough);
 		ret = 0;
-		if (spin && maxev > 0 && ev && (!ts || end) &&
-		    (!ts || ts->tv_sec || ts->tv_nsec)) {
+		if (spin && ok && (!ts || ts->tv_sec || ts->tv_nsec)) {
 			uint64_t stop = shim__cfg.spin_ns < 0 ? UINT64_MAX :
 					mono_ns() + shim__cfg.spin_ns;
 
@@ -147,7 +212,8 @@ static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 				ts = &left;
 				ms = (rest + 999999) / 1000000;
 			}
-			ret = real_wait(kind, epfd, ev, maxev, ms, ts, sigmask);
+			ret = real_wait(kind, epfd, ev, maxev, ms,
+					ts == &left ? ts : uts, usigmask);
 		}
 		ret = ep_wait_done(epfd, kwaited, ev, ret, &again);
 		if (!again)
