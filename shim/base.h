@@ -2,14 +2,15 @@
  * base.h - layer 0 of the shim: what every file may use.
  *
  * The real libc entry points (real.c), the settings (init.c fills them
- * before anything else runs), the log (log.c), the counters (stats.c) and
- * fault-guarded copies (safecopy.c).  Nothing here knows about rings,
+ * before anything else runs), the log (log.c), the counters (stats.c),
+ * fault-guarded copies (safecopy.c) and the numbers of the shim's own
+ * fds (fdnum.c).  Nothing here knows about rings,
  * sockets or epoll.  The layers above, each calling only down:
  *
  *   L3  wrap_io.c wrap_fd.c wrap_epoll.c   validate, look up, convert
  *   L2  fdtab loop drain ready fd epoll wait   what the app sees (core.h)
  *   L1  ring.c                              io_uring memory (ring.h)
- *   L0  real log stats safecopy             this file
+ *   L0  real log stats safecopy fdnum       this file
  *
  * Conventions: functions return -errno internally and the wrappers
  * convert once at the libc edge; shim__depth > 0 while a thread is inside
@@ -169,6 +170,14 @@ bool shim__copy(void *dst, const void *src, size_t n);
 #define UFIELD(p, type, field)						\
 	((void *)((char *)(p) + offsetof(type, field)))
 #define UELEM(p, type, i)	((type *)((char *)(p) + (i) * sizeof(type)))
+
+/* ---- fdnum.c: the shim's own fd numbers ---- */
+/* The kernel's fd table size (FDSize), or 0 when /proc cannot say. */
+int shim__fd_table_size(void);
+/* A CLOEXEC dup of fd at the top of that table (fdnum.c says why). */
+int shim__fd_dup_high(int fd);
+/* fd moved there (the original closed); fd < 0 is passed through. */
+int shim__fd_high(int fd);
 
 /* ---- crash.c: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) ---- */
 /* The first accelerated socket: from now on the shim owns them. */

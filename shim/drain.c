@@ -125,7 +125,7 @@ static bool start_locked(void)
 	if (started)
 		return true;
 	if (wake_fd < 0)
-		wake_fd = eventfd(0, EFD_CLOEXEC);
+		wake_fd = shim__fd_high(eventfd(0, EFD_CLOEXEC));
 	if (wake_fd < 0)
 		return false;
 	sigfillset(&all);

@@ -159,8 +159,8 @@ static void kick(struct sep *ep)
 	pthread_mutex_lock(&ep->kick_lock);
 	if (ep->kicked)
 		goto out;
-	STAT_ADD(shim_syscalls, 2);
-	fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	STAT_ADD(shim_syscalls, 4);	/* eventfd, its move, the ADD */
+	fd = shim__fd_high(eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (fd < 0)
 		goto out_warn;
 	/* Set first: the waiter returns as soon as the ADD is done. */

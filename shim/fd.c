@@ -1478,7 +1478,7 @@ static void drain_in_background(struct sfd *f, bool shut_wr)
 	if ((!shut_wr && l->closing != f) || f->send_inflight ||
 	    f->stail == f->shead || f->hup)
 		return;
-	fd = shut_wr ? real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : f->fd;
+	fd = shut_wr ? shim__fd_dup_high(f->fd) : f->fd;
 	if (fd < 0)
 		return;
 	if (drain_handoff(fd, f->sbuf + f->shead, f->stail - f->shead,
@@ -1579,7 +1579,7 @@ void fd_close_locked(struct sfd *f, int fd)
 	if (!loop_is_mine(l))
 		fd_push(f);
 	if (f->stail > f->shead && !f->hup) {
-		int dupfd = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		int dupfd = shim__fd_dup_high(fd);
 
 		STAT_INC(shim_syscalls);
 		if (dupfd >= 0) {
@@ -1773,7 +1773,7 @@ void fd_loop_exit(struct loop *l)
 			if (!still_mine(f, fd, l) || f->send_inflight ||
 			    f->stail == f->shead)
 				continue;
-			dupfd = real_fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+			dupfd = shim__fd_dup_high(f->fd);
 			if (dupfd < 0)
 				continue;
 			if (drain_handoff(dupfd, f->sbuf + f->shead,

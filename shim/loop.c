@@ -118,7 +118,8 @@ static int loop_setup(struct loop *l)
 	ret = ring_setup(&l->ring, &p, shim__ring_ops, l);
 	if (ret)
 		return ret;
-	l->wake_fd = eventfd(0, EFD_CLOEXEC);
+	/* The shim's own fds at the top of the table (fdnum.c). */
+	l->wake_fd = shim__fd_high(eventfd(0, EFD_CLOEXEC));
 	if (l->wake_fd < 0) {
 		ret = -errno;
 		goto out_exit_ring;
@@ -126,7 +127,7 @@ static int loop_setup(struct loop *l)
 	ret = arm_wake(l);
 	if (ret)
 		goto out_close_wake;
-	l->err_epfd = REAL(epoll_create1)(EPOLL_CLOEXEC);
+	l->err_epfd = shim__fd_high(REAL(epoll_create1)(EPOLL_CLOEXEC));
 	return 0;
 
 out_close_wake:

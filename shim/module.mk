@@ -3,7 +3,7 @@
 
 # In layer order (DESIGN.md): each file calls only those before it.
 SHIM_SRCS	:= shim/real.c shim/log.c shim/stats.c shim/safecopy.c \
-		   shim/crash.c shim/sigwatch.c \
+		   shim/fdnum.c shim/crash.c shim/sigwatch.c \
 		   shim/ring.c \
 		   shim/fdtab.c shim/loop.c shim/drain.c shim/ready.c \
 		   shim/fd.c shim/epoll.c shim/wait.c \

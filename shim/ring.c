@@ -293,6 +293,9 @@ int ring_setup(struct ring *r, const struct ring_params *p,
 	ret = setup_uring(r, p);
 	if (ret)
 		return ret;
+	/* Its fd at the top of the table (fdnum.c). */
+	r->uring.ring_fd = r->uring.enter_ring_fd =
+		shim__fd_high(r->uring.ring_fd);
 	if (!probe_ok(r)) {
 		io_uring_queue_exit(&r->uring);
 		return -EOPNOTSUPP;
