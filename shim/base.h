@@ -174,6 +174,8 @@ bool shim__copy(void *dst, const void *src, size_t n);
 /* ---- fdnum.c: the shim's own fd numbers ---- */
 /* The kernel's fd table size (FDSize), or 0 when /proc cannot say. */
 int shim__fd_table_size(void);
+/* n capped at that size, as core_sys_select caps nfds. */
+int shim__fd_table_cap(int n);
 /* A CLOEXEC dup of fd at the top of that table (fdnum.c says why). */
 int shim__fd_dup_high(int fd);
 /* fd moved there (the original closed); fd < 0 is passed through. */

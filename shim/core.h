@@ -59,6 +59,9 @@ struct shim_core {
 	pid_t pid;
 	struct loop *loops;		/* every live loop */
 	bool ring_made;			/* one was ever made (this process) */
+	bool eps_known;			/* an epoll set was ever recorded:
+					   only then may a poll array hold
+					   one of ours (wait.c) */
 	int accel_now;			/* accelerated sockets open (atomic) */
 	int owned_n;			/* fds with state in the table (atomic) */
 	int64_t send_budget;		/* URINGSHIM_SEND_MAX_TOTAL not yet

@@ -65,6 +65,7 @@ struct sep *ep_get(int epfd, bool known)
 		return NULL;
 	ep->epfd = epfd;
 	fdtab_set_ep(epfd, ep);
+	WR(shim.eps_known, true);
 	return ep;
 }
 

@@ -58,6 +58,20 @@ static int top_base(void)
 	return size - (size / 4 < TOP ? size / 4 : TOP);
 }
 
+int shim__fd_table_cap(int n)
+{
+	int size = RD(table_size);
+
+	if (n <= size)
+		return n;
+	/* Unknown, or grown since: ask (only for an nfds past it). */
+	size = shim__fd_table_size();
+	if (size <= 0)
+		return n;
+	WR(table_size, size);
+	return n < size ? n : size;
+}
+
 int shim__fd_dup_high(int fd)
 {
 	int n = real_fcntl(fd, F_DUPFD_CLOEXEC, top_base());

@@ -9,6 +9,11 @@
  * select with ring work pending (queued bytes, closes to finish).  An
  * epoll fd polled here gets the kernel's readiness only (epoll.c), plus
  * POLLIN while a member still holds bytes the kernel cannot see.
+ *
+ * The caller's array (or sets) is read only when the shim may answer for
+ * one of its fds, into a copy under the fault guard (a bad one is the
+ * real call's to refuse), and only what the kernel writes goes back:
+ * revents, or the sets' bits up to nfds.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,42 +87,59 @@ static short poll_mask(struct sfd *f, short want)
 	       (m & EPOLLHUP ? POLLHUP : 0);
 }
 
+/* Whose readiness is fd's?  (shim_revents) */
+enum { KERNEL_FD, SHIM_FD, SHIM_INPUT_FD };
+
 /*
- * revents for fd when the shim answers for it; false when the kernel
- * does (not ours, or a released socket with nothing held).
+ * revents for fd when the shim answers for it: SHIM_FD for an
+ * accelerated socket; SHIM_INPUT_FD for a released one still holding
+ * pulled bytes or the error the ring took (its input is the shim's, its
+ * output the kernel's); KERNEL_FD otherwise.
  */
-static bool shim_revents(int fd, short want, short *revents)
+static int shim_revents(int fd, short want, short *revents)
 {
 	struct sfd *f = fd_lock(fd);
-	bool ours = false;
+	int who = KERNEL_FD;
 
 	if (!f)
-		return false;
-	if (f->state == FD_ACCEL ||
-	    (f->state == FD_DRAINING && fd_has_input(f))) {
+		return KERNEL_FD;
+	if (f->state == FD_ACCEL)
+		who = SHIM_FD;
+	else if (f->state == FD_DRAINING && (fd_has_input(f) || f->err))
+		who = SHIM_INPUT_FD;
+	if (who != KERNEL_FD)
 		*revents = poll_mask(f, want);
-		ours = true;
-	}
 	loop_unlock(f->loop);
-	return ours;
+	return who;
 }
 
 /*
- * poll over a set holding accelerated fds: the shim's entries are
- * answered by the shim, and hidden from the kernel's ppoll by a negative
- * fd, which the kernel skips (and we restore).
+ * poll over a set holding accelerated fds (fds: the shim's own copy):
+ * their readiness is the shim's, the others' the kernel's.  The kernel
+ * part gets an array of its own (kern), where the shim's entries are -1
+ * and every other entry, negative ones included, is the caller's.
+ * relevant (select): per entry, the revents bits that make it ready; an
+ * entry the kernel keeps reporting only other bits for (an error in an
+ * exception set) is not polled again (-2), or the slices would spin.
  */
 static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
-		      const sigset_t *sigmask)
+		      const sigset_t *sigmask, const short *relevant)
 {
 	uint64_t end = ts ? mono_ns() + ts->tv_sec * 1000000000ull +
 			    ts->tv_nsec : 0;
 	uint64_t spin_end = spin_stop(end);
 	unsigned long gen = shim__sig_gen;
+	struct pollfd stack[16], *kern = stack;
 	bool forever = !ts;
+	int ret, pass;
 	nfds_t i;
 
-	for (;;) {
+	if (n > ARRAY_SIZE(stack)) {
+		kern = malloc(n * sizeof(*kern));
+		if (!kern)
+			return -ENOMEM;
+	}
+	for (pass = 0;; pass++) {
 		struct timespec slice = { 0, 0 };
 		uint64_t left_ns = 1000000;
 		int ready = 0, kernel;
@@ -129,13 +151,21 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 			loop_unlock(shim__loop);
 		}
 		for (i = 0; i < n; i++) {
-			short re;
+			short re = 0;
+			int who;
 
+			if (!relevant || kern[i].fd != -2 || !pass)
+				kern[i] = fds[i];
+			fds[i].revents = 0;
 			if (fds[i].fd < 0)
 				continue;
-			if (shim_revents(fds[i].fd, fds[i].events, &re)) {
-				fds[i].revents = re;
-				ready += re != 0;
+			who = shim_revents(fds[i].fd, fds[i].events, &re);
+			if (who != KERNEL_FD) {
+				if (who == SHIM_FD)
+					kern[i].fd = -1;
+				fds[i].revents = relevant ? re & relevant[i] :
+							    re;
+				ready += fds[i].revents != 0;
 			} else if (ep_poll_extra(fds[i].fd, fds[i].events)) {
 				ready++;
 			}
@@ -149,39 +179,60 @@ static int poll_mixed(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		}
 		/* Spinning (URINGSHIM_SPIN_US): zero slices until it ends. */
 		slice.tv_nsec = ready || mono_ns() < spin_end ? 0 : left_ns;
-		/* Kernel fds: poll them with accelerated ones masked out. */
-		for (i = 0; i < n; i++)
-			if (fds[i].fd >= 0 && fdtab_fd(fds[i].fd))
-				fds[i].fd = -fds[i].fd - 2;
-		kernel = REAL(ppoll)(fds, n, &slice, sigmask);
-		for (i = 0; i < n; i++)
-			if (fds[i].fd <= -2)
-				fds[i].fd = -fds[i].fd - 2;
-		if (kernel < 0)
-			return -errno;
+		kernel = REAL(ppoll)(kern, n, &slice, sigmask);
+		if (kernel < 0) {
+			ret = -errno;
+			break;
+		}
 		if (kernel || ready) {
-			/* ppoll cleared the masked entries' revents. */
 			ready = 0;
 			for (i = 0; i < n; i++) {
-				short re;
+				short re = 0;
+				int who = fds[i].fd < 0 ? KERNEL_FD :
+					  shim_revents(fds[i].fd,
+						       fds[i].events, &re);
 
-				if (fds[i].fd >= 0 &&
-				    shim_revents(fds[i].fd, fds[i].events,
-						 &re))
+				if (who == SHIM_FD)
 					fds[i].revents = re;
-				else if (fds[i].fd >= 0)
-					fds[i].revents |= ep_poll_extra(
-						fds[i].fd, fds[i].events);
+				else if (who == SHIM_INPUT_FD)
+					fds[i].revents = re | kern[i].revents;
+				else if (fds[i].fd < 0 || fdtab_fd(fds[i].fd))
+					fds[i].revents = kern[i].revents;
+				else
+					fds[i].revents = kern[i].revents |
+						ep_poll_extra(fds[i].fd,
+							      fds[i].events);
+				if (relevant) {
+					if (who == KERNEL_FD && kern[i].revents &&
+					    !(kern[i].revents & relevant[i]))
+						kern[i].fd = -2;
+					fds[i].revents &= relevant[i];
+				}
 				ready += fds[i].revents != 0;
 			}
-			if (ready)
-				return ready;
+			if (ready) {
+				ret = ready;
+				break;
+			}
 		}
-		if (!forever && !left_ns)
-			return 0;
-		if (shim__sig_gen != gen && spin_end)
-			return -EINTR;	/* a handler ran while we spun */
+		if (!forever && !left_ns) {
+			ret = 0;
+			break;
+		}
+		if (shim__sig_gen != gen && spin_end) {
+			ret = -EINTR;	/* a handler ran while we spun */
+			break;
+		}
 	}
+	if (kern != stack)
+		free(kern);
+	return ret;
+}
+
+/* May the shim answer for one of the caller's fds at all? */
+static bool may_own(void)
+{
+	return !shim__depth && RD(shim.eps_known);
 }
 
 static bool any_owned(const struct pollfd *fds, nfds_t n)
@@ -205,91 +256,122 @@ static bool any_owned(const struct pollfd *fds, nfds_t n)
 	return false;
 }
 
-int wait_poll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+/* Entries a poll copies onto the stack; more are malloc'd. */
+#define POLL_STACK	32
+/* No RLIMIT_NOFILE reaches this (fs.nr_open's ceiling): EINVAL. */
+#define POLL_NFDS_MAX	(1UL << 30)
+
+/*
+ * poll/ppoll: the caller's array is read into a copy, and only the copy
+ * is worked on: the caller's entries keep their fd and events fields,
+ * negative entries get revents 0, and revents go back entry by entry,
+ * also after a signal (do_sys_poll), stopping at the first that cannot
+ * be written (EFAULT).  nfds above RLIMIT_NOFILE is the kernel's ppoll's
+ * to refuse, here or in the real call; so is an unreadable array.
+ */
+int wait_poll(struct pollfd *ufds, nfds_t n, const struct timespec *ts,
 	      const sigset_t *sigmask, bool *handled)
 {
+	struct pollfd stack[POLL_STACK], *fds = stack;
+	int ret = 0;
+	nfds_t i;
+
 	loop_flush_before_block();
-	*handled = !shim__depth && any_owned(fds, n);
-	if (!*handled)
+	*handled = false;
+	if (!may_own() || n > POLL_NFDS_MAX)
 		return 0;
-	return poll_mixed(fds, n, ts, sigmask);
+	if (n > POLL_STACK && !(fds = malloc(n * sizeof(*fds))))
+		return 0;
+	if (!shim__copy(fds, ufds, n * sizeof(*fds)) || !any_owned(fds, n))
+		goto out;
+	*handled = true;
+	ret = poll_mixed(fds, n, ts, sigmask, NULL);
+	for (i = 0; (ret >= 0 || ret == -EINTR) && i < n; i++)
+		if (!shim__copy(UFIELD(UELEM(ufds, struct pollfd, i),
+				       struct pollfd, revents),
+				&fds[i].revents, sizeof(fds[i].revents)))
+			ret = -EFAULT;
+out:
+	if (fds != stack)
+		free(fds);
+	return ret;
 }
 
-static bool sets_owned(int nfds, fd_set *r, fd_set *w, fd_set *e)
+#define LONG_BITS	(8 * (int)sizeof(long))
+
+static bool bit_get(const unsigned long *set, int fd)
 {
-	bool held = false;
-	int fd;
-
-	for (fd = 0; fd < nfds; fd++) {
-		bool rd = r && FD_ISSET(fd, r);
-
-		if ((rd || (w && FD_ISSET(fd, w))) && fdtab_ep(fd))
-			held |= ep_polled(fd, rd ? POLLIN : 0);
-	}
-	if (held || loop_has_work(shim__loop))
-		return true;
-	if (!RD(shim.owned_n))
-		return false;
-	for (fd = 0; fd < nfds; fd++)
-		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
-		     (e && FD_ISSET(fd, e))) && fdtab_fd(fd))
-			return true;
-	return false;
+	return set && (set[fd / LONG_BITS] >> (fd % LONG_BITS) & 1);
 }
 
-/* select through poll_mixed; only reached with accelerated fds inside. */
-static int select_mixed(int nfds, fd_set *r, fd_set *w, fd_set *e,
-			const struct timespec *ts, const sigset_t *sigmask)
-{
-	struct pollfd *pfd = calloc(nfds ? nfds : 1, sizeof(*pfd));
-	nfds_t n = 0, i;
-	int ret, count = 0, fd;
+/* What select asks of each set: POLLIN_SET, POLLOUT_SET, POLLEX_SET. */
+static const short set_events[3] = { POLLIN, POLLOUT, POLLPRI };
+static const short set_bits[3] = {
+	POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR,
+	POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR,
+	POLLPRI,
+};
 
+/*
+ * select/pselect through poll_mixed, for sets holding an fd of ours
+ * (core_sys_select): nfds capped at the kernel's fd table, the longs of
+ * each set up to it read and written back, a set bit of a closed fd is
+ * EBADF, the count is of bits set.  Sets of any size: a caller may pass
+ * more than FD_SETSIZE.
+ */
+static int select_mixed(int n, unsigned long *set[3], size_t bytes,
+			fd_set *uset[3], const struct timespec *ts,
+			const sigset_t *sigmask)
+{
+	struct pollfd *pfd;
+	short *relevant;
+	nfds_t np = 0, i;
+	int ret, count = 0, fd, k;
+
+	for (fd = 0; fd < n; fd++)
+		np += bit_get(set[0], fd) || bit_get(set[1], fd) ||
+		      bit_get(set[2], fd);
+	pfd = calloc(np ? np : 1, sizeof(*pfd) + sizeof(*relevant));
 	if (!pfd)
 		return -ENOMEM;
-	for (fd = 0; fd < nfds; fd++) {
-		short ev = 0;
+	relevant = (short *)(pfd + (np ? np : 1));
+	for (fd = 0, i = 0; fd < n; fd++) {
+		short ev = 0, rel = POLLNVAL;	/* closed: EBADF */
 
-		if (r && FD_ISSET(fd, r))
-			ev |= POLLIN;
-		if (w && FD_ISSET(fd, w))
-			ev |= POLLOUT;
-		if (e && FD_ISSET(fd, e))
-			ev |= POLLPRI;
-		if (ev) {
-			pfd[n].fd = fd;
-			pfd[n].events = ev;
-			pfd[n++].revents = 0;
-		}
+		for (k = 0; k < 3; k++)
+			if (bit_get(set[k], fd)) {
+				ev |= set_events[k];
+				rel |= set_bits[k];
+			}
+		if (!ev)
+			continue;
+		relevant[i] = rel;
+		pfd[i++] = (struct pollfd){ .fd = fd, .events = ev };
 	}
-	ret = poll_mixed(pfd, n, ts, sigmask);
+	ret = poll_mixed(pfd, np, ts, sigmask, relevant);
+	for (i = 0; ret >= 0 && i < np; i++)
+		if (pfd[i].revents & POLLNVAL)
+			ret = -EBADF;
 	if (ret < 0)
 		goto out;
-	for (fd = 0; fd < nfds; fd++) {
-		if (r)
-			FD_CLR(fd, r);
-		if (w)
-			FD_CLR(fd, w);
-		if (e)
-			FD_CLR(fd, e);
-	}
-	for (i = 0; i < n; i++) {
-		short re = pfd[i].revents;
-
-		if (r && (re & (POLLIN | POLLHUP | POLLERR))) {
-			FD_SET(pfd[i].fd, r);
-			count++;
-		}
-		if (w && (re & (POLLOUT | POLLERR))) {
-			FD_SET(pfd[i].fd, w);
-			count++;
-		}
-		if (e && (re & POLLPRI)) {
-			FD_SET(pfd[i].fd, e);
+	for (k = 0; k < 3; k++)
+		if (set[k])
+			memset(set[k], 0, bytes);
+	for (i = 0; i < np; i++) {
+		fd = pfd[i].fd;
+		for (k = 0; k < 3; k++) {
+			if (!set[k] || !(pfd[i].events & set_events[k]) ||
+			    !(pfd[i].revents & set_bits[k]))
+				continue;
+			set[k][fd / LONG_BITS] |= 1UL << (fd % LONG_BITS);
 			count++;
 		}
 	}
+	/* In order, stopping at the first that faults (set_fd_set). */
 	ret = count;
+	for (k = 0; k < 3 && ret >= 0; k++)
+		if (set[k] && bytes && !shim__copy(uset[k], set[k], bytes))
+			ret = -EFAULT;
 out:
 	free(pfd);
 	return ret;
@@ -299,9 +381,44 @@ int wait_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		const struct timespec *ts, const sigset_t *sigmask,
 		bool *handled)
 {
+	fd_set *uset[3] = { r, w, e };
+	unsigned long stack[3][FD_SETSIZE / LONG_BITS], *set[3] = { NULL };
+	unsigned long *buf = &stack[0][0];
+	bool held = false, mine = false;
+	int ret = 0, n, fd, k;
+	size_t bytes;
+
 	loop_flush_before_block();
-	*handled = !shim__depth && sets_owned(nfds, r, w, e);
-	if (!*handled)
+	*handled = false;
+	if (!may_own() || nfds < 0)
 		return 0;
-	return select_mixed(nfds, r, w, e, ts, sigmask);
+	/* The kernel reads no bit beyond its fd table. */
+	n = shim__fd_table_cap(nfds);
+	bytes = (size_t)(n + LONG_BITS - 1) / LONG_BITS * sizeof(long);
+	if (n > FD_SETSIZE && !(buf = malloc(3 * bytes)))
+		return 0;
+	for (k = 0; k < 3; k++) {
+		if (!uset[k])
+			continue;
+		set[k] = (unsigned long *)((char *)buf + k * bytes);
+		if (bytes && !shim__copy(set[k], uset[k], bytes))
+			goto out;	/* the real call's EFAULT */
+	}
+	for (fd = 0; fd < n; fd++) {
+		bool rd = bit_get(set[0], fd), wr = bit_get(set[1], fd);
+
+		if (!rd && !wr && !bit_get(set[2], fd))
+			continue;
+		if ((rd || wr) && fdtab_ep(fd))
+			held |= ep_polled(fd, rd ? POLLIN : 0);
+		mine |= fdtab_fd(fd) != NULL;
+	}
+	if (!held && !mine && !loop_has_work(shim__loop))
+		goto out;
+	*handled = true;
+	ret = select_mixed(n, set, bytes, uset, ts, sigmask);
+out:
+	if (buf != &stack[0][0])
+		free(buf);
+	return ret;
 }

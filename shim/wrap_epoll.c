@@ -268,84 +268,164 @@ static struct timespec *ms_to_ts(int ms, struct timespec *ts)
 	return ts;
 }
 
-SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+/*
+ * poll and __poll_chk: the shim's wait, or a spin first.  Returns the
+ * answer, or INT_MIN with *timeout what is left for the real call.
+ */
+static int poll_ms(struct pollfd *fds, nfds_t n, int *timeout)
 {
 	struct timespec ts;
 	bool handled;
 	int ret;
 
-	STAT_CALL(poll);
-	ret = wait_poll(fds, n, ms_to_ts(timeout, &ts), NULL, &handled);
+	ret = wait_poll(fds, n, ms_to_ts(*timeout, &ts), NULL, &handled);
 	if (handled)
 		return to_libc(ret);
 	STAT_INC(passthrough);
-	if (spin_plain_on() && timeout) {
+	if (spin_plain_on() && *timeout) {
 		uint64_t t0 = mono_ns();
 
-		ret = wait_poll_spin(fds, n, ms_to_ts(timeout, &ts), NULL);
+		ret = wait_poll_spin(fds, n, ms_to_ts(*timeout, &ts), NULL);
 		if (ret)
 			return to_libc(ret);
-		timeout = ms_left(timeout, t0);
+		*timeout = ms_left(*timeout, t0);
 	}
-	return REAL(poll)(fds, n, timeout);
+	return INT_MIN;
 }
 
+SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	int ret;
+
+	STAT_CALL(poll);
+	ret = poll_ms(fds, n, &timeout);
+	return ret != INT_MIN ? ret : REAL(poll)(fds, n, timeout);
+}
+
+/*
+ * The real __poll_chk, not poll, for what the shim does not serve: with a
+ * sanitizer, poll is its interceptor, which reads a bad array itself.
+ */
 SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
 			   size_t fdslen)
 {
+	int ret;
+
 	STAT_CALL(__poll_chk);
 	if (fdslen / sizeof(*fds) < n)
 		return REAL(__poll_chk)(fds, n, timeout, fdslen);
-	return poll(fds, n, timeout);
+	ret = poll_ms(fds, n, &timeout);
+	return ret != INT_MIN ? ret :
+	       REAL(__poll_chk)(fds, n, timeout, fdslen);
 }
 
-SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
-		      const sigset_t *sigmask)
+/*
+ * The timeout (EFAULT, EINVAL), then the mask (EFAULT), as the kernel
+ * reads them, into copies; false: a bad one, the real call's to answer.
+ */
+static bool wait_ts_mask(const struct timespec **ts, struct timespec *kts,
+			 const sigset_t **sigmask, sigset_t *kmask)
 {
-	bool handled;
+	if (*ts) {
+		if (args_timespec(*ts, kts))
+			return false;
+		*ts = kts;
+	}
+	if (*sigmask) {
+		if (args_sigset(*sigmask, kmask))
+			return false;
+		*sigmask = kmask;
+	}
+	return true;
+}
+
+SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *uts,
+		      const sigset_t *usigmask)
+{
+	const struct timespec *ts = uts;
+	const sigset_t *sigmask = usigmask;
+	struct timespec kts;
+	sigset_t kmask;
+	bool handled, checked;
 	int ret;
 
 	STAT_CALL(ppoll);
-	ret = wait_poll(fds, n, ts, sigmask, &handled);
-	if (handled)
-		return to_libc(ret);
+	checked = shim__ready() && !shim__depth &&
+		  wait_ts_mask(&ts, &kts, &sigmask, &kmask);
+	if (checked) {
+		ret = wait_poll(fds, n, ts, sigmask, &handled);
+		if (handled)
+			return to_libc(ret);
+	} else {
+		loop_flush_before_block();
+	}
 	STAT_INC(passthrough);
-	if (spin_plain_on() && (!ts || ts->tv_sec || ts->tv_nsec)) {
-		uint64_t t0 = mono_ns(), rest;
+	/* Only checked arguments are read by the spin. */
+	if (checked && spin_plain_on() && (!ts || ts->tv_sec || ts->tv_nsec)) {
+		uint64_t t0 = mono_ns(), want, spent, rest;
 		struct timespec left;
 
 		ret = wait_poll_spin(fds, n, ts, sigmask);
 		if (ret)
 			return to_libc(ret);
-		if (ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L &&
-		    ts->tv_sec >= 0) {
-			uint64_t want = ts->tv_sec * 1000000000ull +
-					ts->tv_nsec, spent = mono_ns() - t0;
-
+		if (ts) {
+			want = ts->tv_sec * 1000000000ull + ts->tv_nsec;
+			spent = mono_ns() - t0;
 			rest = spent < want ? want - spent : 0;
 			left.tv_sec = rest / 1000000000ull;
 			left.tv_nsec = rest % 1000000000ull;
-			ts = &left;
+			return REAL(ppoll)(fds, n, &left, usigmask);
 		}
 	}
-	return REAL(ppoll)(fds, n, ts, sigmask);
+	return REAL(ppoll)(fds, n, uts, usigmask);
+}
+
+static long ts_ns(const struct timespec *t)
+{
+	return t->tv_sec * 1000000000L + t->tv_nsec;
 }
 
 SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		       struct timeval *tv)
 {
-	struct timespec ts;
+	struct timespec ts, t0, t1;
+	struct timeval k;
 	bool handled;
+	long left;
 	int ret;
 
 	STAT_CALL(select);
+	if (!shim__ready() || shim__depth)
+		goto real;
+	/*
+	 * glibc reads the timeval itself, refuses a negative one, carries
+	 * surplus microseconds into seconds, and writes the time left back
+	 * (a timeval it cannot read or write faults there: the real call
+	 * meets that as plain libc would).
+	 */
+	if (tv && (!args_get(&k, tv, sizeof(k)) ||
+		   !args_put(tv, &k, sizeof(k)) || k.tv_sec < 0 ||
+		   k.tv_usec < 0))
+		goto real;
 	if (tv) {
-		ts.tv_sec = tv->tv_sec;
-		ts.tv_nsec = tv->tv_usec * 1000L;
+		ts.tv_sec = k.tv_sec + k.tv_usec / 1000000;
+		ts.tv_nsec = k.tv_usec % 1000000 * 1000L;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	}
 	ret = wait_select(nfds, r, w, e, tv ? &ts : NULL, NULL, &handled);
-	if (handled)
-		return to_libc(ret);
+	if (!handled)
+		goto real;
+	if (tv && (ts.tv_sec || ts.tv_nsec)) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = ts_ns(&ts) - (ts_ns(&t1) - ts_ns(&t0));
+		left = left > 0 ? left : 0;
+		k.tv_sec = left / 1000000000L;
+		k.tv_usec = left % 1000000000L / 1000;
+		args_put(tv, &k, sizeof(k));
+	}
+	return to_libc(ret);
+real:
+	loop_flush_before_block();
 	STAT_INC(passthrough);
 	return REAL(select)(nfds, r, w, e, tv);
 }
@@ -353,13 +433,22 @@ SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 SHIM_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 			const struct timespec *ts, const sigset_t *sigmask)
 {
+	const struct timespec *kts_p = ts;
+	const sigset_t *kmask_p = sigmask;
+	struct timespec kts;
+	sigset_t kmask;
 	bool handled;
 	int ret;
 
 	STAT_CALL(pselect);
-	ret = wait_select(nfds, r, w, e, ts, sigmask, &handled);
-	if (handled)
-		return to_libc(ret);
+	if (shim__ready() && !shim__depth &&
+	    wait_ts_mask(&kts_p, &kts, &kmask_p, &kmask)) {
+		ret = wait_select(nfds, r, w, e, kts_p, kmask_p, &handled);
+		if (handled)
+			return to_libc(ret);
+	} else {
+		loop_flush_before_block();
+	}
 	STAT_INC(passthrough);
 	return REAL(pselect)(nfds, r, w, e, ts, sigmask);
 }
