@@ -195,7 +195,7 @@ static void mask_norm(sigset_t *out, const sigset_t *in)
  * The application sets act for fatal_sigs[i] (armed, sig_lock held).
  * The flags it will read back are the kernel's own rewrite of them (libc
  * adds SA_RESTORER, the kernel drops unknown bits): install, read back,
- * and keep the application's handler, mask and OUR_FLAGS bits.
+ * and keep the application's handler, mask, OUR_FLAGS and SA_ONSTACK.
  */
 static void app_set(int i, const struct sigaction *act)
 {
@@ -210,8 +210,9 @@ static void app_set(int i, const struct sigaction *act)
 	} else {
 		memset(&rec, 0, sizeof(rec));
 		rec.sa_handler = act->sa_handler;
-		rec.sa_flags = (kept.sa_flags & ~OUR_FLAGS) |
-			       (act->sa_flags & OUR_FLAGS);
+		/* SA_ONSTACK too: kernel_install adds it for DFL/IGN. */
+		rec.sa_flags = (kept.sa_flags & ~(OUR_FLAGS | SA_ONSTACK)) |
+			       (act->sa_flags & (OUR_FLAGS | SA_ONSTACK));
 		rec.sa_restorer = kept.sa_restorer;
 		mask_norm(&rec.sa_mask, &act->sa_mask);
 	}
