@@ -2015,6 +2015,129 @@ static void c__Exit(struct ctx *c)
 	c_exit_common(c, true);
 }
 
+/* ---- signal actions ---- */
+
+/*
+ * The handler a case installs: it ends the child with a status of its
+ * own, so a fault after SIGSEGV got it (an old action written to a
+ * read-only page) ends both runs alike instead of faulting for ever.
+ */
+static void h_exit(int sig)
+{
+	_exit(60 + sig % 60);
+}
+
+/* A handler as its kind, so addresses never enter a transcript. */
+static long long handler_sym(__sighandler_t h)
+{
+	if (h == SIG_DFL)
+		return 0;
+	if (h == SIG_IGN)
+		return 1;
+	if (h == SIG_ERR)
+		return -1;
+	return h == h_exit ? 2 : 3;
+}
+
+/* SIGALRM is the harness's (arm), never a case's. */
+static int pick_signo(struct ctx *c)
+{
+	static const int sigs[] = {
+		SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGUSR1, SIGPIPE,
+		SIGCHLD, SIGTERM, SIGKILL, SIGSTOP, 0, -1, 32, 33, 64, 65,
+	};
+	int sig = sigs[below(&c->r, sizeof(sigs) / sizeof(sigs[0]))];
+
+	d(c, " sig=%d", sig);
+	return sig;
+}
+
+/* An action as the application reads it back (no addresses). */
+static void mix_action(struct ctx *c, const struct sigaction *a)
+{
+	unsigned long long mask;
+
+	memcpy(&mask, &a->sa_mask, sizeof(mask));
+	mix(c, (uint64_t)handler_sym(a->sa_handler));
+	mix(c, (unsigned int)a->sa_flags);
+	mix(c, mask);
+}
+
+/* What the process holds for the signal afterwards, read back. */
+static void post_action(struct ctx *c)
+{
+	struct sigaction now;
+	int sig = (int)c->post_n;
+
+	memset(&now, 0, sizeof(now));
+	if (sigaction(sig, NULL, &now) == 0)
+		mix_action(c, &now);
+	else
+		mix(c, (uint64_t)errno);
+}
+
+static void c_sigaction(struct ctx *c)
+{
+	static const int flags[] = {
+		SA_SIGINFO, SA_RESTART, SA_NODEFER, SA_RESETHAND, SA_ONSTACK,
+		SA_NOCLDSTOP,
+	};
+	static const __sighandler_t handlers[] = { SIG_DFL, SIG_IGN, h_exit };
+	int sig = pick_signo(c);
+	struct sigaction act, blank, *a = NULL, *old = NULL;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = handlers[below(&c->r, 3)];
+	for (int i = 0; i < 6; i++)
+		if (chance(&c->r, 25))
+			act.sa_flags |= flags[i];
+	if (chance(&c->r, 10))
+		act.sa_flags = (int)rnd(&c->r);
+	sigemptyset(&act.sa_mask);
+	for (int i = 1; i < 65; i++)
+		if (chance(&c->r, 5))
+			sigaddset(&act.sa_mask, i);
+	d(c, " handler=%lld flags=%#x", handler_sym(act.sa_handler),
+	  (unsigned int)act.sa_flags);
+	if (chance(&c->r, 80))
+		a = pick_place(c, "act", &act, sizeof(act));
+	else
+		d(c, " act=NULL");
+	memset(&blank, 0x5a, sizeof(blank));
+	if (chance(&c->r, 70))
+		old = pick_place(c, "old", &blank, sizeof(blank));
+	else
+		d(c, " old=NULL");
+	c->post = post_action;
+	c->post_n = (size_t)sig;
+	CALL(sigaction(sig, a, old));
+	if (c->ret == 0 && old &&
+	    readable(c, old, sizeof(*old)) == sizeof(*old)) {
+		struct sigaction o;
+
+		memcpy(&o, old, sizeof(o));	/* it may be misaligned */
+		mix_action(c, &o);
+	}
+}
+
+static void c_signal(struct ctx *c)
+{
+	static const __sighandler_t handlers[] = {
+		SIG_DFL, SIG_IGN, h_exit, SIG_ERR, (__sighandler_t)2,
+	};
+	int sig = pick_signo(c);
+	__sighandler_t h = handlers[below(&c->r, 5)], prev;
+
+	d(c, " handler=%lld", handler_sym(h));
+	c->post = post_action;
+	c->post_n = (size_t)sig;
+	publish_desc(c);
+	errno = 0;
+	prev = signal(sig, h);
+	c->err = prev == SIG_ERR ? errno : 0;
+	c->ret = handler_sym(prev);
+}
+
 /* ---- the table: every name in syscalls.def must have a case ---- */
 
 struct call {
@@ -2047,6 +2170,7 @@ static const struct call calls[] = {
 	{ "execvp", c_execvp }, { "execvpe", c_execvpe },
 	{ "execl", c_execl }, { "execlp", c_execlp }, { "execle", c_execle },
 	{ "fexecve", c_fexecve }, { "_exit", c__exit }, { "_Exit", c__Exit },
+	{ "sigaction", c_sigaction }, { "signal", c_signal },
 };
 #define NCALLS (sizeof(calls) / sizeof(calls[0]))
 
