@@ -23,7 +23,7 @@ CORNERS=(backpressure blocking close_flush connect dup efault eintr
 	 epoll_nested errors et fd_reuse fionread_peek fork fortify handoff ipv6
 	 loop_threads lt mixed_set nonblock_toggle oneshot peer_reset
 	 poll_select rdhup sendfile_order shutdown_flush signal_write threads
-	 writev_large)
+	 writev_large bad_args poll_array epoll_del_closed)
 
 setup() {
 	[ -x "$DENY_URING" ] || fail "$DENY_URING not built"

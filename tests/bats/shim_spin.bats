@@ -340,3 +340,27 @@ assert d["spin_ns"] == 0 and d["spin_hits"] == 0, d' "$output"
 @test "writev_large: shim spin_epoll" {
 	check_shim writev_large spin_epoll
 }
+
+@test "bad_args: shim spin" {
+	check_shim bad_args spin
+}
+
+@test "bad_args: shim spin_epoll" {
+	check_shim bad_args spin_epoll
+}
+
+@test "poll_array: shim spin" {
+	check_shim poll_array spin
+}
+
+@test "poll_array: shim spin_epoll" {
+	check_shim poll_array spin_epoll
+}
+
+@test "epoll_del_closed: shim spin" {
+	check_shim epoll_del_closed spin
+}
+
+@test "epoll_del_closed: shim spin_epoll" {
+	check_shim epoll_del_closed spin_epoll
+}

@@ -6,14 +6,17 @@
  * reads its own stats file ($URINGSHIM_STATS_DIR/uringshim.<pid>, or
  * /dev/shm) and expects the shim active with at least n sockets
  * accelerated.  Without the shim, or with the shim in passthrough,
- * disabled or killed (io_uring denied: nothing to accelerate), nothing is
- * expected.  Nothing is printed, so transcripts stay identical.
+ * disabled or killed (io_uring denied: nothing to accelerate), or
+ * spinning on plain epoll_wait (URINGSHIM_SPIN_RING=0 with
+ * URINGSHIM_SPIN_US: no ring is made), nothing is expected.  Nothing is
+ * printed, so transcripts stay identical.
  */
 #ifndef ACCEL_PROBE_H
 #define ACCEL_PROBE_H
 
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,15 @@
 
 #include "../../shim/stats.h"
 #include "conform.h"
+
+/* Does the shim spin on plain epoll_wait, making no ring? */
+static inline bool shim_spins_plain(void)
+{
+	const char *ring = getenv("URINGSHIM_SPIN_RING");
+	const char *us = getenv("URINGSHIM_SPIN_US");
+
+	return ring && !strcmp(ring, "0") && us && *us && strcmp(us, "0");
+}
 
 /* Accelerated sockets now, or -1 when no active shim is loaded here. */
 static inline long shim_accel_now(void)
@@ -32,7 +44,7 @@ static inline long shim_accel_now(void)
 	long n = -1;
 	int fd;
 
-	if (!pre || !strstr(pre, "uringshim") ||
+	if (!pre || !strstr(pre, "uringshim") || shim_spins_plain() ||
 	    ((dir = getenv("URINGSHIM_STATS")) && !strcmp(dir, "0")))
 		return -1;
 	dir = getenv("URINGSHIM_STATS_DIR");
