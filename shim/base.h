@@ -182,7 +182,7 @@ int shim__fd_dup_high(int fd);
 int shim__fd_high(int fd);
 
 /* ---- crash.c: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) ---- */
-/* The first accelerated socket: from now on the shim owns them. */
+/* The first accelerated socket (or guarded copy): the shim owns them. */
 void shim__crash_arm(void);
 /* Inside an application's fatal-signal handler (this thread)? */
 bool shim__crash_in_handler(void);

@@ -5,7 +5,8 @@
  * With batched sends an acknowledged byte may sit in a send queue until
  * the next wait point, and SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT
  * would kill the process with it.  From the first accelerated socket on
- * ("armed") the shim keeps its own handler in the kernel for those five
+ * (or the first guarded copy, safecopy.c, if that comes first: "armed")
+ * the shim keeps its own handler in the kernel for those five
  * and keeps the application's actions itself: sigaction() and signal()
  * set and return the application's action, as it would read it back from
  * the kernel.  When one of the five arrives, the handler
@@ -261,7 +262,7 @@ static void crash_atfork_child(void)
 /*
  * The first accelerated socket: from now on bytes can be queued, so the
  * shim takes the fatal signals, keeping what the application had as its
- * action.
+ * action.  Or the first guarded copy, which needs the SIGSEGV handler.
  */
 void shim__crash_arm(void)
 {
