@@ -301,8 +301,9 @@ int shim__sig_action(int sig, const struct sigaction *act,
 	i = slot_of(sig);
 	if (i < 0)
 		return shim__sigwatch_action(sig, act, old);
+	/* A bad pointer faults here, as in libc; a misaligned one is read. */
 	if (act)
-		a = *act;	/* a bad pointer faults here, as in libc */
+		memcpy(&a, act, sizeof(a));
 	memset(&prev, 0, sizeof(prev));
 	sig_lock_take(&saved);
 	if (!armed) {
@@ -314,7 +315,7 @@ int shim__sig_action(int sig, const struct sigaction *act,
 	}
 	sig_lock_drop(&saved);
 	if (!ret && old)
-		*old = prev;	/* after the change, as in libc */
+		memcpy(old, &prev, sizeof(prev));	/* after, as libc */
 	return ret;
 }
 

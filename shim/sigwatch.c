@@ -119,7 +119,7 @@ int shim__sigwatch_action(int sig, const struct sigaction *act,
 	if (!__atomic_load_n(&watch_on, __ATOMIC_ACQUIRE) || !watchable(sig))
 		return REAL(sigaction)(sig, act, old);
 	if (act)
-		a = *act;	/* a bad pointer faults here, as in libc */
+		memcpy(&a, act, sizeof(a));	/* faults here, as libc */
 	pthread_mutex_lock(&watch_lock);
 	get(sig, &prev);
 	if (act) {
@@ -139,7 +139,7 @@ int shim__sigwatch_action(int sig, const struct sigaction *act,
 	}
 	pthread_mutex_unlock(&watch_lock);
 	if (!ret && old)
-		*old = prev;
+		memcpy(old, &prev, sizeof(prev));
 	return ret;
 }
 
