@@ -406,8 +406,10 @@ uint32_t fd_unread(struct sfd *f);
  * The data path.  Returns true with *ret (bytes or -errno) when the shim
  * served the call on an fd it owns; false when the caller makes the real
  * call (for a send: the kernel's, with the buffer it could not take
- * whole, after the socket's queue).  iov is the wrapper's checked copy
- * (args.c); the buffers it points at are the caller's.
+ * whole, after the socket's queue).  The wrapper has seen fd in the table
+ * with shim__depth 0 (the hot path looks it up once more, not twice), and
+ * iov is its checked copy (args.c); the buffers it points at are the
+ * caller's.
  */
 bool fd_io_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
 		ssize_t *ret);

@@ -1080,8 +1080,6 @@ bool fd_io_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
 	struct sfd *f;
 	bool draining;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return false;
 	f = fd_lock(fd);
 	if (!f)
 		return false;
@@ -1124,8 +1122,6 @@ bool fd_io_send(int fd, const struct iovec *iov, int iovcnt, int flags,
 	struct sfd *f;
 	bool foreign;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return false;
 	f = fd_lock(fd);
 	if (!f)
 		return false;

@@ -146,12 +146,13 @@ static bool wait_args_ok(enum wait_kind kind, struct epoll_event *ev,
 			*ts = kts;
 		}
 	} else if (*ts) {
-		if (args_timespec(*ts, kts))
+		/* A disabled shim arms no guard (the copy's first use). */
+		if (!shim__ready() || args_timespec(*ts, kts))
 			return false;
 		*ts = kts;
 	}
 	if (*sigmask) {
-		if (args_sigset(*sigmask, kmask))
+		if (!shim__ready() || args_sigset(*sigmask, kmask))
 			return false;
 		*sigmask = kmask;
 	}
@@ -173,7 +174,7 @@ static int wait_common(enum wait_kind kind, int epfd, struct epoll_event *ev,
 	int ret;
 
 	/* Only once the shim may serve it are the caller's arguments read. */
-	ok = shim__ready() && !shim__depth &&
+	ok = !shim__depth &&
 	     wait_args_ok(kind, ev, maxev, ms, &ts, &kts, &sigmask, &kmask);
 	if (ok && ts)
 		end = mono_ns() + ts->tv_sec * 1000000000ull + ts->tv_nsec;

@@ -96,28 +96,20 @@ static ssize_t send_owned(int fd, const struct iovec *iov, int iovcnt,
 
 /*
  * read/write (vfs_read/vfs_write): the whole range first, then clamped.
- * false: the real call answers (the fd is not ours after all).
+ * A socket reads 0 bytes as 0 (sock_read_iter).  false: the real call
+ * answers (the fd is not ours after all).  Inline: the hot path.
  */
-static bool rw_one(int fd, bool rx, void *buf, size_t n, ssize_t *ret)
+static inline bool read_one(int fd, void *buf, size_t n, ssize_t *ret)
 {
 	struct iovec iov = { buf, n };
 
-	if (unlikely(!args_range_ok(buf, n))) {
-		*ret = -EFAULT;
+	if (unlikely(!args_range_ok(buf, n) || !n)) {
+		*ret = n ? -EFAULT : 0;
 		return true;
 	}
 	if (unlikely(n > (size_t)SHIM_MAX_RW_COUNT))
 		iov.iov_len = SHIM_MAX_RW_COUNT;
-	if (rx) {
-		/* A socket reads 0 bytes as 0 (sock_read_iter). */
-		if (unlikely(!n)) {
-			*ret = 0;
-			return true;
-		}
-		return fd_io_recv(fd, &iov, 1, 0, ret);
-	}
-	*ret = send_owned(fd, &iov, 1, 0);
-	return true;
+	return fd_io_recv(fd, &iov, 1, 0, ret);
 }
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -125,7 +117,7 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 	ssize_t ret;
 
 	STAT_CALL(read);
-	if (owned_hint(fd) && rw_one(fd, true, buf, n, &ret))
+	if (owned_hint(fd) && read_one(fd, buf, n, &ret))
 		return to_libc(ret);
 	PASS(read, fd, buf, n);
 }
@@ -135,19 +127,26 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	ssize_t ret;
 
 	STAT_CALL(__read_chk);
-	if (n <= buflen && owned_hint(fd) && rw_one(fd, true, buf, n, &ret))
+	if (n <= buflen && owned_hint(fd) && read_one(fd, buf, n, &ret))
 		return to_libc(ret);
 	PASS(__read_chk, fd, buf, n, buflen);
 }
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	struct iovec iov = { (void *)buf, n };
 	ssize_t ret;
 
 	STAT_CALL(write);
-	if (owned_hint(fd) && rw_one(fd, false, (void *)buf, n, &ret))
-		return to_libc(ret);
-	PASS(write, fd, buf, n);
+	if (!owned_hint(fd))
+		PASS(write, fd, buf, n);
+	if (unlikely(!args_range_ok(buf, n)))
+		return to_libc(-EFAULT);
+	if (unlikely(n > (size_t)SHIM_MAX_RW_COUNT))
+		iov.iov_len = SHIM_MAX_RW_COUNT;
+	if (likely(fd_io_send(fd, &iov, 1, 0, &ret)))
+		return to_libc(pipe_signal(ret, 0));
+	return to_libc(send_kernel(fd, &iov, 1, 0));
 }
 
 /*
