@@ -157,7 +157,7 @@ static void kick(struct sep *ep)
 				  .data.u64 = kick_data(ep) };
 	int fd;
 
-	pthread_mutex_lock(&ep->kick_lock);
+	shim_mutex_lock(&ep->kick_lock);
 	if (ep->kicked)
 		goto out;
 	STAT_ADD(shim_syscalls, 4);	/* eventfd, its move, the ADD */
@@ -175,7 +175,7 @@ out_warn:
 	shim__log(LOG_WARN, "uringshim: cannot wake the kernel wait on "
 		  "epoll fd %d\n", ep->epfd);
 out:
-	pthread_mutex_unlock(&ep->kick_lock);
+	shim_mutex_unlock(&ep->kick_lock);
 }
 
 /* Kick ep if a thread is in the kernel's wait on it. */
@@ -189,14 +189,14 @@ static void kick_waiter(struct sep *ep)
 
 static void kick_end(struct sep *ep)
 {
-	pthread_mutex_lock(&ep->kick_lock);
+	shim_mutex_lock(&ep->kick_lock);
 	if (ep->kicked) {
 		STAT_ADD(shim_syscalls, 2);
 		real_epoll_ctl(ep->epfd, EPOLL_CTL_DEL, ep->kick_fd, NULL);
 		real_close(ep->kick_fd);
 		WR(ep->kicked, false);
 	}
-	pthread_mutex_unlock(&ep->kick_lock);
+	shim_mutex_unlock(&ep->kick_lock);
 }
 
 /* Drop the kick from n kernel events; returns how many are left. */
