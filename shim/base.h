@@ -107,6 +107,8 @@ extern struct shim_config shim__cfg;
 extern __thread int shim__depth;
 
 pid_t shim__gettid(void);
+/* Fork child: this thread's id is new. */
+void shim__gettid_forget(void);
 
 /* ---- log.c ---- */
 enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -204,12 +206,19 @@ int shim__kernel_sigaction(int sig, const struct sigaction *sa,
 
 /* ---- sigwatch.c: spinning waits see a handler run ---- */
 /* Handlers of the application that ran on this thread (all of them
-   while sigwatch is on; the fatal ones always). */
+   while sigwatch is on; the fatal ones always); defined in crash.c. */
 extern __thread unsigned long shim__sig_gen;
 void shim__sigwatch_enable(void);
 int shim__sigwatch_action(int sig, const struct sigaction *act,
 			  struct sigaction *old);
 __sighandler_t shim__sigwatch_signal(int sig, __sighandler_t handler);
+
+/* The five the shim keeps itself from the first accelerated socket on. */
+static inline bool shim__sig_fatal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
+	       sig == SIGILL || sig == SIGABRT;
+}
 
 /* sigaction/signal as the application sees them (wrap_sig.c). */
 int shim__sig_action(int sig, const struct sigaction *act,

@@ -168,7 +168,8 @@ struct loop {
 	int refs;			/* sockets naming this loop (atomic) */
 	struct loop *next;		/* shim.loops, or the reuse list */
 
-	struct sfd *dirty;		/* need SQEs at the next flush */
+	struct sfd *dirty;		/* need SQEs at the next flush, in */
+	struct sfd **dirty_tail;	/* the order the app touched them */
 	struct sfd *holding;		/* hold bytes in ring buffers */
 	struct sep *dead_eps;		/* closed sets whose poll to cancel */
 	struct sfd *closing;		/* the socket close() is finishing */

@@ -60,6 +60,7 @@ static struct app_action app[NFATAL];
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool armed;
 static __thread int in_app_handler;	/* app handlers running here */
+__thread unsigned long shim__sig_gen;	/* and handlers run (sigwatch.c) */
 static __thread bool in_flush;
 
 static void crash_handler(int sig, siginfo_t *si, void *uc);
@@ -299,8 +300,6 @@ int shim__sig_action(int sig, const struct sigaction *act,
 	int i, ret = 0;
 
 	i = slot_of(sig);
-	if (i < 0)
-		return shim__sigwatch_action(sig, act, old);
 	/* A bad pointer faults here, as in libc; a misaligned one is read. */
 	if (act)
 		memcpy(&a, act, sizeof(a));
@@ -327,8 +326,8 @@ __sighandler_t shim__sig_signal(int sig, __sighandler_t handler)
 	int i;
 
 	i = slot_of(sig);
-	if (i < 0 || handler == SIG_ERR)
-		return shim__sigwatch_signal(sig, handler);
+	if (handler == SIG_ERR)
+		return REAL(signal)(sig, handler);
 	sig_lock_take(&saved);
 	if (!armed) {
 		ret = REAL(signal)(sig, handler);

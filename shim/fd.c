@@ -35,6 +35,11 @@
 static void drained_draining(struct sfd *f);
 static void finish_release(struct sfd *f);
 
+/*
+ * f needs SQEs at the next flush.  In order: the sends of one turn leave
+ * in the order the app wrote, as they would without the shim (the peers
+ * then answer in that order too).
+ */
 static void mark_dirty(struct sfd *f)
 {
 	struct loop *l = f->loop;
@@ -42,8 +47,13 @@ static void mark_dirty(struct sfd *f)
 	if (f->dirty)
 		return;
 	f->dirty = true;
-	f->dirty_next = l->dirty;
-	WR(l->dirty, f);
+	f->dirty_next = NULL;
+	if (!l->dirty) {
+		WR(l->dirty, f);
+	} else {
+		*l->dirty_tail = f;
+	}
+	l->dirty_tail = &f->dirty_next;
 }
 
 /* Take f off l's dirty list (l locked; a walk, for the rare move). */
@@ -56,6 +66,8 @@ static void dirty_remove(struct loop *l, struct sfd *f)
 	for (pp = &l->dirty; *pp; pp = &(*pp)->dirty_next)
 		if (*pp == f) {
 			WR(*pp, f->dirty_next);
+			if (l->dirty_tail == &f->dirty_next)
+				l->dirty_tail = pp;
 			break;
 		}
 	f->dirty = false;
@@ -1698,6 +1710,7 @@ void fd_flush_dirty(struct loop *l)
 
 	f = l->dirty;
 	WR(l->dirty, NULL);
+	l->dirty_tail = NULL;
 	for (; f; f = next) {
 		next = f->dirty_next;
 		f->dirty = false;

@@ -23,6 +23,9 @@
 #define FDTAB_DEFAULT_MAX	(1u << 20)
 #define FDTAB_HARD_MAX		(1u << 26)
 
+struct shim_core shim = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
 struct fdslot **shim__fdtab;
 unsigned int shim__fdtab_max;
 
@@ -47,6 +50,22 @@ static unsigned int nr_open(void)
 	return v;
 }
 
+/*
+ * True once init has run and acceleration is allowed at all.  Wrappers
+ * that run before the constructor (another library's constructor) see
+ * false and pass through.
+ */
+bool shim__ready(void)
+{
+	int state;
+
+	if (unlikely(!real_read))
+		shim__resolve_real();
+	state = RD(shim.state);
+	return RD(shim__fdtab) && (state == SHIM_STATE_INIT ||
+				   state == SHIM_STATE_ACTIVE);
+}
+
 int fdtab_init(void)
 {
 	unsigned int max = nr_open();
@@ -55,7 +74,7 @@ int fdtab_init(void)
 
 	if (!dir)
 		return -ENOMEM;
-	shim__fdtab = dir;
+	WR(shim__fdtab, dir);
 	__atomic_store_n(&shim__fdtab_max, chunks << FDTAB_CHUNK_SHIFT,
 			 __ATOMIC_RELEASE);
 	return 0;

@@ -19,21 +19,8 @@
 
 #include "core.h"
 
-struct shim_core shim = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-};
-struct shim_config shim__cfg;
-__thread int shim__depth;
-static __thread pid_t cached_tid;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 extern char **environ;
-
-pid_t shim__gettid(void)
-{
-	if (unlikely(!cached_tid))
-		cached_tid = syscall(SYS_gettid);
-	return cached_tid;
-}
 
 /* ---- settings ---- */
 
@@ -280,7 +267,7 @@ static void atfork_child(void)
 	 * it, and report the child's next other thread to take it.
 	 */
 	shim_unlock();
-	cached_tid = 0;
+	shim__gettid_forget();
 	shim.pid = getpid();
 	shim__stats_reopen_child();	/* the exec lock too */
 	drain_forget_child();
@@ -366,19 +353,4 @@ __attribute__((destructor)) static void shim_dtor(void)
 			  (unsigned long long)enters);
 	}
 	shim__stats_close();
-}
-
-/*
- * True once init has run and acceleration is allowed at all.  Wrappers
- * that run before the constructor (another library's constructor) see
- * false and pass through.
- */
-bool shim__ready(void)
-{
-	if (unlikely(!real_read))
-		shim__resolve_real();
-	int state = RD(shim.state);
-
-	return shim__fdtab && (state == SHIM_STATE_INIT ||
-			       state == SHIM_STATE_ACTIVE);
 }

@@ -1,7 +1,8 @@
 # shim/module.mk - build/liburingshim.so (the LD_PRELOAD library) and
 # build/uringshim-stat (reads its live stats file).
 
-# In layer order (DESIGN.md): each file calls only those before it.
+# In layer order (DESIGN.md): each file calls only those before it
+# (tests/bats/shim_layers.bats checks the objects against this list).
 SHIM_SRCS	:= shim/real.c shim/log.c shim/stats.c shim/safecopy.c \
 		   shim/fdnum.c shim/crash.c shim/sigwatch.c \
 		   shim/ring.c \
@@ -56,6 +57,13 @@ $(SHIM_STAT): $(BUILD)/shim/tools/uringshim-stat.o
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 PROGRAMS	+= $(SHIM_LIB) $(SHIM_STAT)
+
+# The layer order, for the check: one object a line, lowest first.
+SHIM_LAYERS	:= $(BUILD)/shim/layers.list
+$(SHIM_LAYERS): shim/module.mk
+	$(Q)mkdir -p $(@D)
+	$(Q)printf '%s\n' $(SHIM_OBJS) > $@
+TEST_SUPPORT	+= $(SHIM_LAYERS)
 
 # C test programs (run under the shim by re-executing themselves).
 SHIM_TESTS	:= $(BUILD)/shim/tests/polled_epoll

@@ -12,12 +12,30 @@
 #include <stddef.h>
 #include <sys/sendfile.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 #include "base.h"
 
 #define SHIM_CALL(ret, name, params) ret (*real_##name) params;
 #include "syscalls.def"
 #undef SHIM_CALL
+
+/* Layer 0's state: init.c fills the settings before anything runs. */
+struct shim_config shim__cfg;
+__thread int shim__depth;
+static __thread pid_t cached_tid;
+
+pid_t shim__gettid(void)
+{
+	if (unlikely(!cached_tid))
+		cached_tid = syscall(SYS_gettid);
+	return cached_tid;
+}
+
+void shim__gettid_forget(void)
+{
+	cached_tid = 0;
+}
 
 const char *const shim__call_names[SHIM_NCALLS] = {
 #define SHIM_CALL(ret, name, params) #name,

@@ -18,8 +18,6 @@
 
 #include "base.h"
 
-__thread unsigned long shim__sig_gen;
-
 /* The application's actions, by signal; busy: a short spinlock. */
 struct watched {
 	int busy;

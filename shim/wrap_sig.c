@@ -21,7 +21,9 @@ SHIM_EXPORT EARLY_SAFE int sigaction(int sig, const struct sigaction *act,
 	if (unlikely(!real_sigaction))
 		return __sigaction(sig, act, old);
 	STAT_CALL(sigaction);
-	return shim__sig_action(sig, act, old);
+	if (shim__sig_fatal(sig))
+		return shim__sig_action(sig, act, old);
+	return shim__sigwatch_action(sig, act, old);
 }
 
 SHIM_EXPORT EARLY_SAFE __sighandler_t signal(int sig, __sighandler_t handler)
@@ -29,5 +31,7 @@ SHIM_EXPORT EARLY_SAFE __sighandler_t signal(int sig, __sighandler_t handler)
 	if (unlikely(!real_signal))
 		return bsd_signal(sig, handler);
 	STAT_CALL(signal);
-	return shim__sig_signal(sig, handler);
+	if (shim__sig_fatal(sig))
+		return shim__sig_signal(sig, handler);
+	return shim__sigwatch_signal(sig, handler);
 }
