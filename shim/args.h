@@ -43,12 +43,12 @@ static inline bool args_range_ok(const void *p, size_t len)
 /* Fault-guarded copies from and to the caller's memory. */
 static inline bool args_get(void *dst, const void *usrc, size_t n)
 {
-	return shim__copy(dst, usrc, n);
+	return shim__ucopy(dst, usrc, n);
 }
 
 static inline bool args_put(void *udst, const void *src, size_t n)
 {
-	return shim__copy(udst, src, n);
+	return shim__ucopy(udst, src, n);
 }
 
 /*

@@ -159,8 +159,10 @@ void shim__safecopy_enable(void);
 void shim__safecopy_catch(void);
 /*
  * memcpy that returns false instead of faulting on a bad pointer (NULL
- * included; having copied an unknown part).  The first one arms crash.c
- * if no accelerated socket did yet.
+ * included; having copied an unknown part), once crash.c is armed: for
+ * the shim's sockets' buffers.  A caller's structure that may come before
+ * any accelerated socket goes through shim__ucopy (crash.c), which arms
+ * it first.
  */
 bool shim__copy(void *dst, const void *src, size_t n);
 
@@ -186,6 +188,8 @@ int shim__fd_high(int fd);
 /* ---- crash.c: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) ---- */
 /* The first accelerated socket (or guarded copy): the shim owns them. */
 void shim__crash_arm(void);
+/* shim__copy of a caller's structure, armed first if nothing armed yet. */
+bool shim__ucopy(void *dst, const void *src, size_t n);
 /* Inside an application's fatal-signal handler (this thread)? */
 bool shim__crash_in_handler(void);
 /* Push queued bytes out before a death (bounded); see crash.c. */

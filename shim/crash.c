@@ -285,10 +285,18 @@ void shim__crash_arm(void)
 		app_put(i, &cur);
 		kernel_install(fatal_sigs[i], &cur);
 	}
+	/* The guard first: whoever sees armed may copy at once. */
+	shim__safecopy_enable();
 	__atomic_store_n(&armed, true, __ATOMIC_RELEASE);
 	sig_lock_drop(&saved);
 	pthread_atfork(NULL, NULL, crash_atfork_child);
-	shim__safecopy_enable();
+}
+
+bool shim__ucopy(void *dst, const void *src, size_t n)
+{
+	if (unlikely(!__atomic_load_n(&armed, __ATOMIC_ACQUIRE)))
+		shim__crash_arm();
+	return shim__copy(dst, src, n);
 }
 
 /* sigaction() for the application (wrap_sig.c): its view of the five. */

@@ -7,10 +7,10 @@
  * Copies run under a per-thread jump buffer that the shim's SIGSEGV/SIGBUS
  * handler (crash.c) jumps back to; any other fault is a crash, and crash.c
  * treats it as one.  That handler is in the kernel from the first
- * accelerated socket on, or from the first guarded copy, whichever comes
- * first (a wrapper may read a caller's structure before any socket is
- * the shim's).  It leaves the signal mask untouched (SA_NODEFER, empty
- * mask), so the jump needs no sigprocmask (sigsetjmp(.., 0)).
+ * accelerated socket on, or from the first copy of a caller's structure
+ * (shim__ucopy, crash.c: a wrapper may read one before any socket is the
+ * shim's).  It leaves the signal mask untouched (SA_NODEFER, empty mask),
+ * so the jump needs no sigprocmask (sigsetjmp(.., 0)).
  */
 #include <setjmp.h>
 #include <string.h>
@@ -71,8 +71,8 @@ bool shim__copy(void *dst, const void *src, size_t n)
 		return true;
 	if (unlikely(!dst || !src))
 		return false;	/* the first page is never mapped */
-	if (unlikely(!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE)))
-		shim__crash_arm();	/* enables the guard */
+	if (unlikely(!__atomic_load_n(&enabled, __ATOMIC_RELAXED)))
+		return memcpy(dst, src, n), true;
 	if (sigsetjmp(j, 0))
 		return false;
 	copy_jmp = &j;

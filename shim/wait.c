@@ -282,12 +282,12 @@ int wait_poll(struct pollfd *ufds, nfds_t n, const struct timespec *ts,
 		return 0;
 	if (n > POLL_STACK && !(fds = malloc(n * sizeof(*fds))))
 		return 0;
-	if (!shim__copy(fds, ufds, n * sizeof(*fds)) || !any_owned(fds, n))
+	if (!shim__ucopy(fds, ufds, n * sizeof(*fds)) || !any_owned(fds, n))
 		goto out;
 	*handled = true;
 	ret = poll_mixed(fds, n, ts, sigmask, NULL);
 	for (i = 0; (ret >= 0 || ret == -EINTR) && i < n; i++)
-		if (!shim__copy(UFIELD(UELEM(ufds, struct pollfd, i),
+		if (!shim__ucopy(UFIELD(UELEM(ufds, struct pollfd, i),
 				       struct pollfd, revents),
 				&fds[i].revents, sizeof(fds[i].revents)))
 			ret = -EFAULT;
@@ -370,7 +370,7 @@ static int select_mixed(int n, unsigned long *set[3], size_t bytes,
 	/* In order, stopping at the first that faults (set_fd_set). */
 	ret = count;
 	for (k = 0; k < 3 && ret >= 0; k++)
-		if (set[k] && bytes && !shim__copy(uset[k], set[k], bytes))
+		if (set[k] && bytes && !shim__ucopy(uset[k], set[k], bytes))
 			ret = -EFAULT;
 out:
 	free(pfd);
@@ -401,7 +401,7 @@ int wait_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		if (!uset[k])
 			continue;
 		set[k] = (unsigned long *)((char *)buf + k * bytes);
-		if (bytes && !shim__copy(set[k], uset[k], bytes))
+		if (bytes && !shim__ucopy(set[k], uset[k], bytes))
 			goto out;	/* the real call's EFAULT */
 	}
 	for (fd = 0; fd < n; fd++) {
