@@ -4,10 +4,10 @@
  * The real libc entry points (real.c), the settings (init.c fills them
  * before anything else runs), the log (log.c), the counters (stats.c),
  * fault-guarded copies (safecopy.c) and the numbers of the shim's own
- * fds (fdnum.c).  Nothing here knows about rings,
- * sockets or epoll.  The layers above, each calling only down:
+ * fds (fdnum.c).  Nothing here knows about rings, sockets or epoll.  The
+ * layers above, each calling only down:
  *
- *   L3  wrap_io.c wrap_fd.c wrap_epoll.c   validate, look up, convert
+ *   L3  args wrap_io wrap_fd wrap_epoll     check, look up, convert
  *   L2  fdtab loop drain ready fd epoll wait   what the app sees (core.h)
  *   L1  ring.c                              io_uring memory (ring.h)
  *   L0  real log stats safecopy fdnum       this file

@@ -5,11 +5,11 @@
  * With batched sends an acknowledged byte may sit in a send queue until
  * the next wait point, and SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT
  * would kill the process with it.  From the first accelerated socket on
- * (or the first guarded copy, safecopy.c, if that comes first: "armed")
- * the shim keeps its own handler in the kernel for those five
- * and keeps the application's actions itself: sigaction() and signal()
- * set and return the application's action, as it would read it back from
- * the kernel.  When one of the five arrives, the handler
+ * (or the first guarded copy of a caller's structure, shim__ucopy, if
+ * that comes first: "armed") the shim keeps its own handler in the kernel
+ * for those five and keeps the application's actions itself: sigaction()
+ * and signal() set and return the application's action, as it would read
+ * it back from the kernel.  When one of the five arrives, the handler
  *   1. lets safecopy.c take a fault inside a guarded copy (EFAULT, no
  *      crash);
  *   2. runs the application's handler the way the kernel would (its mask,
