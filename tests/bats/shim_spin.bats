@@ -30,13 +30,16 @@ cpu_of() {
 	sed -n 's/^cpu_us \([0-9]*\) .*/\1/p' <<<"$1"
 }
 
+# The lower bounds are loose: the budget is wall time, and on a shared
+# machine the spinning thread may be preempted for part of it; an idle
+# wait that does not spin costs some tens of microseconds.
 @test "budget: an idle 1 s wait spins 20 ms, then sleeps" {
 	spin_run URINGSHIM_SPIN_US=20000 -- budget 1000
 	assert_success
 	assert_accelerated -d "$BATS_TEST_TMPDIR/spin.stats" \
 		$(stats_pids "$BATS_TEST_TMPDIR/spin.stats")
 	echo "cpu over the idle second: $(cpu_of "$output") us"
-	[ "$(cpu_of "$output")" -ge 15000 ]
+	[ "$(cpu_of "$output")" -ge 5000 ]
 	[ "$(cpu_of "$output")" -lt 200000 ]
 	run "$SHIM_STAT" --json -d "$BATS_TEST_TMPDIR/spin.stats" \
 		$(stats_pids "$BATS_TEST_TMPDIR/spin.stats")
@@ -68,7 +71,7 @@ assert d["spin_ns"] == 0 and d["spin_hits"] == 0, d' "$output"
 @test "budget: spinning on plain epoll also sleeps after its budget" {
 	spin_run URINGSHIM_SPIN_US=20000 URINGSHIM_SPIN_RING=0 -- budget 1000
 	assert_success
-	[ "$(cpu_of "$output")" -ge 15000 ]
+	[ "$(cpu_of "$output")" -ge 5000 ]
 	[ "$(cpu_of "$output")" -lt 200000 ]
 }
 

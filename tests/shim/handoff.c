@@ -45,6 +45,8 @@
 #define REQ1_SPLIT	7		/* "GET /al" | "pha\r\n" */
 #define REQ2		"GET /omega\r\n"
 #define STREAM		GREETING REQ1 REQ2
+/* The whole stream as an array, so offsets into it index it. */
+static const char stream[] = STREAM;
 #define GREET_END	(sizeof(GREETING) - 1)
 #define REQ1_END	(GREET_END + sizeof(REQ1) - 1)
 #define REQ2_END	(REQ1_END + sizeof(REQ2) - 1)
@@ -269,7 +271,7 @@ static size_t msg_end(size_t off)
 /* "OK alpha" for a request "GET /alpha\r\n" ending at end. */
 static void answer(char who, struct conn *c, int idx, size_t end)
 {
-	const char *req = STREAM + end - (sizeof(REQ1) - 1);
+	const char *req = &stream[end - (sizeof(REQ1) - 1)];
 	char out[32];
 	int len = snprintf(out, sizeof(out), "OK %.5s\n", req + 5);
 
@@ -299,7 +301,7 @@ static void serve(struct run *r, char who, int idx, size_t stop)
 		    shown(buf, n));
 		if (n <= 0)
 			break;
-		expect(!memcmp(buf, STREAM + c->off, n));
+		expect(!memcmp(buf, &stream[c->off], n));
 		c->off += n;
 		if (c->off > GREET_END && c->off == msg_end(c->off - 1))
 			answer(who, c, idx, c->off);
