@@ -1142,6 +1142,26 @@ static void *drain_main(void *arg)
  * report can tell whether the calls measured were the shim's: queued
  * writes and reads served from its buffer. -1 without a stats file.
  */
+/* Is path mapped into this process (the shim maps its stats file)? */
+static bool mapped_here(const char *path)
+{
+	char line[1024];
+	size_t len = strlen(path);
+	bool found = false;
+	FILE *maps = fopen("/proc/self/maps", "r");
+
+	if (!maps)
+		return false;
+	while (!found && fgets(line, sizeof(line), maps)) {
+		char *name = strchr(line, '/');
+
+		found = name && !strncmp(name, path, len) &&
+			(name[len] == '\n' || name[len] == ' ');
+	}
+	fclose(maps);
+	return found;
+}
+
 static void shim_counters(long long *queued, long long *served)
 {
 	static struct shim_stats_file st;
@@ -1152,6 +1172,9 @@ static void shim_counters(long long *queued, long long *served)
 	*queued = *served = -1;
 	snprintf(path, sizeof(path), "%s/uringshim.%d", dir ? dir : "/dev/shm",
 		 (int)getpid());
+	/* A file left by a killed process whose pid we reuse is not ours. */
+	if (!mapped_here(path))
+		return;
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return;

@@ -134,8 +134,17 @@ for k in ("write_call_ns", "read_call_ns"):
 print("ok")'
 	assert_output ok
 	# Without the shim the same calls are syscalls, and nothing says
-	# otherwise.
-	run timeout 60 "$HOSTPROF" --shim-calls --quick
+	# otherwise, not even a stats file that a killed shimmed process
+	# left under the pid this one reuses.
+	stale=$BATS_TEST_TMPDIR/stale
+	mkdir -p "$stale"
+	env URINGSHIM_STATS_DIR="$stale" LD_PRELOAD="$shim" \
+		bash -c 'kill -KILL $$' || true
+	left=$(echo "$stale"/uringshim.*)
+	[ -f "$left" ]
+	run timeout 60 env URINGSHIM_STATS_DIR="$stale" bash -c \
+		'mv "$1" "$URINGSHIM_STATS_DIR/uringshim.$$" &&
+		 exec "$2" --shim-calls --quick' _ "$left" "$HOSTPROF"
 	assert_success
 	echo "$output" >"$BATS_TEST_TMPDIR/p.json"
 	run ab_json "$BATS_TEST_TMPDIR/p.json" '
