@@ -137,6 +137,8 @@ def shim_state(stats):
     if state in ("active", 1):
         return "active"
     reason = stats.get("reason")
+    if reason and "SPIN_RING=0" in reason:
+        return "plain spin"     # epoll-spin: the shim without its ring
     return "%s%s" % (state, " (%s)" % reason if reason else "")
 
 
@@ -546,7 +548,7 @@ def make_verdict(table, bands, conditions, failures, skipped, runs):
                              lost[0][1], fmt(lost[-1][0]), lost[-1][1]))
     inactive = sorted({"%s: %s" % (r["condition"], r["shim_state"])
                        for r in runs if r.get("shim_state") not in
-                       (None, "active")})
+                       (None, "active", "plain spin")})
     if inactive:
         parts.append("WARNING shim not active in some runs (%s)"
                      % ", ".join(inactive))

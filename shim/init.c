@@ -318,7 +318,11 @@ static void init_once_fn(void)
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	WR(shim.state, SHIM_STATE_INIT);
-	shim__stats_set_state(SHIM_STATE_INIT, "no event loop seen yet");
+	/* The reader's "why not active": no ring is made in this mode. */
+	shim__stats_set_state(SHIM_STATE_INIT,
+			      shim__cfg.spin_ns && !shim__cfg.spin_ring ?
+			      "no ring: spinning on plain waits (SPIN_RING=0)" :
+			      "no event loop seen yet");
 	shim__log(LOG_INFO, "uringshim: loaded in pid %d\n", (int)shim.pid);
 }
 

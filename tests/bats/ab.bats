@@ -170,6 +170,23 @@ print(len(d["digests"]))'
 	assert_accelerated -j --traffic "${saved[@]}"
 }
 
+@test "ab: epoll-spin spins with no ring, and the verdict says so calmly" {
+	needs_binaries
+	local out=$BATS_TEST_TMPDIR/es f
+	run timeout -k 5 120 "$TOP/bench/ab" --quick --scenarios lat1 \
+		--conditions baseline,epoll-spin --out "$out"
+	assert_success
+	refute_line --partial "not active"
+	f=$(ab_json "$out/raw/lat1-r1-epoll-spin.json" \
+		'print(d["shim_stats_end_file"] or "")')
+	[ -n "$f" ] || fail "lat1 rep 1 of epoll-spin: no shim stats saved"
+	run ab_json "$out/raw/$f" '
+assert d["state"] == "init" and "SPIN_RING=0" in d["reason"], d["reason"]
+assert d["spin_hits"] > 0 and d["enters"] == 0, d
+print("ok")'
+	assert_output ok
+}
+
 @test "ab: the plots are PNG files" {
 	needs_binaries
 	for png in throughput cpu_per_request latency_c16; do
