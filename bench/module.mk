@@ -45,7 +45,9 @@ ab-real: all deps-bench deps-real
 # ---- end of real-server A/B block ----
 
 # ---- shimcost: the shim's own CPU per intercepted call ----
-# make bench-shim   shimcost plainly and under the shim, pinned to CPU 0
+# make bench-shim   shimcost plainly and under the shim, pinned to CPU 0;
+# the shim without adaptive parking, which would hand a loop this idle
+# back to plain syscalls and measure those instead
 PROGRAMS	+= $(BUILD)/shimcost
 $(BUILD)/shimcost: $(BUILD)/bench/shimcost.o
 	$(quiet) LD $@
@@ -55,6 +57,7 @@ $(BUILD)/shimcost: $(BUILD)/bench/shimcost.o
 bench-shim: all
 	$(Q)for r in 1 2 3; do \
 		taskset -c 0 $(BUILD)/shimcost $(SHIMCOST_FLAGS); \
-		LD_PRELOAD=$(abspath $(SHIM_LIB)) taskset -c 0 \
+		LD_PRELOAD=$(abspath $(SHIM_LIB)) URINGSHIM_ADAPTIVE=0 \
+			taskset -c 0 \
 			$(BUILD)/shimcost $(SHIMCOST_FLAGS); \
 	done

@@ -21,8 +21,11 @@
  *   wait_flush     per connection, the wait right after N writes (the
  *                  shim sends them there; plainly it finds nothing)
  *
- * Under the shim the write, read and ready-wait figures are user-space
- * work (no system call is made; the stats file confirms it), so their
+ * Under the shim (with URINGSHIM_ADAPTIVE=0: this loop is idle enough
+ * between batches for adaptive parking to hand it back to plain syscalls)
+ * the write, read and ready-wait figures are user-space work (no system
+ * call is made; hostprof --shim-calls checks that against the shim's
+ * stats), so their
  * margin against null_syscall is what the shim leaves for the kernel's
  * batched work.  Each batch is timed with CLOCK_MONOTONIC around all N
  * calls; the output is one JSON object on stdout.
