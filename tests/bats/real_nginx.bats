@@ -161,10 +161,18 @@ check_wrk() {
 	timeout 60 wrk -t 2 -c 16 -d 1s "http://127.0.0.1:$port/mid.bin" \
 		>/dev/null
 	finish_nginx
-	# Each worker runs the shim, whether or not it took a connection.
+	# Each worker runs the shim, whether or not it took a connection. A
+	# worker forked on a busy machine may reach its event loop late: wait
+	# for it (bounded), so only one that never gets there fails.
 	for p in $workers; do
+		for _ in $(seq 100); do
+			[ "$(shim_stat_field "$p" state)" = active ] && break
+			sleep 0.1
+		done
 		[ "$(shim_stat_field "$p" state)" = active ] ||
-			fail "worker $p: $(shim_stats_json "$p")"
+			fail "worker $p: $(shim_stats_json "$p"); wchan" \
+				"$(cat "/proc/$p/wchan" 2>&1); syscall" \
+				"$(cat "/proc/$p/syscall" 2>&1)"
 	done
 }
 
