@@ -216,7 +216,9 @@ void drain_forget_child(void)
 {
 	struct drain_job *j;
 
-	pthread_mutex_init(&drain_lock, NULL);
+	/* Taken in prepare by this thread: released, not re-initialised
+	 * (TSan would still see the parent's owner holding it). */
+	pthread_mutex_unlock(&drain_lock);
 	pthread_cond_init(&drain_done, NULL);
 	while ((j = incoming)) {
 		incoming = j->next;

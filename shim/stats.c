@@ -226,7 +226,7 @@ void shim__stats_reopen_child(void)
 {
 	struct shim_stats_file *old = shim__stats;
 
-	pthread_mutex_init(&exec_lock, NULL);
+	pthread_mutex_unlock(&exec_lock);	/* taken in prepare */
 	execs_pending = 0;
 	stats_path[0] = 0;
 	if (old != &private_stats)
