@@ -67,17 +67,29 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		a.sa_handler(sig);
 }
 
+/*
+ * Through libc's sigaction (REAL), never crash.c's direct one: in a TSan
+ * build the handler must be TSan's to defer, since the application's
+ * handler calls intercepted functions and must not run inside TSan's own
+ * runtime (it deadlocks there).  Elsewhere the two are the same call.
+ */
+static int handler_action(int sig, const struct sigaction *a,
+			  struct sigaction *old)
+{
+	return REAL(sigaction)(sig, a, old);
+}
+
 /* The kernel's action for the application's a on sig (watch_lock). */
 static int install(int sig, const struct sigaction *a)
 {
 	struct sigaction k;
 
 	if (!is_handler(a))
-		return shim__kernel_sigaction(sig, a, NULL);
+		return handler_action(sig, a, NULL);
 	k = *a;
 	k.sa_sigaction = trampoline;
 	k.sa_flags |= SA_SIGINFO;
-	return shim__kernel_sigaction(sig, &k, NULL);
+	return handler_action(sig, &k, NULL);
 }
 
 /* glibc keeps these two for itself (cancellation, setxid). */
@@ -98,7 +110,7 @@ void shim__sigwatch_enable(void)
 		    sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
 			continue;
 		memset(&cur, 0, sizeof(cur));
-		if (shim__kernel_sigaction(sig, NULL, &cur))
+		if (handler_action(sig, NULL, &cur))
 			continue;
 		put(sig, &cur);
 		if (is_handler(&cur))
@@ -126,7 +138,7 @@ int shim__sigwatch_action(int sig, const struct sigaction *act,
 			/* The flags as the kernel keeps them. */
 			struct sigaction kept;
 
-			shim__kernel_sigaction(sig, NULL, &kept);
+			handler_action(sig, NULL, &kept);
 			if (is_handler(&a)) {
 				kept.sa_handler = a.sa_handler;
 				kept.sa_flags = (kept.sa_flags & ~SA_SIGINFO) |
