@@ -65,6 +65,7 @@ struct client_conn {
 	int fd;
 	bool closed;
 	bool counting;		/* tally responses instead of printing them */
+	int skip_syncs;		/* sync replies of barriers, not printed */
 	uint64_t counts[256];	/* by message type */
 	size_t len;
 	_Alignas(8) unsigned char buf[4096];	/* frames start at buf[0] */
@@ -313,6 +314,10 @@ static bool print_until_sync(struct client_conn *c, const unsigned char *f,
 			     void *arg)
 {
 	(void)arg;
+	if (c->skip_syncs && f[2] == MSG_REJECTED && is_sync_reply(f)) {
+		c->skip_syncs--;
+		return false;
+	}
 	if (c->counting && !(f[2] == MSG_REJECTED && is_sync_reply(f))) {
 		c->counts[f[2]]++;
 		return false;
@@ -320,10 +325,51 @@ static bool print_until_sync(struct client_conn *c, const unsigned char *f,
 	return decode(c->name, f);
 }
 
+/* Does c's buffer hold a sync reply (or a frame that ends the scan)? */
+static bool sync_buffered(const struct client_conn *c)
+{
+	size_t off = 0;
+	int len;
+
+	while ((len = proto_next_frame(c->buf + off, c->len - off,
+				       PROTO_TO_CLIENT))) {
+		if (len < 0 || (c->buf[off + 2] == MSG_REJECTED &&
+				is_sync_reply(c->buf + off)))
+			return true;
+		off += (size_t)len;
+	}
+	return false;
+}
+
+/*
+ * Wait until the server has handled everything sent on c, reading its
+ * answers into c's buffer without printing them yet. The command's
+ * effects on other connections (a maker's executions) are then queued
+ * before their sync markers are even sent, whatever order the server
+ * serves its ready sockets in.
+ */
+static void barrier(struct client_conn *c)
+{
+	struct msg_cancel marker = { .cl_ord_id = SYNC_ID };
+
+	send_msg(c->fd, &marker, MSG_CANCEL);
+	c->skip_syncs++;
+	while (!sync_buffered(c) && c->len < sizeof(c->buf)) {
+		ssize_t n = recv_or_exit(c, c->buf + c->len,
+					 sizeof(c->buf) - c->len);
+
+		if (n <= 0)
+			return;	/* read_frames sees the end again */
+		c->len += n;
+	}
+}
+
 static void sync_all(void)
 {
 	struct msg_cancel marker = { .cl_ord_id = SYNC_ID };
 
+	if (cur && !cur->closed && nr_conns > 1)
+		barrier(cur);
 	for (int i = 0; i < nr_conns; i++) {
 		struct client_conn *c = &conns[i];
 
