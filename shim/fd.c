@@ -92,6 +92,17 @@ struct sfd *fd_lock(int fd)
 	return NULL;
 }
 
+/*
+ * fd_lock for the calls that only look after an fd of ours: NULL at once
+ * for any other fd, and inside a signal handler that interrupted the shim.
+ */
+static struct sfd *fd_lock_ours(int fd)
+{
+	if (likely(!fdtab_fd(fd)) || shim__depth)
+		return NULL;
+	return fd_lock(fd);
+}
+
 /* f moved between loops or went away while l was unlocked? */
 static bool still_mine(struct sfd *f, int fd, struct loop *l)
 {
@@ -1408,9 +1419,7 @@ void fd_release_fd(int fd)
 	struct sfd *f;
 	struct loop *l;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return;
 	l = f->loop;
@@ -1686,9 +1695,7 @@ int fd_shutdown(int fd, int how, bool *handled)
 	int ret;
 
 	*handled = false;
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return 0;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return 0;
 	l = f->loop;
@@ -1840,9 +1847,7 @@ void fd_keep_error(int fd, int err)
 {
 	struct sfd *f;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return;
 	f->err = err;
@@ -1854,9 +1859,7 @@ bool fd_holds_error(int fd)
 	struct sfd *f;
 	bool held;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return false;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return false;
 	held = f->err != 0;
@@ -1870,9 +1873,7 @@ bool fd_take_error(int fd, int *err)
 	struct loop *l;
 	bool taken = false;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return false;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return false;
 	l = f->loop;
@@ -1889,9 +1890,7 @@ void fd_set_peek_off(int fd, int val)
 {
 	struct sfd *f;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return;
 	f->peek_off = val < 0 ? -1 : val;
@@ -1903,9 +1902,7 @@ bool fd_inq(int fd, int *n)
 	struct sfd *f;
 	bool ours = false;
 
-	if (likely(!fdtab_fd(fd)) || shim__depth)
-		return false;
-	f = fd_lock(fd);
+	f = fd_lock_ours(fd);
 	if (!f)
 		return false;
 	if (f->state == FD_ACCEL) {
